@@ -1,0 +1,441 @@
+//! The command line: clap derive, every flag with an `HUBCAP_…` environment variable, units that
+//! validate on parse, and cross-field checks in [`RunArgs::validate`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::avro::Codec;
+use crate::path::{namespace_from_brokers, PathError, PathTemplate, DEFAULT_TEMPLATE};
+use crate::window::RollPolicy;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hubcap",
+    version,
+    about = "Archive Kafka topics into Event Hubs Capture-style Avro files in object storage, exactly once."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Archive topics as a consumer group, continuously or (with --once) up to their end.
+    Run(Box<RunArgs>),
+    /// Start an in-process Kafka cluster, produce sample events and archive them to ./capture.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
+    #[arg(long, env = "HUBCAP_BROKERS")]
+    pub brokers: String,
+
+    /// Topic to archive; repeat the flag (or comma-separate the variable) for several.
+    #[arg(
+        long = "topic",
+        env = "HUBCAP_TOPIC",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub topics: Vec<String>,
+
+    /// Consumer group id; checkpoints are kept per group.
+    #[arg(long, env = "HUBCAP_GROUP")]
+    pub group: String,
+
+    /// Where files go: a local directory, or file://, az://, abfss://, s3://, gs://, memory:// URL.
+    #[arg(long, env = "HUBCAP_OUTPUT", default_value = "./capture")]
+    pub output: String,
+
+    /// Where checkpoints go (same URL forms); default: the `_checkpoints/` prefix of --output.
+    #[arg(long, env = "HUBCAP_CHECKPOINTS")]
+    pub checkpoints: Option<String>,
+
+    /// Size window: a file closes before it would exceed this many encoded bytes (e.g. 300MiB, 10MB).
+    #[arg(long, env = "HUBCAP_WINDOW_SIZE", default_value = "300MiB")]
+    pub window_size: ByteSize,
+
+    /// Time window: a file closes this long after its window opened (e.g. 5m, 90s, 1h).
+    #[arg(long, env = "HUBCAP_WINDOW_TIME", default_value = "5m")]
+    pub window_time: HumanDuration,
+
+    /// Object name template; tokens {Namespace} {EventHub} {PartitionId} {Year} {Month} {Day}
+    /// {Hour} {Minute} {Second} {Offset}. `-{Offset}` is appended when absent, then `.avro`.
+    #[arg(long, env = "HUBCAP_PATH_FORMAT", default_value = DEFAULT_TEMPLATE)]
+    pub path_format: String,
+
+    /// Value of {Namespace}; default: the first label of the first broker's host name.
+    #[arg(long, env = "HUBCAP_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Avro codec: null (what Capture writes) or deflate.
+    #[arg(long, env = "HUBCAP_CODEC", value_enum, default_value = "null")]
+    pub codec: Codec,
+
+    /// Write an empty Capture file (header plus one empty block) for a window without events.
+    #[arg(long, env = "HUBCAP_EMPTY_FILES")]
+    pub empty_files: bool,
+
+    /// Scheduled mode: archive each assigned partition up to its end offset at start, then exit.
+    #[arg(long, env = "HUBCAP_ONCE")]
+    pub once: bool,
+
+    /// On SIGINT/SIGTERM (or a revoked partition), how long to flush open windows before giving up.
+    #[arg(long, env = "HUBCAP_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: HumanDuration,
+
+    /// A librdkafka setting, key=value (security, SASL, TLS, …); repeatable. Settings hubcap
+    /// relies on (group.id, enable.auto.commit, …) are applied after these and win.
+    #[arg(short = 'X', value_name = "KEY=VALUE", env = "HUBCAP_KAFKA_CONFIG", value_delimiter = '\n', value_parser = parse_key_value)]
+    pub kafka: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Where the demo writes its files.
+    #[arg(long, env = "HUBCAP_OUTPUT", default_value = "./capture")]
+    pub output: String,
+
+    /// How many events the demo produces.
+    #[arg(long, default_value_t = 5000)]
+    pub events: usize,
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub args: RunArgs,
+    pub namespace: String,
+    pub template: PathTemplate,
+    pub policy: RollPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Path(#[from] PathError),
+    #[error("--{flag} must be greater than zero")]
+    Zero { flag: &'static str },
+    #[error("--topic {0:?} is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249)")]
+    Topic(String),
+    #[error("--brokers is empty; give HOST:PORT, e.g. --brokers 127.0.0.1:9092")]
+    Brokers,
+    #[error("--group is empty; give the consumer group id, e.g. --group hubcap")]
+    Group,
+}
+
+impl RunArgs {
+    pub fn validate(self) -> Result<RunConfig, ConfigError> {
+        if self.brokers.trim().is_empty() {
+            return Err(ConfigError::Brokers);
+        }
+        if self.group.trim().is_empty() {
+            return Err(ConfigError::Group);
+        }
+        for topic in &self.topics {
+            let valid = !topic.is_empty()
+                && topic.len() <= 249
+                && topic != "."
+                && topic != ".."
+                && topic
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !valid {
+                return Err(ConfigError::Topic(topic.clone()));
+            }
+        }
+        if self.window_size.0 == 0 {
+            return Err(ConfigError::Zero {
+                flag: "window-size",
+            });
+        }
+        if self.window_time.0.is_zero() {
+            return Err(ConfigError::Zero {
+                flag: "window-time",
+            });
+        }
+        let template = PathTemplate::parse(&self.path_format, "avro")?;
+        let namespace = self
+            .namespace
+            .clone()
+            .unwrap_or_else(|| namespace_from_brokers(&self.brokers));
+        let policy = RollPolicy {
+            max_bytes: self.window_size.0,
+            max_age: self.window_time.0,
+        };
+        Ok(RunConfig {
+            args: self,
+            namespace,
+            template,
+            policy,
+        })
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!(
+            "expected KEY=VALUE (a librdkafka setting), e.g. -X security.protocol=SASL_SSL; got {:?}",
+            redact_unparsed(s)
+        )),
+    }
+}
+
+/// Shows at most the start of a malformed setting: it may hold a secret.
+fn redact_unparsed(s: &str) -> String {
+    let head: String = s.chars().take(12).collect();
+    if head.len() < s.len() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// Whether a librdkafka setting holds a secret that must never be printed.
+pub fn is_secret_setting(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "sasl.oauthbearer.config",
+        "ssl.key.pem",
+        "ssl_key",
+        "token",
+    ]
+    .iter()
+    .any(|needle| k.contains(needle))
+}
+
+/// A byte count that parses `300MiB`, `10MB`, `1GiB`, `4096`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid size {s:?}: use a number with a unit, like 300MiB, 10MB, 512KiB or 1GiB"
+            )
+        };
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1_000,
+            "kib" => 1 << 10,
+            "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult).map(ByteSize).ok_or_else(bad)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        match n {
+            _ if n >= 1 << 30 && n % (1 << 30) == 0 => write!(f, "{}GiB", n >> 30),
+            _ if n >= 1 << 20 && n % (1 << 20) == 0 => write!(f, "{}MiB", n >> 20),
+            _ if n >= 1 << 10 && n % (1 << 10) == 0 => write!(f, "{}KiB", n >> 10),
+            _ => write!(f, "{n}B"),
+        }
+    }
+}
+
+/// A duration that parses `5m`, `90s`, `1h30m`, `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl FromStr for HumanDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid duration {s:?}: use a number with a unit, like 5m, 90s, 1h30m or 500ms"
+            )
+        };
+        let mut rest = s.trim();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        let mut total = Duration::ZERO;
+        while !rest.is_empty() {
+            let split = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+            let n: u64 = rest[..split].parse().map_err(|_| bad())?;
+            let unit_end = rest[split..]
+                .find(|c: char| c.is_ascii_digit())
+                .map_or(rest.len(), |i| split + i);
+            let unit = match &rest[split..unit_end] {
+                "ms" => Duration::from_millis(1),
+                "s" => Duration::from_secs(1),
+                "m" => Duration::from_secs(60),
+                "h" => Duration::from_secs(3600),
+                _ => return Err(bad()),
+            };
+            total += unit
+                .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+                .ok_or_else(bad)?;
+            rest = &rest[unit_end..];
+        }
+        Ok(HumanDuration(total))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 != 0 {
+            write!(f, "{ms}ms")
+        } else {
+            write!(f, "{}s", ms / 1000)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut full = vec!["hubcap", "run"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).map(|cli| match cli.command {
+            Command::Run(a) => *a,
+            Command::Demo(_) => unreachable!(),
+        })
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!("300MiB".parse::<ByteSize>().unwrap().0, 300 << 20);
+        assert_eq!("10MB".parse::<ByteSize>().unwrap().0, 10_000_000);
+        assert_eq!("1gib".parse::<ByteSize>().unwrap().0, 1 << 30);
+        assert_eq!("4096".parse::<ByteSize>().unwrap().0, 4096);
+        let err = "300 Mbit".parse::<ByteSize>().unwrap_err();
+        assert!(err.contains("300MiB"), "{err}");
+        assert!("".parse::<ByteSize>().is_err());
+        assert!("99999999999999GiB".parse::<ByteSize>().is_err());
+        assert_eq!(ByteSize(300 << 20).to_string(), "300MiB");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            "5m".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            "1h30m".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            "500ms".parse::<HumanDuration>().unwrap().0,
+            Duration::from_millis(500)
+        );
+        let err = "5 minutes".parse::<HumanDuration>().unwrap_err();
+        assert!(err.contains("5m"), "{err}");
+        assert!("5".parse::<HumanDuration>().is_err());
+        assert!("m".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn flags_parse_and_validate() {
+        let a = parse(&[
+            "--brokers",
+            "127.0.0.1:9092",
+            "--topic",
+            "a",
+            "--topic",
+            "b",
+            "--group",
+            "g",
+            "--window-size",
+            "1MiB",
+            "--window-time",
+            "10s",
+            "-X",
+            "security.protocol=SASL_SSL",
+            "-X",
+            "sasl.password=Endpoint=sb://x/;Key=abc=",
+        ])
+        .unwrap();
+        assert_eq!(a.topics, ["a", "b"]);
+        assert_eq!(
+            a.kafka[1],
+            ("sasl.password".into(), "Endpoint=sb://x/;Key=abc=".into())
+        );
+        let cfg = a.validate().unwrap();
+        assert_eq!(cfg.namespace, "127.0.0.1");
+        assert_eq!(cfg.policy.max_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn bad_flags_name_the_fix() {
+        let err = parse(&[
+            "--brokers",
+            "b:1",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--window-size",
+            "big",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("300MiB"), "{err}");
+        let err = parse(&[
+            "--brokers",
+            "b:1",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "-X",
+            "nokey",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
+        let bad_template = parse(&[
+            "--brokers",
+            "b:1",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--path-format",
+            "{EventHub}/{Partition}",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(bad_template.contains("{PartitionId}"), "{bad_template}");
+        let bad_topic = parse(&["--brokers", "b:1", "--topic", "a/b", "--group", "g"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(matches!(bad_topic, ConfigError::Topic(_)));
+    }
+
+    #[test]
+    fn secret_settings_are_recognised() {
+        assert!(is_secret_setting("sasl.password"));
+        assert!(is_secret_setting("ssl.key.password"));
+        assert!(!is_secret_setting("security.protocol"));
+    }
+}

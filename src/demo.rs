@@ -1,0 +1,129 @@
+//! `hubcap demo`: a zero-setup first run. Starts librdkafka's in-process mock cluster, produces
+//! RudderStack-style events, archives them with `--once` and short windows, and says how to read
+//! what it wrote.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+use crate::avro::Codec;
+use crate::config::{ByteSize, DemoArgs, HumanDuration, RunArgs};
+use crate::path::DEFAULT_TEMPLATE;
+use crate::run::{run, Summary};
+
+pub const DEMO_TOPIC: &str = "events";
+const PARTITIONS: i32 = 4;
+
+/// One RudderStack-style event: (partition key, JSON body, event type).
+pub fn rudderstack_event(i: usize, timestamp_ms: i64) -> (String, String, &'static str) {
+    let kind = ["track", "identify", "page"][i % 3];
+    let user = i * 7919 % 97;
+    // About one event in five comes from a visitor who has not identified yet.
+    let anonymous_id = format!("anon-{:04x}", user * 31 + 7);
+    let user_id = (i % 5 != 0).then(|| format!("user-{user}"));
+    let key = user_id.clone().unwrap_or_else(|| anonymous_id.clone());
+    let ts = chrono::DateTime::from_timestamp_millis(timestamp_ms)
+        .unwrap_or_default()
+        .to_rfc3339();
+    let user_json = user_id.map_or("null".to_string(), |u| format!("\"{u}\""));
+    let detail = match kind {
+        "track" => format!(
+            r#""event":"Order Completed","properties":{{"revenue":{}.{:02},"currency":"EUR"}}"#,
+            i % 90 + 10,
+            i % 100
+        ),
+        "identify" => format!(
+            r#""traits":{{"plan":"{}","email":"{}@example.com"}}"#,
+            ["free", "pro"][i % 2],
+            key
+        ),
+        _ => format!(
+            r#""name":"Docs","properties":{{"path":"/docs/{}","title":"Page {}"}}"#,
+            i % 12,
+            i % 12
+        ),
+    };
+    let body = format!(
+        r#"{{"type":"{kind}","messageId":"msg-{i:08}","anonymousId":"{anonymous_id}","userId":{user_json},"timestamp":"{ts}",{detail}}}"#
+    );
+    (key, body, kind)
+}
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
+    let cluster = MockCluster::new(1)?;
+    cluster.create_topic(DEMO_TOPIC, PARTITIONS, 1)?;
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers, args.events)?;
+    println!("produced {} RudderStack-style events to topic {DEMO_TOPIC:?} ({PARTITIONS} partitions) on an in-process Kafka cluster", args.events);
+
+    let run_args = RunArgs {
+        brokers,
+        topics: vec![DEMO_TOPIC.into()],
+        group: "hubcap-demo".into(),
+        output: args.output.clone(),
+        checkpoints: None,
+        window_size: ByteSize(256 << 10),
+        window_time: HumanDuration(Duration::from_secs(10)),
+        path_format: DEFAULT_TEMPLATE.into(),
+        namespace: Some("demo".into()),
+        codec: Codec::Null,
+        empty_files: false,
+        once: true,
+        shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+        kafka: vec![],
+    };
+    let summary = run(run_args.validate()?, Arc::new(AtomicBool::new(false))).await?;
+    drop(cluster);
+    Ok(summary)
+}
+
+fn produce(brokers: &str, events: usize) -> anyhow::Result<()> {
+    let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()?;
+    // Spread the events over the last 30 minutes, so the archive shows its time layout.
+    let now = chrono::Utc::now().timestamp_millis();
+    let span = 30 * 60 * 1000;
+    for i in 0..events {
+        let ts = now - span + (i as i64 * span) / events.max(1) as i64;
+        let (key, body, kind) = rudderstack_event(i, ts);
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "event-type",
+                value: Some(kind),
+            })
+            .insert(Header {
+                key: "source",
+                value: Some("hubcap-demo"),
+            });
+        let mut record = BaseRecord::to(DEMO_TOPIC)
+            .key(&key)
+            .payload(&body)
+            .headers(headers)
+            .timestamp(ts);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30))?;
+    Ok(())
+}

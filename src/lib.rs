@@ -1,0 +1,19 @@
+//! hubcap: an Event Hubs Capture-style archiver.
+//!
+//! The data path, one module per stage: [`source`] (Kafka consumer, rebalance) →
+//! [`partition`] (one worker per partition) → [`window`] (roll policy) → [`avro`] (encoder) →
+//! [`path`] (object names) → [`upload`] (object_store) → [`checkpoint`] (compare-and-swap
+//! checkpoints). [`run`] wires them together; [`config`] is the command line.
+
+pub mod avro;
+pub mod checkpoint;
+pub mod config;
+pub mod demo;
+pub mod event;
+pub mod partition;
+pub mod path;
+pub mod run;
+pub mod source;
+pub mod store;
+pub mod upload;
+pub mod window;

@@ -1,0 +1,85 @@
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+use hubcap::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("HUBCAP_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hubcap: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubcap: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let cfg = args.validate()?;
+            let once = cfg.args.once;
+            let stop = Arc::new(AtomicBool::new(false));
+            tokio::spawn(stop_on_signal(stop.clone()));
+            let summary = hubcap::run::run(cfg, stop).await?;
+            if once {
+                println!("{}", summary.table());
+            } else {
+                eprintln!("{}", summary.table());
+            }
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let output = args.output.clone();
+            let summary = hubcap::demo::demo(args).await?;
+            println!("\n{}\n", summary.table());
+            println!(
+                "The files are in {} ({}), laid out like Event Hubs Capture:",
+                output, summary.output
+            );
+            println!("  {{Namespace}}/{{EventHub}}/{{PartitionId}}/{{Year}}/{{Month}}/{{Day}}/{{Hour}}/{{Minute}}/{{Second}}-{{FirstOffset}}.avro");
+            println!("Checkpoints are in {output}/_checkpoints/. Read the files with any Avro reader, e.g.:");
+            println!("  python3 -c 'import fastavro,glob; r=[x for f in sorted(glob.glob(\"{output}/demo/**/*.avro\", recursive=True)) for x in fastavro.reader(open(f,\"rb\"))]; print(len(r), r[0])'");
+            Ok(())
+        }
+    }
+}
+
+/// Sets `stop` on SIGINT or SIGTERM; the sources then flush open windows and checkpoint.
+async fn stop_on_signal(stop: Arc<AtomicBool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping: flushing open windows and writing checkpoints");
+    stop.store(true, Ordering::Relaxed);
+}

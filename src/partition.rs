@@ -1,0 +1,485 @@
+//! The partition worker: one task per assigned partition. It appends records to the open window's
+//! file, rolls the file by size and time, and publishes each file durably before moving the
+//! partition's checkpoint past it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use object_store::{ObjectStoreExt, UpdateVersion};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, info};
+
+use crate::avro::{sync_marker, AvroFile, Codec, RecordEncoder};
+use crate::checkpoint::{now_rfc3339, Checkpoint, CheckpointError, CheckpointStore, PendingFile};
+use crate::event::Event;
+use crate::path::{name_time, NameParts, PathTemplate};
+use crate::store::Location;
+use crate::upload::Upload;
+use crate::window::{RollPolicy, RollReason};
+
+/// What a run's workers share.
+#[derive(Debug)]
+pub struct Shared {
+    pub output: Location,
+    pub checkpoints: CheckpointStore,
+    pub namespace: String,
+    pub template: PathTemplate,
+    pub policy: RollPolicy,
+    pub codec: Codec,
+    pub empty_files: bool,
+    /// Upload part size; also the largest object written with a single put.
+    pub part_size: usize,
+    /// Uncompressed size at which an Avro block closes.
+    pub block_target: usize,
+    /// This instance's id, written into the checkpoints it owns.
+    pub owner: String,
+    pub commits: CommitQueue,
+}
+
+/// Offsets to commit to Kafka (for lag tools) after their checkpoint was written. Workers offer,
+/// the consumer thread drains; one entry per partition, so it never grows past the assignment.
+#[derive(Debug, Default, Clone)]
+pub struct CommitQueue(Arc<Mutex<HashMap<(String, i32), i64>>>);
+
+impl CommitQueue {
+    pub fn offer(&self, topic: &str, partition: i32, next_offset: i64) {
+        if let Ok(mut q) = self.0.lock() {
+            q.insert((topic.to_string(), partition), next_offset);
+        }
+    }
+
+    pub fn drain(&self) -> Vec<((String, i32), i64)> {
+        self.0
+            .lock()
+            .map(|mut q| q.drain().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// What the consumer hands a worker.
+#[derive(Debug)]
+pub enum Input {
+    Events(Vec<Event>),
+    /// The consumer reached the partition's end (as far as the broker knew then).
+    Eof,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("upload of {path} failed: {source}")]
+    Upload {
+        path: String,
+        source: object_store::Error,
+    },
+    #[error("checking for {path} failed: {source}")]
+    Head {
+        path: String,
+        source: object_store::Error,
+    },
+}
+
+impl WorkerError {
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, WorkerError::Checkpoint(e) if e.is_fenced())
+    }
+}
+
+/// What one partition did during the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PartitionReport {
+    pub topic: String,
+    pub partition: i32,
+    pub files: u64,
+    pub empty_files: u64,
+    pub events: u64,
+    pub bytes: u64,
+    /// The checkpoint's next offset when the worker stopped.
+    pub next_offset: Option<i64>,
+}
+
+/// Where a newly assigned partition starts.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    pub checkpoint: Option<Checkpoint>,
+    pub version: Option<UpdateVersion>,
+    /// A file whose intent was written but whose object does not exist: the first window of the
+    /// replay is written again under this name with exactly these offsets.
+    pub replay: Option<PendingFile>,
+}
+
+impl Resume {
+    pub fn next_offset(&self) -> Option<i64> {
+        self.checkpoint.as_ref().map(|c| c.next_offset)
+    }
+}
+
+/// Reads a partition's checkpoint, settles an unfinished publish, and claims the partition by
+/// re-writing the checkpoint under this owner (which fences the former owner's later writes).
+pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, WorkerError> {
+    let Some(found) = shared.checkpoints.load(topic, partition).await? else {
+        return Ok(Resume::default());
+    };
+    let mut c = found.checkpoint;
+    let mut replay = None;
+    if let Some(p) = c.pending.clone() {
+        let path = shared.output.path(&p.path);
+        match shared.output.store.head(&path).await {
+            Ok(_) => {
+                info!(%topic, partition, file = %p.path, "the last file before a stop is complete; checkpoint moves past it");
+                c.next_offset = p.last_offset + 1;
+                c.pending = None;
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                info!(%topic, partition, file = %p.path, "the last file before a stop never appeared; it is written again");
+                replay = Some(p);
+            }
+            Err(source) => {
+                return Err(WorkerError::Head {
+                    path: p.path,
+                    source,
+                })
+            }
+        }
+    }
+    c.owner.clone_from(&shared.owner);
+    c.updated_at = now_rfc3339();
+    let version = shared.checkpoints.save(&c, Some(found.version)).await?;
+    Ok(Resume {
+        checkpoint: Some(c),
+        version: Some(version),
+        replay,
+    })
+}
+
+struct OpenFile {
+    name: String,
+    file: AvroFile,
+    upload: Upload,
+    first_offset: i64,
+    last_offset: i64,
+}
+
+pub struct PartitionWorker {
+    shared: Arc<Shared>,
+    topic: String,
+    partition: i32,
+    input: mpsc::Receiver<Input>,
+    /// `--once`: archive offsets below this, then stop.
+    end: Option<i64>,
+    /// The first offset the partition holds, for a partition without a checkpoint.
+    low: i64,
+    checkpoint: Option<Checkpoint>,
+    version: Option<UpdateVersion>,
+    replay: Option<PendingFile>,
+    next: Option<i64>,
+    open: Option<OpenFile>,
+    opened: Instant,
+    opened_wall: DateTime<Utc>,
+    /// Wall time at `Instant` zero of this worker: wall-clock readings follow tokio's clock, so
+    /// paused-time tests see windows open at distinct times.
+    origin: (Instant, DateTime<Utc>),
+    encoder: RecordEncoder,
+    scratch: Vec<u8>,
+    report: PartitionReport,
+}
+
+enum Flow {
+    Continue,
+    Done,
+}
+
+impl PartitionWorker {
+    pub fn new(
+        shared: Arc<Shared>,
+        topic: &str,
+        partition: i32,
+        resume: Resume,
+        input: mpsc::Receiver<Input>,
+        end: Option<(i64, i64)>,
+    ) -> Self {
+        let next = resume.next_offset();
+        let origin = (Instant::now(), Utc::now());
+        PartitionWorker {
+            shared,
+            topic: topic.to_string(),
+            partition,
+            input,
+            end: end.map(|(_, high)| high),
+            low: end.map_or(0, |(low, _)| low),
+            checkpoint: resume.checkpoint,
+            version: resume.version,
+            replay: resume.replay,
+            next,
+            open: None,
+            opened: origin.0,
+            opened_wall: origin.1,
+            origin,
+            encoder: RecordEncoder::default(),
+            scratch: Vec::new(),
+            report: PartitionReport {
+                topic: topic.to_string(),
+                partition,
+                next_offset: next,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Runs until the input closes (revoked or stopping), `--once` reaches its end, or an error.
+    /// An open window is flushed first in every case but an error.
+    pub async fn run(mut self) -> (PartitionReport, Result<(), WorkerError>) {
+        let result = self.run_inner().await;
+        if result.is_err() {
+            if let Some(f) = self.open.take() {
+                f.upload.abort().await;
+            }
+        }
+        self.report.next_offset = self
+            .checkpoint
+            .as_ref()
+            .map(|c| c.next_offset)
+            .or(self.next);
+        (std::mem::take(&mut self.report), result)
+    }
+
+    async fn run_inner(&mut self) -> Result<(), WorkerError> {
+        if self.at_end() {
+            return Ok(());
+        }
+        loop {
+            let deadline = self.shared.policy.deadline(self.opened);
+            tokio::select! {
+                input = self.input.recv() => match input {
+                    Some(Input::Events(batch)) => {
+                        for e in batch {
+                            if let Flow::Done = self.accept(e).await? {
+                                return self.close(RollReason::End).await;
+                            }
+                        }
+                    }
+                    Some(Input::Eof) if self.end.is_some() => return self.close(RollReason::End).await,
+                    Some(Input::Eof) => {}
+                    None => return self.close(RollReason::Stop).await,
+                },
+                () = sleep_until(deadline) => self.close(RollReason::Time).await?,
+            }
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.end
+            .is_some_and(|end| self.next.unwrap_or(self.low) >= end)
+    }
+
+    async fn accept(&mut self, e: Event) -> Result<Flow, WorkerError> {
+        if self.next.is_some_and(|next| e.offset < next) {
+            // Re-delivered after a seek or rebalance; already archived or in the open file.
+            return Ok(Flow::Continue);
+        }
+        if self.end.is_some_and(|end| e.offset >= end) {
+            return Ok(Flow::Done);
+        }
+        self.append(&e).await?;
+        Ok(if self.at_end() {
+            Flow::Done
+        } else {
+            Flow::Continue
+        })
+    }
+
+    async fn append(&mut self, e: &Event) -> Result<(), WorkerError> {
+        self.scratch.clear();
+        self.encoder.encode(e, &mut self.scratch);
+        let roll = match &self.open {
+            // A replayed window keeps exactly the offsets its intent named.
+            Some(f) if self.replay.is_none() => {
+                let size = f.file.size_with(self.scratch.len());
+                self.shared.policy.roll_before(f.file.records(), size)
+            }
+            _ => None,
+        };
+        if let Some(reason) = roll {
+            self.close(reason).await?;
+        }
+        if self.open.is_none() {
+            self.open = Some(self.start_file(e));
+        }
+        let Some(f) = self.open.as_mut() else {
+            return Ok(()); // unreachable: opened just above
+        };
+        f.file.append_encoded(&self.scratch);
+        f.last_offset = e.offset;
+        if f.file.output_len() > 0 {
+            let path = f.name.clone();
+            f.upload
+                .write(f.file.take_output())
+                .await
+                .map_err(|source| WorkerError::Upload { path, source })?;
+        }
+        let size = f.file.size_with(0);
+        self.next = Some(e.offset + 1);
+        let roll = match &self.replay {
+            Some(r) if e.offset >= r.last_offset => Some(RollReason::Size),
+            Some(_) => None,
+            None => self.shared.policy.roll_after(size),
+        };
+        if let Some(reason) = roll {
+            self.close(reason).await?;
+        }
+        Ok(())
+    }
+
+    fn start_file(&self, first: &Event) -> OpenFile {
+        let name = match &self.replay {
+            Some(r) => r.path.clone(),
+            None => self.name(
+                first.offset,
+                name_time(first.timestamp_ms, self.opened_wall),
+            ),
+        };
+        let sync = sync_marker(&self.topic, self.partition, first.offset);
+        OpenFile {
+            upload: Upload::new(
+                self.shared.output.store.clone(),
+                self.shared.output.path(&name),
+                self.shared.part_size,
+                2,
+            ),
+            name,
+            file: AvroFile::new(self.shared.codec, sync, self.shared.block_target),
+            first_offset: first.offset,
+            last_offset: first.offset,
+        }
+    }
+
+    fn wall(&self, at: Instant) -> DateTime<Utc> {
+        let elapsed = chrono::Duration::from_std(at - self.origin.0).unwrap_or_default();
+        self.origin.1 + elapsed
+    }
+
+    fn name(&self, first_offset: i64, time: DateTime<Utc>) -> String {
+        self.shared.template.render(&NameParts {
+            namespace: &self.shared.namespace,
+            topic: &self.topic,
+            partition: self.partition,
+            first_offset,
+            time,
+        })
+    }
+
+    /// Closes the window: publishes its file (if any), then starts the next window.
+    async fn close(&mut self, reason: RollReason) -> Result<(), WorkerError> {
+        let opened_wall = self.opened_wall;
+        self.opened = Instant::now();
+        self.opened_wall = self.wall(self.opened);
+        match self.open.take() {
+            Some(f) => self.publish(f, reason).await,
+            None if reason == RollReason::Time && self.shared.empty_files => {
+                self.publish_empty(opened_wall).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn publish(&mut self, mut f: OpenFile, reason: RollReason) -> Result<(), WorkerError> {
+        let records = f.file.records();
+        let (rest, size) = f.file.finish();
+        let upload_err = |path: &str| {
+            let path = path.to_string();
+            move |source| WorkerError::Upload { path, source }
+        };
+        f.upload.write(rest).await.map_err(upload_err(&f.name))?;
+
+        // 1. Intent: name the file and its offsets before it can appear.
+        let mut c = self.checkpoint.clone().unwrap_or_else(|| {
+            self.shared.checkpoints.document(
+                &self.topic,
+                self.partition,
+                f.first_offset,
+                &self.shared.owner,
+            )
+        });
+        c.pending = Some(PendingFile {
+            path: f.name.clone(),
+            first_offset: f.first_offset,
+            last_offset: f.last_offset,
+        });
+        c.updated_at = now_rfc3339();
+        match self.shared.checkpoints.save(&c, self.version.take()).await {
+            Ok(v) => self.version = Some(v),
+            Err(e) => {
+                f.upload.abort().await;
+                return Err(e.into());
+            }
+        }
+
+        // 2. Publish: the object appears, complete, or not at all.
+        f.upload.finish().await.map_err(upload_err(&f.name))?;
+
+        // 3. Commit: only now does the checkpoint move past the file.
+        c.next_offset = f.last_offset + 1;
+        c.pending = None;
+        c.updated_at = now_rfc3339();
+        self.version = Some(
+            self.shared
+                .checkpoints
+                .save(&c, self.version.take())
+                .await?,
+        );
+        self.checkpoint = Some(c);
+        self.replay = None;
+        self.shared
+            .commits
+            .offer(&self.topic, self.partition, f.last_offset + 1);
+
+        self.report.files += 1;
+        self.report.events += records;
+        self.report.bytes += size;
+        info!(
+            topic = %self.topic,
+            partition = self.partition,
+            file = %f.name,
+            events = records,
+            bytes = size,
+            offsets = %format!("{}..={}", f.first_offset, f.last_offset),
+            ?reason,
+            "file written"
+        );
+        Ok(())
+    }
+
+    /// An idle window with `--empty-files`: a valid Capture file with no records. It covers no
+    /// offsets, so the checkpoint does not change.
+    async fn publish_empty(&mut self, opened_wall: DateTime<Utc>) -> Result<(), WorkerError> {
+        let first = self.next.unwrap_or(self.low);
+        let name = self.name(first, opened_wall);
+        let (bytes, size) = AvroFile::new(
+            self.shared.codec,
+            sync_marker(&self.topic, self.partition, first),
+            self.shared.block_target,
+        )
+        .finish();
+        let path = self.shared.output.path(&name);
+        self.shared
+            .output
+            .store
+            .put(&path, bytes.into())
+            .await
+            .map_err(|source| WorkerError::Upload {
+                path: name.clone(),
+                source,
+            })?;
+        self.report.empty_files += 1;
+        self.report.bytes += size;
+        debug!(topic = %self.topic, partition = self.partition, file = %name, "empty file written");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

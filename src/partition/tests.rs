@@ -1,0 +1,310 @@
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use super::*;
+use crate::path::DEFAULT_TEMPLATE;
+
+fn shared(max_bytes: u64, max_age: Duration, empty_files: bool) -> Arc<Shared> {
+    let output = Location::open("memory://", "--output").unwrap();
+    Arc::new(Shared {
+        checkpoints: CheckpointStore::new(output.child("_checkpoints"), "g"),
+        output,
+        namespace: "ns".into(),
+        template: PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap(),
+        policy: RollPolicy { max_bytes, max_age },
+        codec: Codec::Null,
+        empty_files,
+        part_size: 1 << 20,
+        block_target: 512,
+        owner: "me".into(),
+        commits: CommitQueue::default(),
+    })
+}
+
+fn ev(offset: i64, body_len: usize) -> Event {
+    Event {
+        offset,
+        timestamp_ms: Some(1_700_000_000_000 + offset * 1000),
+        key: Some(format!("k{offset}").into_bytes()),
+        headers: vec![],
+        value: Some(vec![b'x'; body_len]),
+    }
+}
+
+type Running = tokio::task::JoinHandle<(PartitionReport, Result<(), WorkerError>)>;
+
+fn start(
+    shared: &Arc<Shared>,
+    resume: Resume,
+    end: Option<(i64, i64)>,
+) -> (mpsc::Sender<Input>, Running) {
+    let (tx, rx) = mpsc::channel(4);
+    let worker = PartitionWorker::new(shared.clone(), "t", 0, resume, rx, end);
+    (tx, tokio::spawn(worker.run()))
+}
+
+/// Every data file under the output (not checkpoints): (name, size, offsets in it).
+async fn files(shared: &Shared) -> Vec<(String, u64, Vec<i64>)> {
+    let metas: Vec<_> = shared.output.store.list(None).try_collect().await.unwrap();
+    let mut out = Vec::new();
+    for m in metas {
+        let name = m.location.to_string();
+        if name.starts_with("_checkpoints") {
+            continue;
+        }
+        let bytes = shared
+            .output
+            .store
+            .get(&m.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let offsets: Vec<i64> = apache_avro::Reader::new(&bytes[..])
+            .unwrap()
+            .map(|r| match r.unwrap() {
+                apache_avro::types::Value::Record(fields) => match &fields[0].1 {
+                    apache_avro::types::Value::Long(n) => *n,
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        out.push((name, m.size, offsets));
+    }
+    out.sort_by_key(|(_, _, o)| o.first().copied().unwrap_or(-1));
+    out
+}
+
+async fn checkpoint(shared: &Shared) -> Option<Checkpoint> {
+    shared
+        .checkpoints
+        .load("t", 0)
+        .await
+        .unwrap()
+        .map(|v| v.checkpoint)
+}
+
+#[tokio::test]
+async fn size_windows_keep_every_offset_exactly_once() {
+    let s = shared(2048, Duration::from_secs(3600), false);
+    let (tx, run) = start(&s, Resume::default(), None);
+    for chunk in (0..100).collect::<Vec<_>>().chunks(7) {
+        tx.send(Input::Events(chunk.iter().map(|&o| ev(o, 90)).collect()))
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    let files = files(&s).await;
+    assert!(files.len() > 3, "{files:?}");
+    for (name, size, _) in &files {
+        assert!(*size <= 2048, "{name} is {size} bytes");
+    }
+    let all: Vec<i64> = files.iter().flat_map(|(_, _, o)| o.clone()).collect();
+    assert_eq!(all, (0..100).collect::<Vec<_>>());
+    assert_eq!(report.events, 100);
+    assert_eq!(report.files, files.len() as u64);
+    let c = checkpoint(&s).await.unwrap();
+    assert_eq!((c.next_offset, c.pending), (100, None));
+    // Names carry the first offset of their file.
+    for (name, _, offsets) in &files {
+        assert!(
+            name.ends_with(&format!("-{:020}.avro", offsets[0])),
+            "{name}"
+        );
+    }
+    assert_eq!(s.commits.drain(), vec![(("t".to_string(), 0), 100)]);
+}
+
+#[tokio::test]
+async fn oversized_record_gets_a_file_of_its_own() {
+    let s = shared(1024, Duration::from_secs(3600), false);
+    let (tx, run) = start(&s, Resume::default(), None);
+    tx.send(Input::Events(vec![ev(0, 10), ev(1, 5000), ev(2, 10)]))
+        .await
+        .unwrap();
+    drop(tx);
+    run.await.unwrap().1.unwrap();
+    let offsets: Vec<Vec<i64>> = files(&s).await.into_iter().map(|f| f.2).collect();
+    assert_eq!(offsets, vec![vec![0], vec![1], vec![2]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_window_closes_without_more_traffic() {
+    let s = shared(1 << 30, Duration::from_secs(60), false);
+    let (tx, run) = start(&s, Resume::default(), None);
+    tx.send(Input::Events(vec![ev(0, 10), ev(1, 10), ev(2, 10)]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        files(&s).await.is_empty(),
+        "closed before the window passed"
+    );
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let f = files(&s).await;
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].2, vec![0, 1, 2]);
+    assert_eq!(checkpoint(&s).await.unwrap().next_offset, 3);
+    drop(tx);
+    run.await.unwrap().1.unwrap();
+    assert_eq!(
+        files(&s).await.len(),
+        1,
+        "no second file for an idle window"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_windows_write_empty_capture_files_only_when_asked() {
+    for empty_files in [true, false] {
+        let s = shared(1 << 30, Duration::from_secs(60), empty_files);
+        let (tx, run) = start(&s, Resume::default(), None);
+        tokio::time::sleep(Duration::from_secs(60 * 3 + 1)).await;
+        drop(tx);
+        let (report, result) = run.await.unwrap();
+        result.unwrap();
+        let f = files(&s).await;
+        if empty_files {
+            assert_eq!(f.len(), 3, "{f:?}");
+            assert!(f
+                .iter()
+                .all(|(_, size, offsets)| *size == 508 && offsets.is_empty()));
+            assert_eq!(report.empty_files, 3);
+        } else {
+            assert!(f.is_empty());
+        }
+        assert!(
+            checkpoint(&s).await.is_none(),
+            "empty files cover no offsets"
+        );
+    }
+}
+
+#[tokio::test]
+async fn once_stops_at_the_end_offset_and_at_eof() {
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    let (tx, run) = start(&s, Resume::default(), Some((0, 5)));
+    tx.send(Input::Events((0..8).map(|o| ev(o, 10)).collect()))
+        .await
+        .unwrap();
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    assert_eq!((report.events, report.next_offset), (5, Some(5)));
+    drop(tx);
+
+    // A partition ending in a gap (a transaction marker at offset 9): EOF finishes it.
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    let (tx, run) = start(&s, Resume::default(), Some((0, 10)));
+    tx.send(Input::Events((0..9).map(|o| ev(o, 10)).collect()))
+        .await
+        .unwrap();
+    tx.send(Input::Eof).await.unwrap();
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    assert_eq!((report.events, report.next_offset), (9, Some(9)));
+
+    // Already at the end: finishes at once, writes nothing.
+    let (_tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), Some((0, 9)));
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    assert_eq!(report.files, 0);
+}
+
+#[tokio::test]
+async fn redelivered_records_are_not_archived_twice() {
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    let (tx, run) = start(&s, Resume::default(), None);
+    tx.send(Input::Events(vec![
+        ev(0, 1),
+        ev(1, 1),
+        ev(0, 1),
+        ev(1, 1),
+        ev(2, 1),
+    ]))
+    .await
+    .unwrap();
+    drop(tx);
+    run.await.unwrap().1.unwrap();
+    assert_eq!(files(&s).await[0].2, vec![0, 1, 2]);
+}
+
+/// Writes a checkpoint whose intent names a file, as a crash between intent and commit leaves it.
+async fn crashed_after_intent(s: &Shared, path: &str) {
+    let mut c = s.checkpoints.document("t", 0, 10, "old-owner");
+    c.pending = Some(PendingFile {
+        path: path.into(),
+        first_offset: 10,
+        last_offset: 14,
+    });
+    s.checkpoints.save(&c, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn resume_rolls_forward_when_the_pending_file_exists() {
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    crashed_after_intent(&s, "x/10.avro").await;
+    s.output
+        .store
+        .put(&s.output.path("x/10.avro"), vec![1u8].into())
+        .await
+        .unwrap();
+    let r = resume(&s, "t", 0).await.unwrap();
+    assert_eq!(r.next_offset(), Some(15));
+    assert!(r.replay.is_none());
+    let c = checkpoint(&s).await.unwrap();
+    assert_eq!(
+        (c.next_offset, c.pending, c.owner.as_str()),
+        (15, None, "me")
+    );
+}
+
+#[tokio::test]
+async fn resume_rewrites_a_missing_pending_file_with_the_same_name_and_offsets() {
+    let s = shared(100, Duration::from_secs(3600), false); // a tiny size window is ignored for the replay
+    crashed_after_intent(&s, "x/10.avro").await;
+    let r = resume(&s, "t", 0).await.unwrap();
+    assert_eq!(r.next_offset(), Some(10));
+    let (tx, run) = start(&s, r, None);
+    tx.send(Input::Events((10..20).map(|o| ev(o, 50)).collect()))
+        .await
+        .unwrap();
+    drop(tx);
+    run.await.unwrap().1.unwrap();
+    let f = files(&s).await;
+    assert_eq!(f[0].0, "x/10.avro");
+    assert_eq!(f[0].2, vec![10, 11, 12, 13, 14]);
+    let rest: Vec<i64> = f[1..].iter().flat_map(|x| x.2.clone()).collect();
+    assert_eq!(rest, (15..20).collect::<Vec<_>>());
+    assert_eq!(checkpoint(&s).await.unwrap().next_offset, 20);
+}
+
+#[tokio::test]
+async fn a_former_owner_is_fenced_and_publishes_nothing() {
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    s.checkpoints
+        .save(&s.checkpoints.document("t", 0, 0, "me"), None)
+        .await
+        .unwrap();
+    let (tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), None);
+    tx.send(Input::Events(vec![ev(0, 10), ev(1, 10)]))
+        .await
+        .unwrap();
+    // Another instance takes the partition over while the window is open.
+    let newer = resume(&s, "t", 0).await.unwrap();
+    assert!(newer.version.is_some());
+    drop(tx);
+    let (_, result) = run.await.unwrap();
+    let err = result.unwrap_err();
+    assert!(err.is_fenced(), "{err}");
+    assert!(
+        files(&s).await.is_empty(),
+        "the fenced owner's file must not appear"
+    );
+    assert_eq!(checkpoint(&s).await.unwrap().next_offset, 0);
+}

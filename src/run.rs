@@ -1,0 +1,251 @@
+//! Wiring and lifecycle: opens the stores, checks Kafka is reachable, starts one source per topic
+//! and collects what every partition did.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use tracing::info;
+
+use crate::checkpoint::CheckpointStore;
+use crate::config::{is_secret_setting, RunConfig};
+use crate::partition::{CommitQueue, PartitionReport, Shared};
+use crate::source::{self, SourceOptions};
+use crate::store::{Location, StoreError};
+
+/// Upload part size: parts of this size stream out while a window is open.
+const PART_SIZE: usize = 8 << 20;
+/// Uncompressed Avro block size.
+const BLOCK_TARGET: usize = 1 << 20;
+/// How long to wait for Kafka metadata before calling the brokers unreachable.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create a Kafka consumer: {0}; check the -X settings")]
+    Client(rdkafka::error::KafkaError),
+    #[error("cannot reach Kafka at {brokers} within {timeout:?} ({source}); check --brokers and the -X security settings")]
+    Unreachable {
+        brokers: String,
+        timeout: Duration,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("topic {topic:?} does not exist at {brokers}; create it or fix --topic")]
+    UnknownTopic { topic: String, brokers: String },
+    #[error("the run failed:\n  {}", .0.join("\n  "))]
+    Failed(Vec<String>),
+}
+
+/// What a run did, per partition.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub output: String,
+    pub reports: Vec<PartitionReport>,
+}
+
+impl Summary {
+    pub fn files(&self) -> u64 {
+        self.reports.iter().map(|r| r.files).sum()
+    }
+    pub fn events(&self) -> u64 {
+        self.reports.iter().map(|r| r.events).sum()
+    }
+    pub fn bytes(&self) -> u64 {
+        self.reports.iter().map(|r| r.bytes).sum()
+    }
+
+    /// A table: one line per partition, then the totals.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{:<24} {:>9} {:>7} {:>10} {:>12} {:>12}",
+            "topic", "partition", "files", "events", "bytes", "next offset"
+        );
+        for r in &self.reports {
+            let next = r.next_offset.map_or("-".to_string(), |n| n.to_string());
+            let _ = writeln!(
+                s,
+                "{:<24} {:>9} {:>7} {:>10} {:>12} {:>12}",
+                r.topic, r.partition, r.files, r.events, r.bytes, next
+            );
+        }
+        let _ = write!(
+            s,
+            "{:<24} {:>9} {:>7} {:>10} {:>12}",
+            "total",
+            "",
+            self.files(),
+            self.events(),
+            self.bytes()
+        );
+        s
+    }
+}
+
+/// The librdkafka settings: hubcap's defaults, then the user's `-X` settings, then the settings
+/// hubcap relies on, which win.
+pub fn kafka_config(cfg: &RunConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("client.id", "hubcap")
+        .set("auto.offset.reset", "earliest")
+        // Prefetch per partition; bounds memory with many partitions.
+        .set("queued.max.messages.kbytes", "16384");
+    for (k, v) in &cfg.args.kafka {
+        c.set(k, v);
+    }
+    c.set("bootstrap.servers", &cfg.args.brokers)
+        .set("group.id", &cfg.args.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true");
+    c
+}
+
+/// The effective configuration, one line, secrets redacted.
+pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> String {
+    let kafka: Vec<String> = cfg
+        .args
+        .kafka
+        .iter()
+        .map(|(k, v)| {
+            if is_secret_setting(k) {
+                format!("{k}=<redacted>")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect();
+    format!(
+        "brokers={} topics={} group={} output={} checkpoints={} window-size={} window-time={} codec={} empty-files={} once={} namespace={} kafka=[{}]",
+        cfg.args.brokers,
+        cfg.args.topics.join(","),
+        cfg.args.group,
+        output.display,
+        checkpoints.display,
+        cfg.args.window_size,
+        cfg.args.window_time,
+        cfg.args.codec.name(),
+        cfg.args.empty_files,
+        cfg.args.once,
+        cfg.namespace,
+        kafka.join(" ")
+    )
+}
+
+/// Runs the archiver until `stop` is set or, with `--once`, until every assigned partition
+/// reached its end offset.
+pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunError> {
+    let output = Location::open(&cfg.args.output, "--output")?;
+    let checkpoints = match &cfg.args.checkpoints {
+        Some(url) => Location::open(url, "--checkpoints")?,
+        None => output.child("_checkpoints"),
+    };
+    info!("starting: {}", describe(&cfg, &output, &checkpoints));
+    let kafka = kafka_config(&cfg);
+    preflight(&cfg, &kafka).await?;
+
+    let shared = Arc::new(Shared {
+        output: output.clone(),
+        checkpoints: CheckpointStore::new(checkpoints, &cfg.args.group),
+        namespace: cfg.namespace.clone(),
+        template: cfg.template.clone(),
+        policy: cfg.policy,
+        codec: cfg.args.codec,
+        empty_files: cfg.args.empty_files,
+        part_size: PART_SIZE,
+        block_target: BLOCK_TARGET,
+        owner: instance_id(),
+        commits: CommitQueue::default(),
+    });
+    let rt = tokio::runtime::Handle::current();
+    let mut threads = Vec::new();
+    for topic in &cfg.args.topics {
+        let opts = SourceOptions {
+            topic: topic.clone(),
+            once: cfg.args.once,
+            shutdown_timeout: cfg.args.shutdown_timeout.0,
+            metadata_timeout: METADATA_TIMEOUT,
+        };
+        let consumer =
+            source::consumer(&kafka, opts, shared.clone(), rt.clone()).map_err(RunError::Client)?;
+        let stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("hubcap-{topic}"))
+            .spawn(move || source::run(consumer, stop))
+            .map_err(|e| {
+                RunError::Failed(vec![format!("cannot start the consumer thread: {e}")])
+            })?;
+        threads.push(thread);
+    }
+    let mut summary = Summary {
+        output: output.display.clone(),
+        reports: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    for t in threads {
+        let outcome = tokio::task::spawn_blocking(move || t.join())
+            .await
+            .map_err(|e| RunError::Failed(vec![e.to_string()]))?
+            .map_err(|_| RunError::Failed(vec!["a consumer thread panicked".into()]))?;
+        summary.reports.extend(outcome.reports);
+        errors.extend(outcome.errors);
+    }
+    if errors.is_empty() {
+        Ok(summary)
+    } else {
+        Err(RunError::Failed(errors))
+    }
+}
+
+/// Fails fast, with a message naming the fix, when the brokers cannot be reached or a topic
+/// does not exist.
+async fn preflight(cfg: &RunConfig, kafka: &ClientConfig) -> Result<(), RunError> {
+    let consumer: BaseConsumer = kafka.create().map_err(RunError::Client)?;
+    let topics = cfg.args.topics.clone();
+    let brokers = cfg.args.brokers.clone();
+    tokio::task::spawn_blocking(move || {
+        for topic in &topics {
+            let md = consumer
+                .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+                .map_err(|source| RunError::Unreachable {
+                    brokers: brokers.clone(),
+                    timeout: METADATA_TIMEOUT,
+                    source,
+                })?;
+            let exists = md
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+            if !exists {
+                return Err(RunError::UnknownTopic {
+                    topic: topic.clone(),
+                    brokers: brokers.clone(),
+                });
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| RunError::Failed(vec![e.to_string()]))?
+}
+
+/// `{host}-{pid}-{random}`: names the owner in checkpoints.
+fn instance_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}

@@ -1,0 +1,471 @@
+//! The source: one Kafka consumer per topic, polled on its own thread, in the run's consumer group.
+//!
+//! The thread polls, turns records into [`Event`]s and hands them in batches to the partition
+//! workers over bounded channels; a full channel blocks the thread, which is where backpressure
+//! from slow uploads reaches Kafka. Rebalances run in the consumer's callback on the same thread:
+//! an assignment reads each partition's checkpoint and assigns the partition at that offset
+//! (never at Kafka's committed offset), then starts its worker; a revocation closes the worker's
+//! input and waits for it to flush its open window, within the shutdown timeout.
+//!
+//! One consumer per topic keeps `PARTITION_EOF` (which librdkafka reports by partition number
+//! only) unambiguous, which `--once` relies on to finish partitions that end in a gap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::event::{Event, Header};
+use crate::partition::{resume, Input, PartitionReport, PartitionWorker, Shared, WorkerError};
+
+/// Records handed to a worker per batch, at most.
+const BATCH: usize = 1024;
+/// Batches a worker may have queued before the consumer thread waits for it.
+const QUEUED_BATCHES: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    pub topic: String,
+    pub once: bool,
+    pub shutdown_timeout: Duration,
+    pub metadata_timeout: Duration,
+}
+
+/// How a source ended.
+#[derive(Debug, Default)]
+pub struct SourceOutcome {
+    pub reports: Vec<PartitionReport>,
+    /// Failures that make the run fail (fenced partitions are not among them).
+    pub errors: Vec<String>,
+}
+
+/// What a worker task returns.
+type WorkerResult = (PartitionReport, Result<(), WorkerError>);
+
+struct WorkerHandle {
+    input: Option<mpsc::Sender<Input>>,
+    join: JoinHandle<WorkerResult>,
+}
+
+#[derive(Default)]
+struct State {
+    workers: HashMap<i32, WorkerHandle>,
+    /// Inputs polled but not yet handed over, per partition, in order.
+    pending: HashMap<i32, Vec<Input>>,
+    outcome: SourceOutcome,
+    /// Whether any assignment (even an empty one) arrived; `--once` finishes after that.
+    assigned: bool,
+}
+
+pub struct SourceContext {
+    opts: SourceOptions,
+    shared: Arc<Shared>,
+    rt: Handle,
+    state: Mutex<State>,
+}
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        warn!(topic = %self.opts.topic, %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.on_assign(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.on_revoke(tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                error!(topic = %self.opts.topic, error = ?other, "rebalance error; dropping the assignment");
+                self.on_revoke(tpl);
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            self.fail(format!(
+                "topic {}: applying a rebalance failed: {e}",
+                self.opts.topic
+            ));
+        }
+    }
+}
+
+impl SourceContext {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a panic elsewhere on this thread; the state is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fail(&self, message: String) {
+        error!("{message}");
+        self.state().outcome.errors.push(message);
+    }
+
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements_for_topic(&self.opts.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect()
+    }
+
+    /// Reads the checkpoints of newly assigned partitions, sets their start offsets in `tpl`
+    /// and starts their workers.
+    fn on_assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let topic = self.opts.topic.clone();
+        let partitions = self.partitions(tpl);
+        info!(%topic, ?partitions, "partitions assigned");
+        let shared = self.shared.clone();
+        let resumed = self.rt.block_on(async {
+            let all = partitions.iter().map(|&p| resume(&shared, &topic, p));
+            tokio::time::timeout(self.opts.shutdown_timeout, futures::future::join_all(all)).await
+        });
+        let mut state = self.state();
+        state.assigned = true;
+        let Ok(resumed) = resumed else {
+            drop(state);
+            self.fail(format!(
+                "topic {topic}: reading checkpoints took longer than {:?}",
+                self.opts.shutdown_timeout
+            ));
+            return;
+        };
+        for (&partition, r) in partitions.iter().zip(resumed) {
+            state.pending.remove(&partition);
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // No worker: the partition's records are dropped unread and the run fails.
+                    state
+                        .outcome
+                        .errors
+                        .push(format!("topic {topic} partition {partition}: {e}"));
+                    error!(%topic, partition, error = %e, "cannot resume partition");
+                    continue;
+                }
+            };
+            let start = r.next_offset().map_or(Offset::Beginning, Offset::Offset);
+            if let Err(e) = tpl.set_partition_offset(&topic, partition, start) {
+                state
+                    .outcome
+                    .errors
+                    .push(format!("topic {topic} partition {partition}: {e}"));
+                continue;
+            }
+            let end = if self.opts.once {
+                match consumer.fetch_watermarks(&topic, partition, self.opts.metadata_timeout) {
+                    Ok(marks) => Some(marks),
+                    Err(e) => {
+                        state.outcome.errors.push(format!(
+                            "topic {topic} partition {partition}: cannot read the end offset: {e}"
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            info!(%topic, partition, start = ?r.next_offset(), end = ?end.map(|(_, h)| h), replay = r.replay.is_some(), "partition resumes");
+            let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
+            let worker = PartitionWorker::new(self.shared.clone(), &topic, partition, r, rx, end);
+            let join = self.rt.spawn(worker.run());
+            state.workers.insert(
+                partition,
+                WorkerHandle {
+                    input: Some(tx),
+                    join,
+                },
+            );
+        }
+    }
+
+    /// Closes the inputs of revoked partitions and waits for their workers to flush.
+    fn on_revoke(&self, tpl: &TopicPartitionList) {
+        let partitions = self.partitions(tpl);
+        info!(topic = %self.opts.topic, ?partitions, "partitions revoked");
+        let handles: Vec<_> = {
+            let mut state = self.state();
+            partitions
+                .iter()
+                .filter_map(|p| {
+                    state.pending.remove(p);
+                    state.workers.remove(p)
+                })
+                .collect()
+        };
+        self.stop_workers(handles);
+    }
+
+    fn stop_workers(&self, handles: Vec<WorkerHandle>) {
+        let joins: Vec<_> = handles
+            .into_iter()
+            .map(|mut h| {
+                h.input.take();
+                h.join
+            })
+            .collect();
+        let timeout = self.opts.shutdown_timeout;
+        let results = self.rt.block_on(async {
+            let waits = joins.into_iter().map(|mut j| async move {
+                match tokio::time::timeout(timeout, &mut j).await {
+                    Ok(r) => Some(r),
+                    Err(_) => {
+                        j.abort();
+                        None
+                    }
+                }
+            });
+            futures::future::join_all(waits).await
+        });
+        for r in results {
+            self.record(r);
+        }
+    }
+
+    fn record(&self, finished: Option<Result<WorkerResult, tokio::task::JoinError>>) {
+        let mut state = self.state();
+        match finished {
+            None => state.outcome.errors.push(format!(
+                "topic {}: a partition did not flush within {:?}; its open window will be read again",
+                self.opts.topic, self.opts.shutdown_timeout
+            )),
+            Some(Err(e)) => state.outcome.errors.push(format!("topic {}: partition worker failed: {e}", self.opts.topic)),
+            Some(Ok((report, result))) => {
+                match result {
+                    Ok(()) => {}
+                    Err(e) if e.is_fenced() => {
+                        warn!(topic = %report.topic, partition = report.partition, error = %e, "partition stopped: another instance owns it now");
+                    }
+                    Err(e) => state.outcome.errors.push(format!(
+                        "topic {} partition {}: {e}",
+                        report.topic, report.partition
+                    )),
+                }
+                state.outcome.reports.push(report);
+            }
+        }
+    }
+
+    /// Moves polled inputs to their workers. Blocks while a worker's queue is full.
+    fn dispatch(&self) {
+        let work: Vec<(mpsc::Sender<Input>, Vec<Input>)> = {
+            let mut state = self.state();
+            let pending = std::mem::take(&mut state.pending);
+            pending
+                .into_iter()
+                .filter_map(|(p, inputs)| {
+                    let tx = state.workers.get(&p)?.input.clone()?;
+                    Some((tx, inputs))
+                })
+                .collect()
+        };
+        for (tx, inputs) in work {
+            for input in inputs {
+                // A closed channel means the worker ended; it is reaped below.
+                if tx.blocking_send(input).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Collects workers that ended on their own (`--once` done, or an error).
+    fn reap(&self) {
+        let finished: Vec<_> = {
+            let mut state = self.state();
+            let done: Vec<i32> = state
+                .workers
+                .iter()
+                .filter(|(_, h)| h.join.is_finished())
+                .map(|(p, _)| *p)
+                .collect();
+            done.iter()
+                .filter_map(|p| state.workers.remove(p))
+                .collect()
+        };
+        for h in finished {
+            let r = self.rt.block_on(h.join);
+            self.record(Some(r));
+        }
+    }
+
+    fn push(&self, partition: i32, input: Input) {
+        let mut state = self.state();
+        let queue = state.pending.entry(partition).or_default();
+        match (queue.last_mut(), input) {
+            (Some(Input::Events(batch)), Input::Events(mut more)) if batch.len() < BATCH => {
+                batch.append(&mut more)
+            }
+            (_, input) => queue.push(input),
+        }
+    }
+}
+
+/// Builds a consumer for one topic.
+pub fn consumer(
+    config: &rdkafka::ClientConfig,
+    opts: SourceOptions,
+    shared: Arc<Shared>,
+    rt: Handle,
+) -> Result<Arc<BaseConsumer<SourceContext>>, KafkaError> {
+    let ctx = SourceContext {
+        opts,
+        shared,
+        rt,
+        state: Mutex::new(State::default()),
+    };
+    Ok(Arc::new(config.create_with_context(ctx)?))
+}
+
+/// Polls `consumer` until `stop` is set, `--once` is done, or a failure; then stops the workers
+/// (each flushes its open window) and returns what the partitions did.
+pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) -> SourceOutcome {
+    let ctx = consumer.context();
+    let topic = ctx.opts.topic.clone();
+    if let Err(e) = consumer.subscribe(&[&topic]) {
+        ctx.fail(format!("cannot subscribe to topic {topic}: {e}"));
+    }
+    while !stop.load(Ordering::Relaxed) {
+        poll_batch(&consumer);
+        ctx.dispatch();
+        ctx.reap();
+        commit(&consumer);
+        let state = ctx.state();
+        if !state.outcome.errors.is_empty() {
+            break;
+        }
+        if ctx.opts.once && state.assigned && state.workers.is_empty() {
+            info!(%topic, "all assigned partitions reached their end");
+            break;
+        }
+    }
+    let handles: Vec<_> = ctx.state().workers.drain().map(|(_, h)| h).collect();
+    ctx.stop_workers(handles);
+    commit(&consumer);
+    consumer.unsubscribe();
+    let mut outcome = std::mem::take(&mut ctx.state().outcome);
+    outcome.reports.sort_by_key(|r| r.partition);
+    outcome
+}
+
+/// One blocking poll, then whatever else is ready, up to a batch.
+fn poll_batch(consumer: &BaseConsumer<SourceContext>) {
+    let ctx = consumer.context();
+    let mut timeout = Duration::from_millis(100);
+    for _ in 0..BATCH {
+        match consumer.poll(timeout) {
+            None => break,
+            Some(Ok(m)) => ctx.push(m.partition(), Input::Events(vec![to_event(&m)])),
+            Some(Err(KafkaError::PartitionEOF(p))) => ctx.push(p, Input::Eof),
+            Some(Err(e)) => {
+                warn!(topic = %ctx.opts.topic, error = %e, "consumer error");
+                if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+                    ctx.fail(format!(
+                        "topic {}: fatal consumer error: {e}",
+                        ctx.opts.topic
+                    ));
+                    break;
+                }
+            }
+        }
+        timeout = Duration::ZERO;
+    }
+}
+
+fn commit(consumer: &BaseConsumer<SourceContext>) {
+    let ctx = consumer.context();
+    let offsets = ctx.shared.commits.drain();
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        if topic == ctx.opts.topic {
+            let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(next));
+        } else {
+            ctx.shared.commits.offer(&topic, partition, next);
+        }
+    }
+    if tpl.count() > 0 {
+        // Advisory, for lag tools: hubcap resumes from its own checkpoints.
+        if let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+            debug!(error = %e, "kafka offset commit failed (advisory only)");
+        }
+    }
+}
+
+/// Copies a record out of the consumer's buffer.
+fn to_event(m: &BorrowedMessage<'_>) -> Event {
+    Event {
+        offset: m.offset(),
+        timestamp_ms: m.timestamp().to_millis(),
+        key: m.key().map(<[u8]>::to_vec),
+        headers: headers(m),
+        value: m.payload().map(<[u8]>::to_vec),
+    }
+}
+
+/// Reads headers through librdkafka's C API: rdkafka's safe accessor panics on a header name
+/// that is not UTF-8, and a poisoned record must not take the consumer down.
+fn headers(m: &BorrowedMessage<'_>) -> Vec<Header> {
+    use rdkafka::bindings as rd;
+    let mut out = Vec::new();
+    // SAFETY: `m` borrows a live message; librdkafka owns the header list and the pointers it
+    // returns stay valid while the message lives; every pointer is checked before use.
+    unsafe {
+        let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
+        if rd::rd_kafka_message_headers(m.ptr(), &mut hdrs)
+            != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            || hdrs.is_null()
+        {
+            return out;
+        }
+        let count = rd::rd_kafka_header_cnt(hdrs);
+        for i in 0..count {
+            let mut name: *const std::ffi::c_char = std::ptr::null();
+            let mut value: *const std::ffi::c_void = std::ptr::null();
+            let mut size: usize = 0;
+            if rd::rd_kafka_header_get_all(hdrs, i, &mut name, &mut value, &mut size)
+                != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                || name.is_null()
+            {
+                continue;
+            }
+            let key =
+                String::from_utf8_lossy(std::ffi::CStr::from_ptr(name).to_bytes()).into_owned();
+            let value = (!value.is_null())
+                .then(|| std::slice::from_raw_parts(value.cast::<u8>(), size).to_vec());
+            out.push(Header { key, value });
+        }
+    }
+    out
+}

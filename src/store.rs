@@ -1,0 +1,339 @@
+//! Storage locations: `--output` / `--checkpoints` URLs turned into an `ObjectStore` and a prefix,
+//! and the compare-and-swap primitive checkpoints are written with.
+//!
+//! Cloud stores get their credentials from the standard environment variables of their
+//! object_store builder (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`,
+//! `AZURE_STORAGE_SAS_KEY`, `AZURE_STORAGE_USE_EMULATOR`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`,
+//! `GOOGLE_SERVICE_ACCOUNT`, …).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutOptions, UpdateVersion,
+};
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{flag} {url:?}: unsupported URL scheme; use a local path or a file://, az://, abfss://, s3://, gs:// or memory:// URL")]
+    Scheme { flag: &'static str, url: String },
+    #[error(
+        "{flag} {url:?}: not a valid URL ({source}); use a local path or e.g. s3://bucket/prefix"
+    )]
+    Url {
+        flag: &'static str,
+        url: String,
+        source: url::ParseError,
+    },
+    #[error("{flag} {url:?}: cannot create the local directory: {source}")]
+    LocalDir {
+        flag: &'static str,
+        url: String,
+        source: std::io::Error,
+    },
+    #[error("{flag} {url:?}: {source}")]
+    Builder {
+        flag: &'static str,
+        url: String,
+        source: object_store::Error,
+    },
+}
+
+/// A place in a store: the store and the prefix every name is written under.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// The URL as given, without query string or credentials, for messages.
+    pub display: String,
+    /// Set for a local directory: checkpoints there use file locks for compare-and-swap, since
+    /// object_store's local store has no conditional update.
+    pub local_root: Option<PathBuf>,
+}
+
+impl Location {
+    /// Opens `spec`, a local path or a URL. `flag` names the option in error messages.
+    pub fn open(spec: &str, flag: &'static str) -> Result<Location, StoreError> {
+        if !spec.contains("://") {
+            return Self::local(PathBuf::from(spec), spec, flag);
+        }
+        let url = Url::parse(spec).map_err(|source| StoreError::Url {
+            flag,
+            url: redact_url(spec),
+            source,
+        })?;
+        let display = redact_url(spec);
+        if url.scheme() == "file" {
+            let dir = url.to_file_path().map_err(|()| StoreError::Scheme {
+                flag,
+                url: display.clone(),
+            })?;
+            return Self::local(dir, spec, flag);
+        }
+        let (scheme, path) = ObjectStoreScheme::parse(&url).map_err(|_| StoreError::Scheme {
+            flag,
+            url: display.clone(),
+        })?;
+        let builder_err = |source| StoreError::Builder {
+            flag,
+            url: display.clone(),
+            source,
+        };
+        let store: Arc<dyn ObjectStore> = match scheme {
+            ObjectStoreScheme::Memory => Arc::new(InMemory::new()),
+            ObjectStoreScheme::AmazonS3 => Arc::new(
+                AmazonS3Builder::from_env()
+                    .with_url(spec)
+                    .build()
+                    .map_err(builder_err)?,
+            ),
+            ObjectStoreScheme::MicrosoftAzure => Arc::new(
+                MicrosoftAzureBuilder::from_env()
+                    .with_url(spec)
+                    .build()
+                    .map_err(builder_err)?,
+            ),
+            ObjectStoreScheme::GoogleCloudStorage => Arc::new(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_url(spec)
+                    .build()
+                    .map_err(builder_err)?,
+            ),
+            _ => return Err(StoreError::Scheme { flag, url: display }),
+        };
+        let prefix = Path::parse(path).map_err(|e| builder_err(e.into()))?;
+        Ok(Location {
+            store,
+            prefix,
+            display,
+            local_root: None,
+        })
+    }
+
+    fn local(dir: PathBuf, spec: &str, flag: &'static str) -> Result<Location, StoreError> {
+        let local_err = |source| StoreError::LocalDir {
+            flag,
+            url: spec.to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(local_err)?;
+        let dir = dir.canonicalize().map_err(local_err)?;
+        let store =
+            LocalFileSystem::new_with_prefix(&dir).map_err(|source| StoreError::Builder {
+                flag,
+                url: spec.to_string(),
+                source,
+            })?;
+        Ok(Location {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            display: dir.display().to_string(),
+            local_root: Some(dir),
+        })
+    }
+
+    /// The same store, one level down.
+    pub fn child(&self, segment: &str) -> Location {
+        Location {
+            store: self.store.clone(),
+            prefix: self.prefix.clone().join(segment),
+            display: format!("{}/{segment}", self.display.trim_end_matches('/')),
+            local_root: self.local_root.as_ref().map(|r| r.join(segment)),
+        }
+    }
+
+    /// The full object path of a name relative to this location.
+    pub fn path(&self, relative: &str) -> Path {
+        let mut full = self.prefix.clone();
+        for part in relative.split('/') {
+            full = full.join(part);
+        }
+        full
+    }
+}
+
+/// Drops the query string (SAS tokens live there) and any user info from a URL for messages.
+pub fn redact_url(spec: &str) -> String {
+    match Url::parse(spec) {
+        Ok(mut url) => {
+            url.set_query(None);
+            let _ = url.set_password(None);
+            let _ = url.set_username("");
+            url.to_string()
+        }
+        Err(_) => spec.split('?').next().unwrap_or_default().to_string(),
+    }
+}
+
+/// A compare-and-swap outcome other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum CasError {
+    /// The object changed (or appeared) since it was read: someone else wrote it.
+    #[error("the object changed since it was read")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] object_store::Error),
+    #[error("local checkpoint file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads `path` with the version to pass back to [`put_cas`].
+pub async fn get_versioned(
+    loc: &Location,
+    path: &Path,
+) -> Result<Option<(Bytes, UpdateVersion)>, CasError> {
+    if let Some(file) = local_file(loc, path) {
+        return tokio::task::spawn_blocking(move || local::read(&file))
+            .await
+            .map_err(|e| CasError::Io(std::io::Error::other(e)))?;
+    }
+    match loc.store.get(path).await {
+        Ok(got) => {
+            let version = UpdateVersion {
+                e_tag: got.meta.e_tag.clone(),
+                version: got.meta.version.clone(),
+            };
+            Ok(Some((got.bytes().await?, version)))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `path` only if it is still at `expected` (or, with `None`, does not exist yet).
+pub async fn put_cas(
+    loc: &Location,
+    path: &Path,
+    data: Bytes,
+    expected: Option<UpdateVersion>,
+) -> Result<UpdateVersion, CasError> {
+    if let Some(file) = local_file(loc, path) {
+        return tokio::task::spawn_blocking(move || local::write(&file, &data, expected))
+            .await
+            .map_err(|e| CasError::Io(std::io::Error::other(e)))?;
+    }
+    let mode = match expected {
+        None => PutMode::Create,
+        Some(v) => PutMode::Update(v),
+    };
+    let opts = PutOptions {
+        mode,
+        ..Default::default()
+    };
+    match loc.store.put_opts(path, data.into(), opts).await {
+        Ok(r) => Ok(UpdateVersion {
+            e_tag: r.e_tag,
+            version: r.version,
+        }),
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Err(CasError::Conflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn local_file(loc: &Location, path: &Path) -> Option<PathBuf> {
+    let root = loc.local_root.as_ref()?;
+    // `path` includes loc.prefix, which for a local location is relative to the store root; the
+    // store root is the first local location's directory, so rebuild from the store's view.
+    let relative = path
+        .as_ref()
+        .strip_prefix(loc.prefix.as_ref())
+        .unwrap_or(path.as_ref());
+    let mut file = root.clone();
+    for part in relative.trim_start_matches('/').split('/') {
+        file.push(part);
+    }
+    Some(file)
+}
+
+/// Compare-and-swap on local files: an exclusive lock on a sibling `.lock` file around
+/// read-compare-write, the write going through a temporary file, fsync and rename. The version is
+/// a hash of the content, which changes with every write since checkpoints carry a timestamp.
+mod local {
+    use super::*;
+
+    fn version_of(data: &[u8]) -> UpdateVersion {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in data {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        UpdateVersion {
+            e_tag: Some(format!("{h:016x}-{}", data.len())),
+            version: None,
+        }
+    }
+
+    fn lock(file: &std::path::Path) -> std::io::Result<std::fs::File> {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut name = file.as_os_str().to_owned();
+        name.push(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(name)?;
+        lock.lock()?;
+        Ok(lock)
+    }
+
+    fn current(file: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
+        match std::fs::File::open(file) {
+            Ok(mut f) => {
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                Ok(Some(buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn read(file: &std::path::Path) -> Result<Option<(Bytes, UpdateVersion)>, CasError> {
+        if !file.exists() {
+            return Ok(None);
+        }
+        let _lock = lock(file)?;
+        Ok(current(file)?.map(|data| {
+            let v = version_of(&data);
+            (Bytes::from(data), v)
+        }))
+    }
+
+    pub fn write(
+        file: &std::path::Path,
+        data: &[u8],
+        expected: Option<UpdateVersion>,
+    ) -> Result<UpdateVersion, CasError> {
+        let _lock = lock(file)?;
+        let now = current(file)?.map(|d| version_of(&d));
+        if now.as_ref().map(|v| &v.e_tag) != expected.as_ref().map(|v| &v.e_tag) {
+            return Err(CasError::Conflict);
+        }
+        let mut tmp = file.as_os_str().to_owned();
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)?;
+        if let Some(dir) = file.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(version_of(data))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+//! Uploads: one object per window, streamed as it is encoded and published atomically.
+//!
+//! Bytes collect up to `part_size`; a file that stays smaller is written with one `put` when it
+//! closes, a bigger one becomes a multipart upload whose parts go out while the window is still
+//! open. Either way the object appears only when [`Upload::finish`] completes, and no reader ever
+//! sees a partial file. Memory per upload: the buffer plus `max_parts_in_flight` parts; waiting for
+//! a free slot is the backpressure point on the partition worker.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+
+pub struct Upload {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    part_size: usize,
+    max_parts_in_flight: usize,
+    state: State,
+}
+
+enum State {
+    Buffer { parts: Vec<Bytes>, len: usize },
+    Multipart(WriteMultipart),
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upload")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upload {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        path: Path,
+        part_size: usize,
+        max_parts_in_flight: usize,
+    ) -> Self {
+        Upload {
+            store,
+            path,
+            part_size,
+            max_parts_in_flight: max_parts_in_flight.max(1),
+            state: State::Buffer {
+                parts: Vec::new(),
+                len: 0,
+            },
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds bytes to the object; may wait for an in-flight part to finish.
+    pub async fn write(&mut self, data: Vec<u8>) -> object_store::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match &mut self.state {
+            State::Buffer { parts, len } if *len + data.len() < self.part_size => {
+                *len += data.len();
+                parts.push(Bytes::from(data));
+            }
+            State::Buffer { parts, .. } => {
+                let upload = self.store.put_multipart(&self.path).await?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
+                for part in parts.drain(..) {
+                    writer.put(part);
+                }
+                writer.put(Bytes::from(data));
+                self.state = State::Multipart(writer);
+            }
+            State::Multipart(writer) => {
+                writer.wait_for_capacity(self.max_parts_in_flight).await?;
+                writer.put(Bytes::from(data));
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes the object. After this returns `Ok`, the object is durable and complete.
+    pub async fn finish(self) -> object_store::Result<()> {
+        match self.state {
+            State::Buffer { parts, .. } => {
+                let payload: PutPayload = parts.into_iter().collect();
+                self.store.put(&self.path, payload).await.map(|_| ())
+            }
+            State::Multipart(writer) => writer.finish().await.map(|_| ()),
+        }
+    }
+
+    /// Drops the object's uploaded parts, if any; nothing was published.
+    pub async fn abort(self) {
+        if let State::Multipart(writer) = self.state {
+            if let Err(e) = writer.abort().await {
+                tracing::warn!(path = %self.path, error = %e, "could not abort a multipart upload; the store will expire its parts");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn small_and_multipart_uploads_publish_the_same_bytes() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        for (name, part_size) in [("small", 1 << 20), ("multi", 64)] {
+            let path = Path::from(name);
+            let mut up = Upload::new(store.clone(), path.clone(), part_size, 2);
+            let mut expected = Vec::new();
+            for i in 0..50u8 {
+                let chunk = vec![i; 10 + i as usize];
+                expected.extend_from_slice(&chunk);
+                up.write(chunk).await.unwrap();
+            }
+            assert!(
+                store.head(&path).await.is_err(),
+                "{name}: visible before finish"
+            );
+            up.finish().await.unwrap();
+            let got = store.get(&path).await.unwrap().bytes().await.unwrap();
+            assert_eq!(&got[..], &expected[..], "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn aborted_upload_publishes_nothing() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let path = Path::from("aborted");
+        let mut up = Upload::new(store.clone(), path.clone(), 16, 2);
+        up.write(vec![1; 100]).await.unwrap();
+        up.abort().await;
+        assert!(store.head(&path).await.is_err());
+    }
+}
