@@ -25,7 +25,7 @@ pub fn rudderstack_event(i: usize, timestamp_ms: i64) -> (String, String, &'stat
     let user = i * 7919 % 97;
     // About one event in five comes from a visitor who has not identified yet.
     let anonymous_id = format!("anon-{:04x}", user * 31 + 7);
-    let user_id = (i % 5 != 0).then(|| format!("user-{user}"));
+    let user_id = (!i.is_multiple_of(5)).then(|| format!("user-{user}"));
     let key = user_id.clone().unwrap_or_else(|| anonymous_id.clone());
     let ts = chrono::DateTime::from_timestamp_millis(timestamp_ms)
         .unwrap_or_default()

@@ -1,6 +1,7 @@
 //! Wiring and lifecycle: opens the stores, checks Kafka is reachable, starts one source per topic
 //! and collects what every partition did.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,7 +149,7 @@ pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunEr
     };
     info!("starting: {}", describe(&cfg, &output, &checkpoints));
     let kafka = kafka_config(&cfg);
-    preflight(&cfg, &kafka).await?;
+    let watermarks = preflight(&cfg, &kafka).await?;
 
     let shared = Arc::new(Shared {
         output: output.clone(),
@@ -168,7 +169,10 @@ pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunEr
     for topic in &cfg.args.topics {
         let opts = SourceOptions {
             topic: topic.clone(),
-            once: cfg.args.once,
+            once: cfg
+                .args
+                .once
+                .then(|| watermarks.get(topic).cloned().unwrap_or_default()),
             shutdown_timeout: cfg.args.shutdown_timeout.0,
             metadata_timeout: METADATA_TIMEOUT,
         };
@@ -204,36 +208,54 @@ pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunEr
 }
 
 /// Fails fast, with a message naming the fix, when the brokers cannot be reached or a topic
-/// does not exist.
-async fn preflight(cfg: &RunConfig, kafka: &ClientConfig) -> Result<(), RunError> {
+/// does not exist. With `--once`, also takes every partition's watermarks: the run's end.
+async fn preflight(cfg: &RunConfig, kafka: &ClientConfig) -> Result<Watermarks, RunError> {
     let consumer: BaseConsumer = kafka.create().map_err(RunError::Client)?;
     let topics = cfg.args.topics.clone();
     let brokers = cfg.args.brokers.clone();
+    let once = cfg.args.once;
+    let cfg_brokers = brokers.clone();
+    let unreachable = move |source| RunError::Unreachable {
+        brokers: brokers.clone(),
+        timeout: METADATA_TIMEOUT,
+        source,
+    };
     tokio::task::spawn_blocking(move || {
+        let mut marks = Watermarks::new();
         for topic in &topics {
             let md = consumer
                 .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-                .map_err(|source| RunError::Unreachable {
-                    brokers: brokers.clone(),
-                    timeout: METADATA_TIMEOUT,
-                    source,
-                })?;
-            let exists = md
+                .map_err(&unreachable)?;
+            let partitions = md
                 .topics()
                 .iter()
-                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-            if !exists {
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len() as i32);
+            if partitions == 0 {
                 return Err(RunError::UnknownTopic {
                     topic: topic.clone(),
-                    brokers: brokers.clone(),
+                    brokers: cfg_brokers.clone(),
                 });
             }
+            if once {
+                let mut m = HashMap::new();
+                for p in 0..partitions {
+                    let w = consumer
+                        .fetch_watermarks(topic, p, METADATA_TIMEOUT)
+                        .map_err(&unreachable)?;
+                    m.insert(p, w);
+                }
+                marks.insert(topic.clone(), m);
+            }
         }
-        Ok(())
+        Ok(marks)
     })
     .await
     .map_err(|e| RunError::Failed(vec![e.to_string()]))?
 }
+
+/// Per topic, per partition: (low, high) watermarks.
+type Watermarks = HashMap<String, HashMap<i32, (i64, i64)>>;
 
 /// `{host}-{pid}-{random}`: names the owner in checkpoints.
 fn instance_id() -> String {

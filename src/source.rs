@@ -36,7 +36,9 @@ const QUEUED_BATCHES: usize = 8;
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
     pub topic: String,
-    pub once: bool,
+    /// `--once`: each partition's (low, high) watermarks at start. The run ends when every
+    /// partition's checkpoint reached its high watermark, whoever in the group archived it.
+    pub once: Option<HashMap<i32, (i64, i64)>>,
     pub shutdown_timeout: Duration,
     pub metadata_timeout: Duration,
 }
@@ -184,8 +186,14 @@ impl SourceContext {
                     .push(format!("topic {topic} partition {partition}: {e}"));
                 continue;
             }
-            let end = if self.opts.once {
-                match consumer.fetch_watermarks(&topic, partition, self.opts.metadata_timeout) {
+            let end = if let Some(targets) = &self.opts.once {
+                let marks = match targets.get(&partition) {
+                    Some(&marks) => Ok(marks),
+                    None => {
+                        consumer.fetch_watermarks(&topic, partition, self.opts.metadata_timeout)
+                    }
+                };
+                match marks {
                     Ok(marks) => Some(marks),
                     Err(e) => {
                         state.outcome.errors.push(format!(
@@ -321,6 +329,52 @@ impl SourceContext {
         }
     }
 
+    /// `--once`: whether every partition's checkpoint reached its end offset taken at start.
+    /// Partitions this instance does not own belong to other members (or to a crashed member
+    /// whose session has not expired yet, after which they are assigned here), so the run stays
+    /// in the group until they are done. Checks at most once a second.
+    fn caught_up(
+        &self,
+        targets: &HashMap<i32, (i64, i64)>,
+        last: &mut Option<(std::time::Instant, Vec<i32>)>,
+    ) -> bool {
+        if last
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < Duration::from_secs(1))
+        {
+            return false;
+        }
+        let checkpoints = &self.shared.checkpoints;
+        let topic = &self.opts.topic;
+        let pending: Vec<i32> = targets
+            .iter()
+            .filter(|(_, (low, high))| low < high)
+            .map(|(p, _)| *p)
+            .collect();
+        let loaded = self.rt.block_on(futures::future::join_all(
+            pending
+                .iter()
+                .map(|&p| async move { (p, checkpoints.load(topic, p).await) }),
+        ));
+        let mut behind = Vec::new();
+        for (p, c) in loaded {
+            match c {
+                Ok(Some(v)) if v.checkpoint.next_offset >= targets[&p].1 => {}
+                Ok(_) => behind.push(p),
+                Err(e) => {
+                    self.fail(format!("topic {topic} partition {p}: {e}"));
+                    return false;
+                }
+            }
+        }
+        behind.sort_unstable();
+        if !behind.is_empty() && last.as_ref().is_none_or(|(_, b)| *b != behind) {
+            info!(%topic, partitions = ?behind, "waiting for partitions owned by other members of the group");
+        }
+        *last = Some((std::time::Instant::now(), behind.clone()));
+        behind.is_empty()
+    }
+
     fn push(&self, partition: i32, input: Input) {
         let mut state = self.state();
         let queue = state.pending.entry(partition).or_default();
@@ -357,6 +411,7 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
     if let Err(e) = consumer.subscribe(&[&topic]) {
         ctx.fail(format!("cannot subscribe to topic {topic}: {e}"));
     }
+    let mut last_check: Option<(std::time::Instant, Vec<i32>)> = None;
     while !stop.load(Ordering::Relaxed) {
         poll_batch(&consumer);
         ctx.dispatch();
@@ -366,9 +421,13 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
         if !state.outcome.errors.is_empty() {
             break;
         }
-        if ctx.opts.once && state.assigned && state.workers.is_empty() {
-            info!(%topic, "all assigned partitions reached their end");
-            break;
+        let assigned_done = state.assigned && state.workers.is_empty();
+        drop(state);
+        if let Some(targets) = &ctx.opts.once {
+            if assigned_done && ctx.caught_up(targets, &mut last_check) {
+                info!(%topic, "every partition reached its end offset");
+                break;
+            }
         }
     }
     let handles: Vec<_> = ctx.state().workers.drain().map(|(_, h)| h).collect();

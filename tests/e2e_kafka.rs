@@ -1,0 +1,281 @@
+//! End to end against a real Kafka-protocol broker (tansu, in its own process), read back with
+//! fastavro.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const PARTITIONS: i32 = 4;
+
+fn run_args(t: &Tansu, topic: &str, group: &str, out: &std::path::Path) -> Vec<String> {
+    [
+        "run",
+        "--brokers",
+        &t.brokers,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--output",
+        out.to_str().unwrap(),
+        "--namespace",
+        "ns",
+        // Short sessions so a killed instance leaves the group quickly.
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "heartbeat.interval.ms=1000",
+        "-X",
+        "group.instance.id=hubcap-test-1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing() {
+    let t = Tansu::start();
+    let topic = unique("orders");
+    let group = unique("g");
+    t.create_topic(&topic, PARTITIONS).await;
+    let produced = produce(&t.brokers, &topic, 0, 1200).await;
+    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 1200);
+    let out = tempfile::tempdir().unwrap();
+
+    let (ok, stdout, stderr) = run_with_timeout(
+        hubcap()
+            .args(run_args(&t, &topic, &group, out.path()))
+            .args(["--once", "--window-size", "16KiB"]),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "first run failed:\n{stderr}");
+    assert!(stdout.contains("total"), "summary printed: {stdout}");
+
+    let files = read_local(out.path());
+    let a = audit(&files, &topic, &produced);
+    println!(
+        "once: {} files, {} events, {} duplicates, {} missing",
+        a.files, a.events, a.duplicates, a.missing
+    );
+    assert_eq!((a.events, a.duplicates, a.missing), (1200, 0, 0));
+    assert!(
+        a.files > PARTITIONS as usize * 2,
+        "16KiB windows roll several files per partition"
+    );
+    for f in &files {
+        assert!(
+            f["size"].as_u64().unwrap() <= 16 * 1024,
+            "{} exceeds the size window",
+            f["name"]
+        );
+    }
+    for p in 0..PARTITIONS {
+        let end = produced.iter().filter(|r| r.partition == p).count() as i64;
+        let c = local_checkpoint(out.path(), &group, &topic, p);
+        assert_eq!(
+            c["next_offset"], end,
+            "partition {p} checkpoint = end offset"
+        );
+        assert!(c["pending"].is_null());
+    }
+
+    // Nothing new: a second run writes no file and exits promptly.
+    let before = list_files(out.path());
+    let started = Instant::now();
+    let (ok, _, stderr) = run_with_timeout(
+        hubcap()
+            .args(run_args(&t, &topic, &group, out.path()))
+            .arg("--once"),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "second run failed:\n{stderr}");
+    assert_eq!(list_files(out.path()), before, "second --once wrote files");
+    println!("second --once took {:?}", started.elapsed());
+
+    // New data: a third run archives exactly the new records.
+    let more = produce(&t.brokers, &topic, 1200, 200).await;
+    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 1400);
+    let (ok, _, stderr) = run_with_timeout(
+        hubcap()
+            .args(run_args(&t, &topic, &group, out.path()))
+            .arg("--once"),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "third run failed:\n{stderr}");
+    let all: Vec<Produced> = produced.into_iter().chain(more).collect();
+    let a = audit(&read_local(out.path()), &topic, &all);
+    assert_eq!((a.events, a.duplicates, a.missing), (1400, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let t = Tansu::start();
+    let topic = unique("clicks");
+    let group = unique("g");
+    t.create_topic(&topic, PARTITIONS).await;
+    let out = tempfile::tempdir().unwrap();
+    let mut produced = Vec::new();
+    let kills = 6;
+    for round in 0..kills {
+        produced.extend(produce(&t.brokers, &topic, round * 300, 300).await);
+        let mut child = hubcap()
+            .args(run_args(&t, &topic, &group, out.path()))
+            .args(["--window-size", "8KiB", "--window-time", "1s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let wait = Duration::from_millis(rand::random_range(500..6000));
+        std::thread::sleep(wait);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        println!(
+            "round {round}: killed after {wait:?}, {} files so far",
+            list_files(out.path()).len()
+        );
+    }
+    let total = produced.len() as i64;
+    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, total);
+    let (ok, _, stderr) = run_with_timeout(
+        hubcap()
+            .args(run_args(&t, &topic, &group, out.path()))
+            .args(["--once", "--window-size", "8KiB"]),
+        Duration::from_secs(180),
+    );
+    assert!(ok, "final run failed:\n{stderr}");
+    let a = audit(&read_local(out.path()), &topic, &produced);
+    println!(
+        "crash test: {kills} kills, {} files, {} events, {} duplicates, {} missing",
+        a.files, a.events, a.duplicates, a.missing
+    );
+    assert_eq!((a.events as i64, a.duplicates, a.missing), (total, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_flushes_open_windows_and_exits_zero() {
+    let t = Tansu::start();
+    let topic = unique("views");
+    let group = unique("g");
+    t.create_topic(&topic, PARTITIONS).await;
+    let produced = produce(&t.brokers, &topic, 0, 200).await;
+    let out = tempfile::tempdir().unwrap();
+    let child = hubcap()
+        .args(run_args(&t, &topic, &group, out.path()))
+        .args(["--window-time", "1h"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until every record was consumed (the windows stay open: 1h, 300MiB).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !list_files(out.path()).is_empty() || Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        if Instant::now() + Duration::from_secs(50) > deadline {
+            break;
+        }
+    }
+    assert!(
+        list_files(out.path()).is_empty(),
+        "no window should have closed yet"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit after SIGTERM: {:?}\n{stderr}",
+        output.status
+    );
+    let a = audit(&read_local(out.path()), &topic, &produced);
+    assert_eq!((a.events, a.duplicates, a.missing), (200, 0, 0), "{stderr}");
+    assert_eq!(
+        a.files, PARTITIONS as usize,
+        "one flushed file per partition"
+    );
+}
+
+#[test]
+fn unreachable_brokers_and_unknown_topics_fail_fast_naming_the_fix() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port(); // nothing listens there
+    let (ok, _, stderr) = run_with_timeout(
+        hubcap()
+            .args([
+                "run",
+                "--brokers",
+                &format!("127.0.0.1:{port}"),
+                "--topic",
+                "t",
+                "--group",
+                "g",
+                "--once",
+            ])
+            .args(["--output", out.path().to_str().unwrap()]),
+        Duration::from_secs(60),
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot reach Kafka") && stderr.contains("--brokers"),
+        "{stderr}"
+    );
+
+    let t = Tansu::start();
+    let (ok, _, stderr) = run_with_timeout(
+        hubcap()
+            .args([
+                "run",
+                "--brokers",
+                &t.brokers,
+                "--topic",
+                "no-such-topic",
+                "--group",
+                "g",
+                "--once",
+            ])
+            .args(["--output", out.path().to_str().unwrap()]),
+        Duration::from_secs(60),
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("no-such-topic") && stderr.contains("--topic"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_get_one_line_errors() {
+    for (args, needle) in [
+        (vec!["--window-size", "lots"], "300MiB"),
+        (vec!["--window-time", "soon"], "5m"),
+        (
+            vec!["--path-format", "{EventHub}/{Partition}"],
+            "{PartitionId}",
+        ),
+        (vec!["--output", "ftp://x/y"], "s3://"),
+        (vec!["--codec", "zip"], "deflate"),
+    ] {
+        let (ok, _, stderr) = run_with_timeout(
+            hubcap()
+                .args([
+                    "run",
+                    "--brokers",
+                    "127.0.0.1:1",
+                    "--topic",
+                    "t",
+                    "--group",
+                    "g",
+                ])
+                .args(&args),
+            Duration::from_secs(30),
+        );
+        assert!(!ok, "{args:?} accepted");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
