@@ -191,6 +191,9 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Kafka headers: name and optional value.
+pub type Headers = Vec<(String, Option<Vec<u8>>)>;
+
 /// One produced record, as the broker acknowledged it.
 #[derive(Debug, Clone)]
 pub struct Produced {
@@ -198,19 +201,13 @@ pub struct Produced {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: Headers,
     pub timestamp: i64,
 }
 
 /// The i-th test record: keyed (some keys not UTF-8, some records without a key), with headers
 /// (one binary, one without a value), a tombstone now and then.
-pub fn record(
-    i: usize,
-) -> (
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    Vec<(String, Option<Vec<u8>>)>,
-) {
+pub fn record(i: usize) -> (Option<Vec<u8>>, Option<Vec<u8>>, Headers) {
     let key = match i % 10 {
         0 => None,
         1 => Some(vec![0xff, 0xfe, i as u8]),
@@ -228,10 +225,10 @@ pub fn record(
         ),
     };
     let mut headers = vec![("event-type".to_string(), Some(b"track".to_vec()))];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         headers.push(("bin".to_string(), Some(vec![0, 159, 146, 150, i as u8])));
     }
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         headers.push(("no-value".to_string(), None));
     }
     (key, value, headers)
