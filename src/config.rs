@@ -92,8 +92,16 @@ pub struct RunArgs {
 
     /// A librdkafka setting, key=value (security, SASL, TLS, …); repeatable. Settings hubcap
     /// relies on (group.id, enable.auto.commit, …) are applied after these and win.
-    #[arg(short = 'X', value_name = "KEY=VALUE", env = "HUBCAP_KAFKA_CONFIG", value_delimiter = '\n', value_parser = parse_key_value)]
-    pub kafka: Vec<(String, String)>,
+    /// (Parsed in `validate`, not by clap: clap's errors would echo a malformed value, which
+    /// may hold a secret; the environment value is hidden from `--help` for the same reason.)
+    #[arg(
+        short = 'X',
+        value_name = "KEY=VALUE",
+        env = "HUBCAP_KAFKA_CONFIG",
+        value_delimiter = '\n',
+        hide_env_values = true
+    )]
+    pub kafka: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -114,6 +122,8 @@ pub struct RunConfig {
     pub namespace: String,
     pub template: PathTemplate,
     pub policy: RollPolicy,
+    /// The `-X` settings, in order.
+    pub kafka: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +138,8 @@ pub enum ConfigError {
     Brokers,
     #[error("--group is empty; give the consumer group id, e.g. --group hubcap")]
     Group,
+    #[error("-X {0}")]
+    KafkaSetting(String),
 }
 
 impl RunArgs {
@@ -169,11 +181,19 @@ impl RunArgs {
             max_bytes: self.window_size.0,
             max_age: self.window_time.0,
         };
+        let kafka = self
+            .kafka
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| parse_key_value(s))
+            .collect::<Result<_, _>>()
+            .map_err(ConfigError::KafkaSetting)?;
         Ok(RunConfig {
             args: self,
             namespace,
             template,
             policy,
+            kafka,
         })
     }
 }
@@ -373,11 +393,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.topics, ["a", "b"]);
+        let cfg = a.validate().unwrap();
         assert_eq!(
-            a.kafka[1],
+            cfg.kafka[1],
             ("sasl.password".into(), "Endpoint=sb://x/;Key=abc=".into())
         );
-        let cfg = a.validate().unwrap();
         assert_eq!(cfg.namespace, "127.0.0.1");
         assert_eq!(cfg.policy.max_bytes, 1 << 20);
     }
@@ -405,11 +425,14 @@ mod tests {
             "--group",
             "g",
             "-X",
-            "nokey",
+            "Endpoint-sb://secret-namespace",
         ])
+        .unwrap()
+        .validate()
         .unwrap_err()
         .to_string();
         assert!(err.contains("KEY=VALUE"), "{err}");
+        assert!(!err.contains("secret-namespace"), "not echoed whole: {err}");
         let bad_template = parse(&[
             "--brokers",
             "b:1",

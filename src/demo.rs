@@ -64,7 +64,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
     let run_args = RunArgs {
         brokers,
         topics: vec![DEMO_TOPIC.into()],
-        group: "hubcap-demo".into(),
+        // A group per run: the mock cluster starts empty each time, so checkpoints of an
+        // earlier demo (at offsets this cluster has not reached) must not apply.
+        group: format!("hubcap-demo-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")),
         output: args.output.clone(),
         checkpoints: None,
         window_size: ByteSize(256 << 10),

@@ -58,8 +58,15 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 output, summary.output
             );
             println!("  {{Namespace}}/{{EventHub}}/{{PartitionId}}/{{Year}}/{{Month}}/{{Day}}/{{Hour}}/{{Minute}}/{{Second}}-{{FirstOffset}}.avro");
-            println!("Checkpoints are in {output}/_checkpoints/. Read the files with any Avro reader, e.g.:");
-            println!("  python3 -c 'import fastavro,glob; r=[x for f in sorted(glob.glob(\"{output}/demo/**/*.avro\", recursive=True)) for x in fastavro.reader(open(f,\"rb\"))]; print(len(r), r[0])'");
+            println!(
+                "and each partition's checkpoint is under {output}/_checkpoints/."
+            );
+            if !output.contains("://") {
+                println!(
+                    "Read them with any Avro reader, for example fastavro (pip install fastavro):"
+                );
+                println!("  python3 -c 'import fastavro,glob; r=[x for f in sorted(glob.glob(\"{output}/demo/**/*.avro\", recursive=True)) for x in fastavro.reader(open(f,\"rb\"))]; print(len(r), \"events; first:\", r[0])'");
+            }
             Ok(())
         }
     }

@@ -262,7 +262,10 @@ impl PartitionWorker {
                             }
                         }
                     }
-                    Some(Input::Eof) if self.end.is_some() => return self.close(RollReason::End).await,
+                    Some(Input::Eof) if self.end.is_some() => {
+                        self.close(RollReason::End).await?;
+                        return self.skip_to_end().await;
+                    }
                     Some(Input::Eof) => {}
                     None => return self.close(RollReason::Stop).await,
                 },
@@ -450,6 +453,33 @@ impl PartitionWorker {
             ?reason,
             "file written"
         );
+        Ok(())
+    }
+
+    /// `--once` reached the end of the partition (EOF) below its end offset: the offsets left
+    /// hold no records (transaction markers, compacted or aborted records), so the checkpoint
+    /// moves to the end offset and the next run does not wait for them.
+    async fn skip_to_end(&mut self) -> Result<(), WorkerError> {
+        let Some(end) = self.end else { return Ok(()) };
+        if self.next.unwrap_or(self.low) >= end && self.checkpoint.is_some() {
+            return Ok(());
+        }
+        let mut c = self.checkpoint.clone().unwrap_or_else(|| {
+            self.shared
+                .checkpoints
+                .document(&self.topic, self.partition, end, &self.shared.owner)
+        });
+        c.next_offset = end;
+        c.updated_at = now_rfc3339();
+        self.version = Some(
+            self.shared
+                .checkpoints
+                .save(&c, self.version.take())
+                .await?,
+        );
+        debug!(topic = %self.topic, partition = self.partition, end, "no records left below the end offset; checkpoint moved to it");
+        self.checkpoint = Some(c);
+        self.next = Some(end);
         Ok(())
     }
 

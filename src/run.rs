@@ -97,7 +97,7 @@ pub fn kafka_config(cfg: &RunConfig) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         // Prefetch per partition; bounds memory with many partitions.
         .set("queued.max.messages.kbytes", "16384");
-    for (k, v) in &cfg.args.kafka {
+    for (k, v) in &cfg.kafka {
         c.set(k, v);
     }
     c.set("bootstrap.servers", &cfg.args.brokers)
@@ -111,7 +111,6 @@ pub fn kafka_config(cfg: &RunConfig) -> ClientConfig {
 /// The effective configuration, one line, secrets redacted.
 pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> String {
     let kafka: Vec<String> = cfg
-        .args
         .kafka
         .iter()
         .map(|(k, v)| {
@@ -198,6 +197,9 @@ pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunEr
             .map_err(|e| RunError::Failed(vec![e.to_string()]))?
             .map_err(|_| RunError::Failed(vec!["a consumer thread panicked".into()]))?;
         summary.reports.extend(outcome.reports);
+        if cfg.args.once && !outcome.caught_up && outcome.errors.is_empty() {
+            errors.push("stopped by a signal before every partition reached its end offset; what was archived is checkpointed, run again to finish".into());
+        }
         errors.extend(outcome.errors);
     }
     if errors.is_empty() {

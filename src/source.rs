@@ -49,6 +49,8 @@ pub struct SourceOutcome {
     pub reports: Vec<PartitionReport>,
     /// Failures that make the run fail (fenced partitions are not among them).
     pub errors: Vec<String>,
+    /// `--once`: every partition reached its end offset (false when stopped by a signal).
+    pub caught_up: bool,
 }
 
 /// What a worker task returns.
@@ -426,6 +428,7 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
         if let Some(targets) = &ctx.opts.once {
             if assigned_done && ctx.caught_up(targets, &mut last_check) {
                 info!(%topic, "every partition reached its end offset");
+                ctx.state().outcome.caught_up = true;
                 break;
             }
         }

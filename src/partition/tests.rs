@@ -207,10 +207,23 @@ async fn once_stops_at_the_end_offset_and_at_eof() {
     tx.send(Input::Eof).await.unwrap();
     let (report, result) = run.await.unwrap();
     result.unwrap();
-    assert_eq!((report.events, report.next_offset), (9, Some(9)));
+    assert_eq!((report.events, report.next_offset), (9, Some(10)));
+    assert_eq!(
+        checkpoint(&s).await.unwrap().next_offset,
+        10,
+        "the gap is skipped"
+    );
+
+    // Only transaction markers, no checkpoint yet: EOF creates the checkpoint at the end.
+    let s2 = shared(1 << 30, Duration::from_secs(3600), false);
+    let (tx2, run) = start(&s2, Resume::default(), Some((0, 3)));
+    tx2.send(Input::Eof).await.unwrap();
+    run.await.unwrap().1.unwrap();
+    assert_eq!(checkpoint(&s2).await.unwrap().next_offset, 3);
+    assert!(files(&s2).await.is_empty());
 
     // Already at the end: finishes at once, writes nothing.
-    let (_tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), Some((0, 9)));
+    let (_tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), Some((0, 10)));
     let (report, result) = run.await.unwrap();
     result.unwrap();
     assert_eq!(report.files, 0);
