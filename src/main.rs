@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -58,9 +60,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 output, summary.output
             );
             println!("  {{Namespace}}/{{EventHub}}/{{PartitionId}}/{{Year}}/{{Month}}/{{Day}}/{{Hour}}/{{Minute}}/{{Second}}-{{FirstOffset}}.avro");
-            println!(
-                "and each partition's checkpoint is under {output}/_checkpoints/."
-            );
+            println!("and each partition's checkpoint is under {output}/_checkpoints/.");
             if !output.contains("://") {
                 println!(
                     "Read them with any Avro reader, for example fastavro (pip install fastavro):"

@@ -80,6 +80,13 @@ pub struct SourceContext {
 
 impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        ) {
+            // End of partition also arrives as a message error, where it is handled.
+            return debug!(topic = %self.opts.topic, reason, "end of partition");
+        }
         warn!(topic = %self.opts.topic, %error, reason, "kafka client error");
     }
 }
