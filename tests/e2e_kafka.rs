@@ -278,3 +278,33 @@ fn bad_flags_get_one_line_errors() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_covers_several_topics_and_an_empty_one() {
+    let t = Tansu::start();
+    let busy = unique("busy");
+    let empty = unique("empty");
+    let group = unique("g");
+    t.create_topic(&busy, PARTITIONS).await;
+    t.create_topic(&empty, 3).await;
+    let produced = produce(&t.brokers, &busy, 0, 300).await;
+    wait_for_high_watermarks(&t.brokers, &busy, PARTITIONS, 300);
+    let out = tempfile::tempdir().unwrap();
+    let mut args = run_args(&t, &busy, &group, out.path());
+    args.extend(["--topic", &empty, "--once"].map(String::from));
+    let (ok, stdout, stderr) = run_with_timeout(hubcap().args(&args), Duration::from_secs(120));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&empty),
+        "the summary lists the empty topic's partitions: {stdout}"
+    );
+    let files = read_local(out.path());
+    assert!(
+        !files
+            .iter()
+            .any(|f| f["name"].as_str().unwrap().contains(&empty)),
+        "an empty topic writes nothing"
+    );
+    let a = audit(&files, &busy, &produced);
+    assert_eq!((a.events, a.duplicates, a.missing), (300, 0, 0));
+}
