@@ -108,6 +108,33 @@ async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing
     assert_eq!((a.events, a.duplicates, a.missing), (1400, 0, 0));
 }
 
+/// Starts a continuous run and returns once it logged its partition assignment.
+fn spawn_assigned(mut cmd: std::process::Command) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("partitions assigned") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        panic!("hubcap got no partitions within 60 s");
+    }
+    child
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let t = Tansu::start();
@@ -115,42 +142,55 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let group = unique("g");
     t.create_topic(&topic, PARTITIONS).await;
     let out = tempfile::tempdir().unwrap();
-    let mut produced = Vec::new();
-    let kills = 6;
-    for round in 0..kills {
-        produced.extend(produce(&t.brokers, &topic, round * 300, 300).await);
-        let mut child = hubcap()
-            .args(run_args(&t, &topic, &group, out.path()))
-            .args(["--window-size", "8KiB", "--window-time", "1s"])
-            // Static membership: a restarted instance takes the killed one's place at once.
-            .args(["-X", "group.instance.id=hubcap-kill-test"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let wait = Duration::from_millis(rand::random_range(500..6000));
-        std::thread::sleep(wait);
+
+    // A producer keeps writing while instances are started and killed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let (brokers, topic, stop) = (t.brokers.clone(), topic.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut all = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                all.extend(produce(&brokers, &topic, all.len(), 40).await);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            all
+        })
+    };
+    let kills = 8;
+    let mut files_after = Vec::new();
+    for _ in 0..kills {
+        let mut cmd = hubcap();
+        cmd.args(run_args(&t, &topic, &group, out.path())).args([
+            "--window-size",
+            "8KiB",
+            "--window-time",
+            "1s",
+        ]);
+        let mut child = spawn_assigned(cmd);
+        std::thread::sleep(Duration::from_millis(rand::random_range(200..3000)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        println!(
-            "round {round}: killed after {wait:?}, {} files so far",
-            list_files(out.path()).len()
-        );
+        files_after.push(list_files(out.path()).len());
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let produced = producer.await.unwrap();
     let total = produced.len() as i64;
     wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, total);
     let (ok, _, stderr) = run_with_timeout(
         hubcap()
             .args(run_args(&t, &topic, &group, out.path()))
-            .args(["--once", "--window-size", "8KiB"])
-            .args(["-X", "group.instance.id=hubcap-kill-test"]),
+            .args(["--once", "--window-size", "8KiB"]),
         Duration::from_secs(180),
     );
     assert!(ok, "final run failed:\n{stderr}");
     let a = audit(&read_local(out.path()), &topic, &produced);
     println!(
-        "crash test: {kills} kills, {} files, {} events, {} duplicates, {} missing",
+        "crash test: {kills} kills (files after each: {files_after:?}), {} files, {} events, {} duplicates, {} missing",
         a.files, a.events, a.duplicates, a.missing
+    );
+    assert!(
+        files_after[kills - 1] > files_after[0],
+        "the killed instances archived something"
     );
     assert_eq!((a.events as i64, a.duplicates, a.missing), (total, 0, 0));
 }
