@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::avro::Codec;
+use crate::encoder::Format;
+use crate::parquet::ParquetCompression;
 use crate::path::{namespace_from_brokers, PathError, PathTemplate, DEFAULT_TEMPLATE};
 use crate::window::RollPolicy;
 
@@ -74,9 +76,21 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_NAMESPACE")]
     pub namespace: Option<String>,
 
+    /// File format: avro (Capture's, the default) or parquet (same columns, plus a timestamp).
+    #[arg(long, env = "HUBCAP_FORMAT", value_enum, default_value = "avro")]
+    pub format: FormatName,
+
     /// Avro codec: null (what Capture writes) or deflate.
     #[arg(long, env = "HUBCAP_CODEC", value_enum, default_value = "null")]
     pub codec: Codec,
+
+    /// Parquet compression: zstd, snappy or none.
+    #[arg(long, env = "HUBCAP_COMPRESSION", value_enum, default_value = "zstd")]
+    pub compression: ParquetCompression,
+
+    /// Parquet row group size (encoded bytes); a file's memory is about one row group.
+    #[arg(long, env = "HUBCAP_ROW_GROUP_SIZE", default_value = "16MiB")]
+    pub row_group_size: ByteSize,
 
     /// Write an empty Capture file (header plus one empty block) for a window without events.
     #[arg(long, env = "HUBCAP_EMPTY_FILES")]
@@ -115,6 +129,16 @@ pub struct DemoArgs {
     pub events: usize,
 }
 
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatName {
+    Avro,
+    Parquet,
+}
+
+/// Uncompressed size at which an Avro block closes.
+const AVRO_BLOCK: usize = 1 << 20;
+
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -122,6 +146,7 @@ pub struct RunConfig {
     pub namespace: String,
     pub template: PathTemplate,
     pub policy: RollPolicy,
+    pub format: Format,
     /// The `-X` settings, in order.
     pub kafka: Vec<(String, String)>,
 }
@@ -172,7 +197,22 @@ impl RunArgs {
                 flag: "window-time",
             });
         }
-        let template = PathTemplate::parse(&self.path_format, "avro")?;
+        if self.row_group_size.0 == 0 {
+            return Err(ConfigError::Zero {
+                flag: "row-group-size",
+            });
+        }
+        let format = match self.format {
+            FormatName::Avro => Format::Avro {
+                codec: self.codec,
+                block_target: AVRO_BLOCK,
+            },
+            FormatName::Parquet => Format::Parquet {
+                compression: self.compression,
+                row_group_bytes: usize::try_from(self.row_group_size.0).unwrap_or(usize::MAX),
+            },
+        };
+        let template = PathTemplate::parse(&self.path_format, format.extension())?;
         let namespace = self
             .namespace
             .clone()
@@ -193,6 +233,7 @@ impl RunArgs {
             namespace,
             template,
             policy,
+            format,
             kafka,
         })
     }

@@ -1,7 +1,7 @@
 //! hubcap: an Event Hubs Capture-style archiver.
 //!
 //! The data path, one module per stage: [`source`] (Kafka consumer, rebalance) →
-//! [`partition`] (one worker per partition) → [`window`] (roll policy) → [`avro`] (encoder) →
+//! [`partition`] (one worker per partition) → [`window`] (roll policy) → [`encoder`] ([`avro`], [`parquet`]) →
 //! [`path`] (object names) → [`upload`] (object_store) → [`checkpoint`] (compare-and-swap
 //! checkpoints). [`run`] wires them together; [`config`] is the command line.
 
@@ -9,7 +9,9 @@ pub mod avro;
 pub mod checkpoint;
 pub mod config;
 pub mod demo;
+pub mod encoder;
 pub mod event;
+pub mod parquet;
 pub mod partition;
 pub mod path;
 pub mod run;

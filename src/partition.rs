@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info};
 
-use crate::avro::{sync_marker, AvroFile, Codec, RecordEncoder};
 use crate::checkpoint::{now_rfc3339, Checkpoint, CheckpointError, CheckpointStore, PendingFile};
+use crate::encoder::{EncodeError, FileEncoder, Format};
 use crate::event::Event;
 use crate::path::{name_time, NameParts, PathTemplate};
 use crate::store::Location;
@@ -28,12 +28,10 @@ pub struct Shared {
     pub namespace: String,
     pub template: PathTemplate,
     pub policy: RollPolicy,
-    pub codec: Codec,
+    pub format: Format,
     pub empty_files: bool,
     /// Upload part size; also the largest object written with a single put.
     pub part_size: usize,
-    /// Uncompressed size at which an Avro block closes.
-    pub block_target: usize,
     /// This instance's id, written into the checkpoints it owns.
     pub owner: String,
     pub commits: CommitQueue,
@@ -81,6 +79,8 @@ pub enum WorkerError {
         path: String,
         source: object_store::Error,
     },
+    #[error("encoding {path} failed: {source}")]
+    Encode { path: String, source: EncodeError },
 }
 
 impl WorkerError {
@@ -158,7 +158,7 @@ pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resu
 
 struct OpenFile {
     name: String,
-    file: AvroFile,
+    file: Box<dyn FileEncoder>,
     upload: Upload,
     first_offset: i64,
     last_offset: i64,
@@ -183,8 +183,6 @@ pub struct PartitionWorker {
     /// Wall time at `Instant` zero of this worker: wall-clock readings follow tokio's clock, so
     /// paused-time tests see windows open at distinct times.
     origin: (Instant, DateTime<Utc>),
-    encoder: RecordEncoder,
-    scratch: Vec<u8>,
     report: PartitionReport,
 }
 
@@ -219,8 +217,6 @@ impl PartitionWorker {
             opened: origin.0,
             opened_wall: origin.1,
             origin,
-            encoder: RecordEncoder::default(),
-            scratch: Vec::new(),
             report: PartitionReport {
                 topic: topic.to_string(),
                 partition,
@@ -296,18 +292,23 @@ impl PartitionWorker {
     }
 
     async fn append(&mut self, e: &Event) -> Result<(), WorkerError> {
-        self.scratch.clear();
-        self.encoder.encode(e, &mut self.scratch);
-        let roll = match &self.open {
-            // A replayed window keeps exactly the offsets its intent named.
-            Some(f) if self.replay.is_none() => {
-                let size = f.file.size_with(self.scratch.len());
-                self.shared.policy.roll_before(f.file.records(), size)
+        // Prepare the record on the open file; if it would overflow the size window, close the
+        // file first (a replayed window keeps exactly the offsets its intent named).
+        let mut prepared = false;
+        let mut roll = None;
+        if let Some(f) = &mut self.open {
+            let extra = f.file.prepare(e);
+            prepared = true;
+            if self.replay.is_none() {
+                roll = self
+                    .shared
+                    .policy
+                    .roll_before(f.file.records(), f.file.size_with(extra));
             }
-            _ => None,
-        };
+        }
         if let Some(reason) = roll {
             self.close(reason).await?;
+            prepared = false;
         }
         if self.open.is_none() {
             self.open = Some(self.start_file(e));
@@ -315,7 +316,14 @@ impl PartitionWorker {
         let Some(f) = self.open.as_mut() else {
             return Ok(()); // unreachable: opened just above
         };
-        f.file.append_encoded(&self.scratch);
+        if !prepared {
+            f.file.prepare(e);
+        }
+        let encode_err = |source| WorkerError::Encode {
+            path: f.name.clone(),
+            source,
+        };
+        f.file.push_prepared(e).map_err(encode_err)?;
         f.last_offset = e.offset;
         if f.file.output_len() > 0 {
             let path = f.name.clone();
@@ -345,7 +353,6 @@ impl PartitionWorker {
                 name_time(first.timestamp_ms, self.opened_wall),
             ),
         };
-        let sync = sync_marker(&self.topic, self.partition, first.offset);
         OpenFile {
             upload: Upload::new(
                 self.shared.output.store.clone(),
@@ -354,7 +361,10 @@ impl PartitionWorker {
                 2,
             ),
             name,
-            file: AvroFile::new(self.shared.codec, sync, self.shared.block_target),
+            file: self
+                .shared
+                .format
+                .create(&self.topic, self.partition, first.offset),
             first_offset: first.offset,
             last_offset: first.offset,
         }
@@ -391,7 +401,16 @@ impl PartitionWorker {
 
     async fn publish(&mut self, mut f: OpenFile, reason: RollReason) -> Result<(), WorkerError> {
         let records = f.file.records();
-        let (rest, size) = f.file.finish();
+        let (rest, size) = match f.file.finish() {
+            Ok(done) => done,
+            Err(source) => {
+                f.upload.abort().await;
+                return Err(WorkerError::Encode {
+                    path: f.name,
+                    source,
+                });
+            }
+        };
         let upload_err = |path: &str| {
             let path = path.to_string();
             move |source| WorkerError::Upload { path, source }
@@ -488,12 +507,15 @@ impl PartitionWorker {
     async fn publish_empty(&mut self, opened_wall: DateTime<Utc>) -> Result<(), WorkerError> {
         let first = self.next.unwrap_or(self.low);
         let name = self.name(first, opened_wall);
-        let (bytes, size) = AvroFile::new(
-            self.shared.codec,
-            sync_marker(&self.topic, self.partition, first),
-            self.shared.block_target,
-        )
-        .finish();
+        let (bytes, size) = self
+            .shared
+            .format
+            .create(&self.topic, self.partition, first)
+            .finish()
+            .map_err(|source| WorkerError::Encode {
+                path: name.clone(),
+                source,
+            })?;
         let path = self.shared.output.path(&name);
         self.shared
             .output

@@ -18,8 +18,6 @@ use crate::store::{Location, StoreError};
 
 /// Upload part size: parts of this size stream out while a window is open.
 const PART_SIZE: usize = 8 << 20;
-/// Uncompressed Avro block size.
-const BLOCK_TARGET: usize = 1 << 20;
 /// How long to wait for Kafka metadata before calling the brokers unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -122,7 +120,7 @@ pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> S
         })
         .collect();
     format!(
-        "brokers={} topics={} group={} output={} checkpoints={} window-size={} window-time={} codec={} empty-files={} once={} namespace={} kafka=[{}]",
+        "brokers={} topics={} group={} output={} checkpoints={} window-size={} window-time={} format={} codec={} empty-files={} once={} namespace={} kafka=[{}]",
         cfg.args.brokers,
         cfg.args.topics.join(","),
         cfg.args.group,
@@ -130,7 +128,8 @@ pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> S
         checkpoints.display,
         cfg.args.window_size,
         cfg.args.window_time,
-        cfg.args.codec.name(),
+        cfg.format.name(),
+        cfg.format.codec_name(),
         cfg.args.empty_files,
         cfg.args.once,
         cfg.namespace,
@@ -156,10 +155,9 @@ pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunEr
         namespace: cfg.namespace.clone(),
         template: cfg.template.clone(),
         policy: cfg.policy,
-        codec: cfg.args.codec,
+        format: cfg.format,
         empty_files: cfg.args.empty_files,
         part_size: PART_SIZE,
-        block_target: BLOCK_TARGET,
         owner: instance_id(),
         commits: CommitQueue::default(),
     });

@@ -14,10 +14,12 @@ fn shared(max_bytes: u64, max_age: Duration, empty_files: bool) -> Arc<Shared> {
         namespace: "ns".into(),
         template: PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap(),
         policy: RollPolicy { max_bytes, max_age },
-        codec: Codec::Null,
+        format: Format::Avro {
+            codec: crate::avro::Codec::Null,
+            block_target: 512,
+        },
         empty_files,
         part_size: 1 << 20,
-        block_target: 512,
         owner: "me".into(),
         commits: CommitQueue::default(),
     })

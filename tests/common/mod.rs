@@ -469,7 +469,7 @@ pub fn audit(files: &[Value], topic: &str, produced: &[Produced]) -> Audit {
     }
 }
 
-fn check_record(r: &Value, want: &Produced) {
+pub fn check_record(r: &Value, want: &Produced) {
     let at = format!("{}/{}", want.partition, want.offset);
     assert_eq!(r["offset"], want.offset.to_string(), "{at}: Offset");
     assert_eq!(

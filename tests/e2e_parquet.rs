@@ -1,0 +1,140 @@
+//! Parquet end to end on the real broker, read back with pyarrow and DuckDB (hive partitioning).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const LAKE_TEMPLATE: &str =
+    "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/hour={Hour}/{Offset}";
+
+fn read_parquet(root: &std::path::Path, partition: i32) -> Value {
+    let out = Command::new(python())
+        .arg(script("read_parquet.py"))
+        .args([root.to_str().unwrap(), &partition.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_reads_back_in_pyarrow_and_duckdb_with_partition_pruning() {
+    let t = Tansu::start();
+    let topic = unique("lake");
+    let group = unique("g");
+    t.create_topic(&topic, 4).await;
+    let produced = produce(&t.brokers, &topic, 0, 1500).await;
+    wait_for_high_watermarks(&t.brokers, &topic, 4, 1500);
+    let out = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run_with_timeout(
+        hubcap()
+            .args([
+                "run",
+                "--brokers",
+                &t.brokers,
+                "--topic",
+                &topic,
+                "--group",
+                &group,
+                "--once",
+            ])
+            .args([
+                "--output",
+                out.path().to_str().unwrap(),
+                "--format",
+                "parquet",
+            ])
+            .args([
+                "--path-format",
+                LAKE_TEMPLATE,
+                "--window-size",
+                "16KiB",
+                "--row-group-size",
+                "4KiB",
+            ]),
+        Duration::from_secs(120),
+    );
+    assert!(ok, "{stderr}");
+
+    let doc = read_parquet(out.path(), 1);
+    let files = doc["files"].as_array().unwrap();
+    let records = doc["records"].as_array().unwrap();
+    let expected: BTreeMap<(i32, i64), &Produced> = produced
+        .iter()
+        .map(|r| ((r.partition, r.offset), r))
+        .collect();
+    let mut seen = BTreeMap::new();
+    for r in records {
+        let key = (
+            r["partition"].as_i64().unwrap() as i32,
+            r["seq"].as_i64().unwrap(),
+        );
+        *seen.entry(key).or_insert(0) += 1;
+        let want = expected
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key:?} never produced"));
+        check_record(r, want);
+        assert_eq!(r["time_ms"], want.timestamp, "EnqueuedTime column");
+        let date = chrono::DateTime::from_timestamp_millis(want.timestamp)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string();
+        assert_eq!(r["date"], date, "hive date column");
+    }
+    let duplicates: usize = seen.values().filter(|&&n| n > 1).count();
+    let missing = expected.keys().filter(|k| !seen.contains_key(k)).count();
+    println!(
+        "parquet: {} files, {} rows, {duplicates} duplicates, {missing} missing",
+        files.len(),
+        records.len()
+    );
+    assert_eq!((records.len(), duplicates, missing), (1500, 0, 0));
+    assert!(
+        files.iter().any(|f| f["row_groups"].as_u64().unwrap() > 1),
+        "4KiB row groups: several per file"
+    );
+    for f in files {
+        assert!(
+            f["size"].as_u64().unwrap() <= 16 * 1024,
+            "{} exceeds the size window",
+            f["name"]
+        );
+    }
+
+    let duck = &doc["duckdb"];
+    assert_eq!(duck["total"], 1500);
+    for p in 0..4 {
+        let n = produced.iter().filter(|r| r.partition == p).count();
+        assert_eq!(duck["per_partition"][p.to_string()], n, "partition {p}");
+    }
+    let n1 = produced.iter().filter(|r| r.partition == 1).count() as i64;
+    assert_eq!(
+        duck["partition_offsets"],
+        serde_json::json!((0..n1).collect::<Vec<_>>())
+    );
+    let files_p1 = files
+        .iter()
+        .filter(|f| f["name"].as_str().unwrap().contains("/partition=1/"))
+        .count();
+    let read = duck["files_read_filtered"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no file count in plan:\n{}", duck["plan"].as_str().unwrap()));
+    println!(
+        "duckdb pruning: a query on partition=1 read {read} of {} files",
+        files.len()
+    );
+    assert_eq!(
+        read as usize, files_p1,
+        "DuckDB reads only partition 1's files"
+    );
+    assert!(files_p1 < files.len());
+}
