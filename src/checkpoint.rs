@@ -50,6 +50,13 @@ pub struct PendingFile {
     pub path: String,
     pub first_offset: i64,
     pub last_offset: i64,
+    pub events: u64,
+    pub size: u64,
+    /// Kafka timestamps (epoch ms) of the first and last records.
+    pub first_time_ms: Option<i64>,
+    pub last_time_ms: Option<i64>,
+    /// The manifest object (under `_manifests/`) that lists the file.
+    pub manifest: String,
 }
 
 /// A checkpoint with the version it was read or written at.
@@ -311,6 +318,11 @@ mod tests {
                 path: "a/b.avro".into(),
                 first_offset: 5,
                 last_offset: 9,
+                events: 5,
+                size: 600,
+                first_time_ms: Some(1),
+                last_time_ms: None,
+                manifest: "g/t/2/2026/01/01/00.jsonl".into(),
             }),
             owner: "o".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),

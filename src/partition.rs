@@ -15,6 +15,9 @@ use tracing::{debug, info};
 use crate::checkpoint::{now_rfc3339, Checkpoint, CheckpointError, CheckpointStore, PendingFile};
 use crate::encoder::{EncodeError, FileEncoder, Format};
 use crate::event::Event;
+use crate::manifest::{
+    time_text, ManifestEntry, ManifestError, Manifests, VERSION as MANIFEST_VERSION,
+};
 use crate::path::{name_time, NameParts, PathTemplate};
 use crate::store::Location;
 use crate::upload::Upload;
@@ -25,6 +28,7 @@ use crate::window::{RollPolicy, RollReason};
 pub struct Shared {
     pub output: Location,
     pub checkpoints: CheckpointStore,
+    pub manifests: Manifests,
     pub namespace: String,
     pub template: PathTemplate,
     pub policy: RollPolicy,
@@ -69,6 +73,8 @@ pub enum Input {
 pub enum WorkerError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
     #[error("upload of {path} failed: {source}")]
     Upload {
         path: String,
@@ -85,7 +91,11 @@ pub enum WorkerError {
 
 impl WorkerError {
     pub fn is_fenced(&self) -> bool {
-        matches!(self, WorkerError::Checkpoint(e) if e.is_fenced())
+        match self {
+            WorkerError::Checkpoint(e) => e.is_fenced(),
+            WorkerError::Manifest(e) => matches!(e, ManifestError::Fenced { .. }),
+            _ => false,
+        }
     }
 }
 
@@ -131,6 +141,10 @@ pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resu
         match shared.output.store.head(&path).await {
             Ok(_) => {
                 info!(%topic, partition, file = %p.path, "the last file before a stop is complete; checkpoint moves past it");
+                shared
+                    .manifests
+                    .upsert(&p.manifest, &manifest_entry(shared, topic, partition, &p))
+                    .await?;
                 c.next_offset = p.last_offset + 1;
                 c.pending = None;
             }
@@ -156,12 +170,34 @@ pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resu
     })
 }
 
+/// The manifest line of a published file, from its intent.
+fn manifest_entry(shared: &Shared, topic: &str, partition: i32, p: &PendingFile) -> ManifestEntry {
+    ManifestEntry {
+        version: MANIFEST_VERSION.into(),
+        file_url: format!("{}/{}", shared.output.display.trim_end_matches('/'), p.path),
+        path: p.path.clone(),
+        topic: topic.into(),
+        partition_id: partition,
+        size_in_bytes: p.size,
+        event_count: p.events,
+        first_sequence_number: p.first_offset,
+        last_sequence_number: p.last_offset,
+        first_enqueue_time: time_text(p.first_time_ms),
+        last_enqueue_time: time_text(p.last_time_ms),
+        format: shared.format.name().into(),
+        codec: shared.format.codec_name().into(),
+        created_at: now_rfc3339(),
+    }
+}
+
 struct OpenFile {
     name: String,
     file: Box<dyn FileEncoder>,
     upload: Upload,
     first_offset: i64,
     last_offset: i64,
+    first_time_ms: Option<i64>,
+    last_time_ms: Option<i64>,
 }
 
 pub struct PartitionWorker {
@@ -325,6 +361,7 @@ impl PartitionWorker {
         };
         f.file.push_prepared(e).map_err(encode_err)?;
         f.last_offset = e.offset;
+        f.last_time_ms = e.timestamp_ms;
         if f.file.output_len() > 0 {
             let path = f.name.clone();
             f.upload
@@ -367,6 +404,8 @@ impl PartitionWorker {
                 .create(&self.topic, self.partition, first.offset),
             first_offset: first.offset,
             last_offset: first.offset,
+            first_time_ms: first.timestamp_ms,
+            last_time_ms: first.timestamp_ms,
         }
     }
 
@@ -426,11 +465,25 @@ impl PartitionWorker {
                 &self.shared.owner,
             )
         });
-        c.pending = Some(PendingFile {
+        // A replay keeps the manifest object of the file it re-writes.
+        let manifest = match &self.replay {
+            Some(r) => r.manifest.clone(),
+            None => self
+                .shared
+                .manifests
+                .object_for(&self.topic, self.partition, Utc::now()),
+        };
+        let pending = PendingFile {
             path: f.name.clone(),
             first_offset: f.first_offset,
             last_offset: f.last_offset,
-        });
+            events: records,
+            size,
+            first_time_ms: f.first_time_ms,
+            last_time_ms: f.last_time_ms,
+            manifest,
+        };
+        c.pending = Some(pending.clone());
         c.updated_at = now_rfc3339();
         match self.shared.checkpoints.save(&c, self.version.take()).await {
             Ok(v) => self.version = Some(v),
@@ -440,8 +493,13 @@ impl PartitionWorker {
             }
         }
 
-        // 2. Publish: the object appears, complete, or not at all.
+        // 2. Publish: the object appears, complete, or not at all; then list it.
         f.upload.finish().await.map_err(upload_err(&f.name))?;
+        let entry = manifest_entry(&self.shared, &self.topic, self.partition, &pending);
+        self.shared
+            .manifests
+            .upsert(&pending.manifest, &entry)
+            .await?;
 
         // 3. Commit: only now does the checkpoint move past the file.
         c.next_offset = f.last_offset + 1;

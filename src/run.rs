@@ -12,6 +12,7 @@ use tracing::info;
 
 use crate::checkpoint::CheckpointStore;
 use crate::config::{is_secret_setting, RunConfig};
+use crate::manifest::Manifests;
 use crate::partition::{CommitQueue, PartitionReport, Shared};
 use crate::source::{self, SourceOptions};
 use crate::store::{Location, StoreError};
@@ -152,6 +153,7 @@ pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunEr
     let shared = Arc::new(Shared {
         output: output.clone(),
         checkpoints: CheckpointStore::new(checkpoints, &cfg.args.group),
+        manifests: Manifests::new(&output, &cfg.args.group),
         namespace: cfg.namespace.clone(),
         template: cfg.template.clone(),
         policy: cfg.policy,

@@ -54,6 +54,7 @@ async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing
 
     let files = read_local(out.path());
     let a = audit(&files, &topic, &produced);
+    check_manifests(out.path(), &files);
     println!(
         "once: {} files, {} events, {} duplicates, {} missing",
         a.files, a.events, a.duplicates, a.missing
@@ -183,9 +184,11 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         Duration::from_secs(180),
     );
     assert!(ok, "final run failed:\n{stderr}");
-    let a = audit(&read_local(out.path()), &topic, &produced);
+    let files = read_local(out.path());
+    let a = audit(&files, &topic, &produced);
+    let listed = check_manifests(out.path(), &files);
     println!(
-        "crash test: {kills} kills (files after each: {files_after:?}), {} files, {} events, {} duplicates, {} missing",
+        "crash test: {listed} manifest entries agree with the files; {kills} kills (files after each: {files_after:?}), {} files, {} events, {} duplicates, {} missing",
         a.files, a.events, a.duplicates, a.missing
     );
     assert!(

@@ -10,6 +10,7 @@ fn shared(max_bytes: u64, max_age: Duration, empty_files: bool) -> Arc<Shared> {
     let output = Location::open("memory://", "--output").unwrap();
     Arc::new(Shared {
         checkpoints: CheckpointStore::new(output.child("_checkpoints"), "g"),
+        manifests: Manifests::new(&output, "g"),
         output,
         namespace: "ns".into(),
         template: PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap(),
@@ -53,7 +54,7 @@ async fn files(shared: &Shared) -> Vec<(String, u64, Vec<i64>)> {
     let mut out = Vec::new();
     for m in metas {
         let name = m.location.to_string();
-        if name.starts_with("_checkpoints") {
+        if name.starts_with("_checkpoints") || name.starts_with("_manifests") {
             continue;
         }
         let bytes = shared
@@ -78,6 +79,29 @@ async fn files(shared: &Shared) -> Vec<(String, u64, Vec<i64>)> {
         out.push((name, m.size, offsets));
     }
     out.sort_by_key(|(_, _, o)| o.first().copied().unwrap_or(-1));
+    out
+}
+
+/// Every manifest entry of the run.
+async fn manifest_entries(shared: &Shared) -> Vec<crate::manifest::ManifestEntry> {
+    let prefix = object_store::path::Path::from("_manifests/g");
+    let metas: Vec<_> = shared
+        .output
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for m in metas {
+        let object = m
+            .location
+            .to_string()
+            .trim_start_matches("_manifests/")
+            .to_string();
+        out.extend(shared.manifests.read(&object).await.unwrap());
+    }
+    out.sort_by_key(|e| e.first_sequence_number);
     out
 }
 
@@ -121,6 +145,31 @@ async fn size_windows_keep_every_offset_exactly_once() {
         );
     }
     assert_eq!(s.commits.drain(), vec![(("t".to_string(), 0), 100)]);
+    // One manifest line per file, agreeing with it.
+    let entries = manifest_entries(&s).await;
+    assert_eq!(entries.len(), files.len());
+    for (e, (name, size, offsets)) in entries.iter().zip(&files) {
+        assert_eq!(&e.path, name);
+        assert_eq!(e.size_in_bytes, *size);
+        assert_eq!(e.event_count, offsets.len() as u64);
+        assert_eq!(
+            (e.first_sequence_number, e.last_sequence_number),
+            (offsets[0], *offsets.last().unwrap())
+        );
+        assert_eq!(
+            e.first_enqueue_time.as_deref(),
+            crate::manifest::time_text(Some(1_700_000_000_000 + offsets[0] * 1000)).as_deref()
+        );
+        assert_eq!(
+            (
+                e.format.as_str(),
+                e.codec.as_str(),
+                e.topic.as_str(),
+                e.partition_id
+            ),
+            ("avro", "null", "t", 0)
+        );
+    }
 }
 
 #[tokio::test]
@@ -256,6 +305,11 @@ async fn crashed_after_intent(s: &Shared, path: &str) {
         path: path.into(),
         first_offset: 10,
         last_offset: 14,
+        events: 5,
+        size: 1,
+        first_time_ms: None,
+        last_time_ms: None,
+        manifest: "g/t/0/2026/11/21/14.jsonl".into(),
     });
     s.checkpoints.save(&c, None).await.unwrap();
 }
@@ -293,6 +347,16 @@ async fn resume_rewrites_a_missing_pending_file_with_the_same_name_and_offsets()
     run.await.unwrap().1.unwrap();
     let f = files(&s).await;
     assert_eq!(f[0].0, "x/10.avro");
+    let listed = s.manifests.read("g/t/0/2026/11/21/14.jsonl").await.unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "the replayed file is listed in the manifest its intent named"
+    );
+    assert_eq!(
+        (listed[0].path.as_str(), listed[0].event_count),
+        ("x/10.avro", 5)
+    );
     assert_eq!(f[0].2, vec![10, 11, 12, 13, 14]);
     let rest: Vec<i64> = f[1..].iter().flat_map(|x| x.2.clone()).collect();
     assert_eq!(rest, (15..20).collect::<Vec<_>>());

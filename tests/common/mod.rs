@@ -543,3 +543,47 @@ pub fn list_files(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
     out.sort();
     out
 }
+
+/// Checks the manifests under `dir/_manifests` list every file exactly once, with the file's
+/// size, event count and offset range. Returns how many entries there are.
+pub fn check_manifests(dir: &Path, files: &[Value]) -> usize {
+    let mut entries: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut stack = vec![dir.join("_manifests")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                for line in std::fs::read_to_string(&p).unwrap().lines() {
+                    let v: Value = serde_json::from_str(line).unwrap();
+                    assert_eq!(v["version"], "1");
+                    entries
+                        .entry(v["path"].as_str().unwrap().to_string())
+                        .or_default()
+                        .push(v);
+                }
+            }
+        }
+    }
+    let total: usize = entries.values().map(Vec::len).sum();
+    for f in files {
+        let name = f["name"].as_str().unwrap();
+        let listed = entries
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is in no manifest"));
+        assert_eq!(listed.len(), 1, "{name} listed {} times", listed.len());
+        let m = &listed[0];
+        let records = f["records"].as_array().unwrap();
+        assert_eq!(m["sizeInBytes"], f["size"], "{name}: size");
+        assert_eq!(m["eventCount"], records.len(), "{name}: count");
+        assert_eq!(m["firstSequenceNumber"], records[0]["seq"], "{name}: first");
+        assert_eq!(
+            m["lastSequenceNumber"],
+            records[records.len() - 1]["seq"],
+            "{name}: last"
+        );
+    }
+    assert_eq!(total, files.len(), "manifest entries without a file");
+    total
+}

@@ -1,0 +1,220 @@
+//! Manifests: one JSON line per published file, with the fields of Capture's
+//! `CaptureFileCreated` event, so downstream jobs find new files without listing the archive.
+//!
+//! Lines go to `_manifests/{group}/{topic}/{partition}/{YYYY}/{MM}/{DD}/{HH}.jsonl` in the output
+//! store, by the hour the file was published: a job that runs every hour reads one small object
+//! per partition. A manifest object is re-written with compare-and-swap on each append; an entry
+//! for a path already listed replaces the old line, so a replay after a crash never lists a file
+//! twice. The hour a file's entry goes to is fixed in the checkpoint's intent, so a replay in a
+//! later hour still updates the same object.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{get_versioned, put_cas, CasError, Location};
+
+/// One published file. Field names follow Capture's `CaptureFileCreated` event data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestEntry {
+    /// Format version of this line.
+    pub version: String,
+    /// The object's full URL (or local path).
+    pub file_url: String,
+    /// The object's name relative to the output location.
+    pub path: String,
+    pub topic: String,
+    pub partition_id: i32,
+    pub size_in_bytes: u64,
+    pub event_count: u64,
+    pub first_sequence_number: i64,
+    pub last_sequence_number: i64,
+    /// RFC 3339 (UTC, milliseconds); absent when those records carry no timestamp.
+    pub first_enqueue_time: Option<String>,
+    pub last_enqueue_time: Option<String>,
+    /// `avro` or `parquet`.
+    pub format: String,
+    /// Avro codec or Parquet compression.
+    pub codec: String,
+    pub created_at: String,
+}
+
+pub const VERSION: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(
+        "manifest {path} changed under this instance: another instance now owns the partition"
+    )]
+    Fenced { path: String },
+    #[error("manifest {path} has a line that is not a manifest entry ({reason}); fix or remove the line")]
+    Corrupt { path: String, reason: String },
+    #[error("manifest {path}: {source}")]
+    Store { path: String, source: CasError },
+}
+
+/// The manifests of one consumer group in an output location.
+#[derive(Debug, Clone)]
+pub struct Manifests {
+    location: Location,
+    group: String,
+}
+
+impl Manifests {
+    pub fn new(output: &Location, group: &str) -> Self {
+        Manifests {
+            location: output.child("_manifests"),
+            group: group.to_string(),
+        }
+    }
+
+    /// The manifest object (relative to `_manifests/`) for a file of `topic`/`partition`
+    /// published at `at`.
+    pub fn object_for(&self, topic: &str, partition: i32, at: DateTime<Utc>) -> String {
+        format!(
+            "{}/{topic}/{partition}/{}.jsonl",
+            self.group,
+            at.format("%Y/%m/%d/%H")
+        )
+    }
+
+    /// Adds `entry` to the manifest object `object`, replacing a line for the same path.
+    pub async fn upsert(&self, object: &str, entry: &ManifestEntry) -> Result<(), ManifestError> {
+        let path = self.location.path(object);
+        let name = path.to_string();
+        let store_err = |source| ManifestError::Store {
+            path: name.clone(),
+            source,
+        };
+        let current = get_versioned(&self.location, &path)
+            .await
+            .map_err(store_err)?;
+        let (mut entries, version) = match current {
+            Some((data, v)) => (parse(&name, &data)?, Some(v)),
+            None => (Vec::new(), None),
+        };
+        match entries.iter_mut().find(|e| e.path == entry.path) {
+            Some(old) if old == entry => return Ok(()),
+            Some(old) => *old = entry.clone(),
+            None => entries.push(entry.clone()),
+        }
+        let mut body = Vec::new();
+        for e in &entries {
+            // Serializing a struct of strings and numbers cannot fail.
+            serde_json::to_writer(&mut body, e).map_err(|e| store_err(CasError::Io(e.into())))?;
+            body.push(b'\n');
+        }
+        match put_cas(&self.location, &path, Bytes::from(body), version).await {
+            Ok(_) => Ok(()),
+            Err(CasError::Conflict) => Err(ManifestError::Fenced { path: name }),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Reads a manifest object.
+    pub async fn read(&self, object: &str) -> Result<Vec<ManifestEntry>, ManifestError> {
+        let path = self.location.path(object);
+        let name = path.to_string();
+        match get_versioned(&self.location, &path).await {
+            Ok(Some((data, _))) => parse(&name, &data),
+            Ok(None) => Ok(Vec::new()),
+            Err(source) => Err(ManifestError::Store { path: name, source }),
+        }
+    }
+}
+
+fn parse(path: &str, data: &[u8]) -> Result<Vec<ManifestEntry>, ManifestError> {
+    data.split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let entry: ManifestEntry =
+                serde_json::from_slice(line).map_err(|e| ManifestError::Corrupt {
+                    path: path.into(),
+                    reason: e.to_string(),
+                })?;
+            if entry.version != VERSION {
+                return Err(ManifestError::Corrupt {
+                    path: path.into(),
+                    reason: format!("version {:?}, this hubcap writes {VERSION}", entry.version),
+                });
+            }
+            Ok(entry)
+        })
+        .collect()
+}
+
+/// RFC 3339 with milliseconds, for enqueue times in manifests.
+pub fn time_text(ms: Option<i64>) -> Option<String> {
+    ms.and_then(DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, events: u64) -> ManifestEntry {
+        ManifestEntry {
+            version: VERSION.into(),
+            file_url: format!("memory:///{path}"),
+            path: path.into(),
+            topic: "t".into(),
+            partition_id: 0,
+            size_in_bytes: 100,
+            event_count: events,
+            first_sequence_number: 0,
+            last_sequence_number: events as i64 - 1,
+            first_enqueue_time: time_text(Some(0)),
+            last_enqueue_time: None,
+            format: "avro".into(),
+            codec: "null".into(),
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn upsert_appends_and_replaces_by_path() {
+        for spec in ["memory://", "LOCAL"] {
+            let dir = tempfile::tempdir().unwrap();
+            let spec = if spec == "LOCAL" {
+                dir.path().to_str().unwrap().to_string()
+            } else {
+                spec.into()
+            };
+            let m = Manifests::new(&Location::open(&spec, "--output").unwrap(), "g");
+            let at = DateTime::parse_from_rfc3339("2026-11-21T14:05:00Z")
+                .unwrap()
+                .with_timezone(&Utc);
+            let object = m.object_for("t", 0, at);
+            assert_eq!(object, "g/t/0/2026/11/21/14.jsonl");
+            m.upsert(&object, &entry("a.avro", 3)).await.unwrap();
+            m.upsert(&object, &entry("b.avro", 4)).await.unwrap();
+            m.upsert(&object, &entry("a.avro", 5)).await.unwrap(); // a replay re-wrote a.avro
+            m.upsert(&object, &entry("b.avro", 4)).await.unwrap(); // unchanged: no write
+            let got = m.read(&object).await.unwrap();
+            assert_eq!(got, vec![entry("a.avro", 5), entry("b.avro", 4)], "{spec}");
+        }
+    }
+
+    #[test]
+    fn lines_use_capture_field_names() {
+        let json = serde_json::to_value(entry("a.avro", 3)).unwrap();
+        for key in [
+            "fileUrl",
+            "partitionId",
+            "sizeInBytes",
+            "eventCount",
+            "firstSequenceNumber",
+            "lastSequenceNumber",
+            "firstEnqueueTime",
+            "lastEnqueueTime",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing in {json}");
+        }
+        assert!(matches!(
+            parse("m", b"{\"version\":\"9\"}"),
+            Err(ManifestError::Corrupt { .. })
+        ));
+    }
+}
