@@ -30,6 +30,9 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Start an in-process Kafka cluster, produce sample events and archive them to ./capture.
     Demo(DemoArgs),
+    /// Print the records of an Avro or Parquet file, or of every file under a prefix, as JSON
+    /// lines (real Capture files too); --stats prints a summary per file instead.
+    Inspect(crate::inspect::InspectArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -375,7 +378,7 @@ mod tests {
         full.extend_from_slice(args);
         Cli::try_parse_from(full).map(|cli| match cli.command {
             Command::Run(a) => *a,
-            Command::Demo(_) => unreachable!(),
+            _ => unreachable!(),
         })
     }
 

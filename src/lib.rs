@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod encoder;
 pub mod event;
+pub mod inspect;
 pub mod manifest;
 pub mod parquet;
 pub mod partition;

@@ -51,6 +51,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Inspect(args) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            hubcap::inspect::inspect(&args, &mut out).await?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
         Command::Demo(args) => {
             let output = args.output.clone();
             let summary = hubcap::demo::demo(args).await?;

@@ -1,0 +1,170 @@
+//! Peak memory against window size: archives the same preloaded topic with 16 MiB and 1 GiB
+//! windows, in Avro and Parquet, and prints each run's peak RSS (from `wait4`'s rusage).
+//! Windows stream out as they fill, so the peak should not follow the window size.
+//!
+//!   cargo bench --bench memory                      # 16 partitions, 160,000 records of ~1 KiB
+//!   HUBCAP_BENCH_RECORDS=400000 cargo bench --bench memory
+//!
+//! Needs the test tools (scripts/setup-test-env): it starts its own tansu broker.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{hubcap, unique, Tansu};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+
+const PARTITIONS: i32 = 16;
+
+/// Loads `records` values of ~1 KiB, batched: the runs all read from offset 0, which the tansu
+/// batch-fetch bug does not affect.
+fn preload(brokers: &str, topic: &str, records: usize) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("batch.size", "262144")
+        .create()
+        .unwrap();
+    let pad = "x".repeat(900);
+    for i in 0..records {
+        let key = format!("user-{}", i % 1000);
+        let body = format!(r#"{{"type":"track","n":{i},"pad":"{pad}"}}"#);
+        let mut rec = BaseRecord::to(topic)
+            .key(&key)
+            .payload(&body)
+            .partition((i % PARTITIONS as usize) as i32);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// Runs one `--once` archive and returns (peak RSS in MiB, seconds, files written).
+fn run(brokers: &str, topic: &str, format: &str, window: &str) -> (f64, f64, usize) {
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    // Reaped below with wait4, which also reports the child's peak RSS.
+    #[allow(clippy::zombie_processes)]
+    let child = hubcap()
+        .env("HUBCAP_LOG", "warn")
+        .args([
+            "run",
+            "--brokers",
+            brokers,
+            "--topic",
+            topic,
+            "--group",
+            &unique("bench"),
+            "--once",
+        ])
+        .args([
+            "--output",
+            out.path().to_str().unwrap(),
+            "--format",
+            format,
+            "--window-size",
+            window,
+        ])
+        .args(["--window-time", "1h"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; both pointers are valid for the call.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "run failed: {status}"
+    );
+    let files = common::list_files(out.path()).len() + walk_count(out.path(), "parquet");
+    (
+        usage.ru_maxrss as f64 / 1024.0,
+        started.elapsed().as_secs_f64(),
+        files,
+    )
+}
+
+/// The sum of the high watermarks once it stops moving (it can lag acks on tansu).
+fn stable_high_watermarks(brokers: &str, topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let mut last = -1;
+    loop {
+        let sum: i64 = (0..PARTITIONS)
+            .map(|p| {
+                c.fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .unwrap()
+                    .1
+            })
+            .sum();
+        if sum == last {
+            return sum as usize;
+        }
+        last = sum;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn walk_count(dir: &std::path::Path, ext: &str) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            n += walk_count(&p, ext);
+        } else if p.extension().is_some_and(|x| x == ext) {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn main() {
+    let records: usize = std::env::var("HUBCAP_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(160_000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = Tansu::start();
+    let topic = unique("bench");
+    rt.block_on(t.create_topic(&topic, PARTITIONS));
+    let loading = Instant::now();
+    preload(&t.brokers, &topic, records);
+    let records = stable_high_watermarks(&t.brokers, &topic);
+    let mib = records as f64 * 0.95 / 1024.0;
+    println!(
+        "preloaded {records} records (~{mib:.0} MiB) into {PARTITIONS} partitions in {:.1}s",
+        loading.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<8} {:>8} {:>14} {:>9} {:>7}",
+        "format", "window", "peak RSS MiB", "seconds", "files"
+    );
+    for format in ["avro", "parquet"] {
+        let mut peaks = Vec::new();
+        for window in ["16MiB", "1GiB"] {
+            let (rss, secs, files) = run(&t.brokers, &topic, format, window);
+            println!("{format:<8} {window:>8} {rss:>14.1} {secs:>9.1} {files:>7}");
+            peaks.push(rss);
+        }
+        println!(
+            "{format:<8} peak RSS ratio 1GiB / 16MiB windows: {:.2}",
+            peaks[1] / peaks[0]
+        );
+    }
+}
