@@ -2,7 +2,7 @@
 //! windows, in Avro and Parquet, and prints each run's peak RSS (from `wait4`'s rusage).
 //! Windows stream out as they fill, so the peak should not follow the window size.
 //!
-//!   cargo bench --bench memory                      # 16 partitions, 160,000 records of ~1 KiB
+//!   cargo bench --bench memory                      # 16 partitions, 600,000 records of ~1 KiB (~560 MiB)
 //!   HUBCAP_BENCH_RECORDS=400000 cargo bench --bench memory
 //!
 //! Needs the test tools (scripts/setup-test-env): it starts its own tansu broker.
@@ -138,7 +138,7 @@ fn main() {
     let records: usize = std::env::var("HUBCAP_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(160_000);
+        .unwrap_or(600_000);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let t = Tansu::start();
     let topic = unique("bench");

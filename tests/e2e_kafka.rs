@@ -81,6 +81,32 @@ async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing
         assert!(c["pending"].is_null());
     }
 
+    // The README's DuckDB-over-Avro example, unchanged.
+    let glob = format!("{}/**/*.avro", out.path().display());
+    let query = std::process::Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/query_avro_duckdb.py"
+        ))
+        .args([&glob, "user-5"])
+        .output()
+        .unwrap();
+    assert!(
+        query.status.success(),
+        "{}",
+        String::from_utf8_lossy(&query.stderr)
+    );
+    let text = String::from_utf8(query.stdout).unwrap();
+    let user5 = produced
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(b"user-5".as_slice()))
+        .count();
+    assert!(text.contains("avro: 1200 events"), "{text}");
+    assert!(
+        text.contains(&format!("avro: {user5} events of user-5")),
+        "{text}"
+    );
+
     // Nothing new: a second run writes no file and exits promptly.
     let before = list_files(out.path());
     let started = Instant::now();
