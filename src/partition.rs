@@ -457,14 +457,6 @@ impl PartitionWorker {
         f.upload.write(rest).await.map_err(upload_err(&f.name))?;
 
         // 1. Intent: name the file and its offsets before it can appear.
-        let mut c = self.checkpoint.clone().unwrap_or_else(|| {
-            self.shared.checkpoints.document(
-                &self.topic,
-                self.partition,
-                f.first_offset,
-                &self.shared.owner,
-            )
-        });
         // A replay keeps the manifest object of the file it re-writes.
         let manifest = match &self.replay {
             Some(r) => r.manifest.clone(),
@@ -483,14 +475,16 @@ impl PartitionWorker {
             last_time_ms: f.last_time_ms,
             manifest,
         };
-        c.pending = Some(pending.clone());
-        c.updated_at = now_rfc3339();
-        match self.shared.checkpoints.save(&c, self.version.take()).await {
-            Ok(v) => self.version = Some(v),
-            Err(e) => {
-                f.upload.abort().await;
-                return Err(e.into());
-            }
+        let next_offset = self
+            .checkpoint
+            .as_ref()
+            .map_or(f.first_offset, |c| c.next_offset);
+        if let Err(e) = self
+            .save_checkpoint(next_offset, Some(pending.clone()))
+            .await
+        {
+            f.upload.abort().await;
+            return Err(e.into());
         }
 
         // 2. Publish: the object appears, complete, or not at all; then list it.
@@ -502,16 +496,7 @@ impl PartitionWorker {
             .await?;
 
         // 3. Commit: only now does the checkpoint move past the file.
-        c.next_offset = f.last_offset + 1;
-        c.pending = None;
-        c.updated_at = now_rfc3339();
-        self.version = Some(
-            self.shared
-                .checkpoints
-                .save(&c, self.version.take())
-                .await?,
-        );
-        self.checkpoint = Some(c);
+        self.save_checkpoint(f.last_offset + 1, None).await?;
         self.replay = None;
         self.shared
             .commits
@@ -541,12 +526,29 @@ impl PartitionWorker {
         if self.next.unwrap_or(self.low) >= end && self.checkpoint.is_some() {
             return Ok(());
         }
+        self.save_checkpoint(end, None).await?;
+        debug!(topic = %self.topic, partition = self.partition, end, "no records left below the end offset; checkpoint moved to it");
+        self.next = Some(end);
+        Ok(())
+    }
+
+    /// Writes this partition's checkpoint (creating it the first time) with compare-and-swap on
+    /// the version last read or written.
+    async fn save_checkpoint(
+        &mut self,
+        next_offset: i64,
+        pending: Option<PendingFile>,
+    ) -> Result<(), CheckpointError> {
         let mut c = self.checkpoint.clone().unwrap_or_else(|| {
-            self.shared
-                .checkpoints
-                .document(&self.topic, self.partition, end, &self.shared.owner)
+            self.shared.checkpoints.document(
+                &self.topic,
+                self.partition,
+                next_offset,
+                &self.shared.owner,
+            )
         });
-        c.next_offset = end;
+        c.next_offset = next_offset;
+        c.pending = pending;
         c.updated_at = now_rfc3339();
         self.version = Some(
             self.shared
@@ -554,9 +556,7 @@ impl PartitionWorker {
                 .save(&c, self.version.take())
                 .await?,
         );
-        debug!(topic = %self.topic, partition = self.partition, end, "no records left below the end offset; checkpoint moved to it");
         self.checkpoint = Some(c);
-        self.next = Some(end);
         Ok(())
     }
 
