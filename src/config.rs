@@ -92,7 +92,7 @@ pub struct RunArgs {
     pub compression: ParquetCompression,
 
     /// Parquet row group size (encoded bytes); a file's memory is about one row group.
-    #[arg(long, env = "HUBCAP_ROW_GROUP_SIZE", default_value = "16MiB")]
+    #[arg(long, env = "HUBCAP_ROW_GROUP_SIZE", default_value = "8MiB")]
     pub row_group_size: ByteSize,
 
     /// Write an empty Capture file (header plus one empty block) for a window without events.
