@@ -33,6 +33,9 @@ pub enum Command {
     /// Print the records of an Avro or Parquet file, or of every file under a prefix, as JSON
     /// lines (real Capture files too); --stats prints a summary per file instead.
     Inspect(crate::inspect::InspectArgs),
+    /// Check that every offset is in exactly one file up to each partition's checkpoint: report
+    /// gaps, overlaps, orphans and unreadable files; exit 0 only when the archive is clean.
+    Audit(crate::audit::AuditArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -5,6 +5,7 @@
 //! [`path`] (object names) → [`upload`] (object_store) → [`checkpoint`] (compare-and-swap
 //! checkpoints). [`run`] wires them together; [`config`] is the command line.
 
+pub mod audit;
 pub mod avro;
 pub mod checkpoint;
 pub mod config;

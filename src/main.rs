@@ -51,6 +51,16 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Audit(args) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            let report = hubcap::audit::audit(&args, &mut out).await?;
+            std::io::Write::flush(&mut out)?;
+            anyhow::ensure!(
+                report.clean(),
+                "the archive is not clean (see the report above)"
+            );
+            Ok(())
+        }
         Command::Inspect(args) => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
             hubcap::inspect::inspect(&args, &mut out).await?;

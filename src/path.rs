@@ -165,6 +165,94 @@ impl PathTemplate {
     }
 }
 
+/// What an object name says about its file: the inverse of [`PathTemplate::render`] for the
+/// parts that identify it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedName {
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+}
+
+impl PathTemplate {
+    /// Reads the topic, partition and first offset back out of a name this template rendered
+    /// (relative to the output prefix, with this template's extension); `None` when the name
+    /// does not fit the template.
+    ///
+    /// Tokens match what `render` writes: a topic is Kafka's `[A-Za-z0-9._-]+`, a partition is
+    /// digits, times are zero-padded digits and the offset is 20 digits; `{Namespace}` is any text
+    /// without `/`. Variable-width tokens next to literals that could belong to them (a `-` in
+    /// `{EventHub}-{PartitionId}`) are resolved by backtracking. Should a template still be
+    /// ambiguous (`{Namespace}-{EventHub}` with dashes in both), the longest earlier token wins.
+    pub fn parse_name(&self, name: &str) -> Option<ParsedName> {
+        let stem = name.strip_suffix(self.extension)?.strip_suffix('.')?;
+        let found = match_pieces(&self.pieces, stem, [None; TOKENS])?;
+        let get = |t: Token| found[t as usize];
+        Some(ParsedName {
+            topic: get(Token::EventHub)?.to_string(),
+            partition: get(Token::PartitionId)?.parse().ok()?,
+            first_offset: get(Token::Offset)?.parse().ok()?,
+        })
+    }
+}
+
+const TOKENS: usize = Token::Offset as usize + 1;
+
+/// Token values found so far, by token; a token that occurs twice must match the same text.
+type Found<'a> = [Option<&'a str>; TOKENS];
+
+fn match_pieces<'a>(pieces: &[Piece], s: &'a str, found: Found<'a>) -> Option<Found<'a>> {
+    let Some((piece, rest)) = pieces.split_first() else {
+        return s.is_empty().then_some(found);
+    };
+    let token = match piece {
+        Piece::Literal(text) => return match_pieces(rest, s.strip_prefix(text.as_str())?, found),
+        Piece::Token(token) => *token,
+    };
+    if let Some(seen) = found[token as usize] {
+        return match_pieces(rest, s.strip_prefix(seen)?, found);
+    }
+    // Every token's characters are a prefix-closed class, so the candidates are the prefixes of
+    // the longest run of allowed characters, tried longest first.
+    let run: usize = s
+        .char_indices()
+        .find(|&(_, c)| !token.allows(c))
+        .map_or(s.len(), |(i, _)| i);
+    let (min, max) = token.width();
+    (min..=run.min(max))
+        .rev()
+        .filter(|&end| s.is_char_boundary(end))
+        .find_map(|end| {
+            let mut next = found;
+            next[token as usize] = Some(&s[..end]);
+            match_pieces(rest, &s[end..], next)
+        })
+}
+
+impl Token {
+    /// Whether `render` can write `c` for this token.
+    fn allows(self, c: char) -> bool {
+        match self {
+            Token::Namespace => c != '/',
+            Token::EventHub => c.is_ascii_alphanumeric() || "._-".contains(c),
+            _ => c.is_ascii_digit(),
+        }
+    }
+
+    /// The lengths `render` writes for this token, in bytes: (at least, at most).
+    fn width(self) -> (usize, usize) {
+        match self {
+            Token::Namespace => (0, usize::MAX),
+            Token::EventHub => (1, usize::MAX),
+            // i32::MAX has 10 digits.
+            Token::PartitionId => (1, 10),
+            Token::Year => (4, 4),
+            Token::Month | Token::Day | Token::Hour | Token::Minute | Token::Second => (2, 2),
+            Token::Offset => (20, 20),
+        }
+    }
+}
+
 /// The time used for a name: the first record's timestamp, or the window's opening time when
 /// the record has none (or one before 1970, which would not make a sensible folder).
 pub fn name_time(record_ms: Option<i64>, opened: DateTime<Utc>) -> DateTime<Utc> {
@@ -296,6 +384,61 @@ mod tests {
         assert_eq!(name_time(Some(-1), opened), opened);
     }
 
+    fn parsed(topic: &str, partition: i32, first_offset: i64) -> Option<ParsedName> {
+        Some(ParsedName {
+            topic: topic.into(),
+            partition,
+            first_offset,
+        })
+    }
+
+    #[test]
+    fn parse_name_reads_back_what_render_wrote() {
+        let t = PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap();
+        assert_eq!(
+            t.parse_name("ns/events/3/2017/12/08/03/03/17-00000000000000000042.avro"),
+            parsed("events", 3, 42)
+        );
+        // Another extension, a missing offset, a short time field, a stray segment: not ours.
+        for name in [
+            "ns/events/3/2017/12/08/03/03/17-00000000000000000042.parquet",
+            "ns/events/3/2017/12/08/03/03/17.avro",
+            "ns/events/3/2017/12/8/03/03/17-00000000000000000042.avro",
+            "ns/events/3/2017/12/08/03/03/17-00000000000000000042/x.avro",
+            "ns/events/3/2017/12/08/03/03/17-00000000000000000042.avro#1",
+        ] {
+            assert_eq!(t.parse_name(name), None, "{name}");
+        }
+        // Hive-style, offset as its own segment.
+        let t =
+            PathTemplate::parse("{EventHub}/partition={PartitionId}/{Offset}", "parquet").unwrap();
+        assert_eq!(
+            t.parse_name("a.b_c/partition=12/00000000000000000007.parquet"),
+            parsed("a.b_c", 12, 7)
+        );
+        assert_eq!(
+            t.parse_name("a/partition=x/00000000000000000007.parquet"),
+            None
+        );
+    }
+
+    #[test]
+    fn parse_name_backtracks_over_literals_inside_tokens() {
+        // The topic holds the literal that separates it from the partition.
+        let t = PathTemplate::parse("{Namespace}/{EventHub}-{PartitionId}", "avro").unwrap();
+        assert_eq!(
+            t.parse_name("my-ns/click-stream-v2-17-00000000000000000100.avro"),
+            parsed("click-stream-v2", 17, 100)
+        );
+        // A token used twice must say the same both times.
+        let t = PathTemplate::parse("{EventHub}/{PartitionId}/{EventHub}", "avro").unwrap();
+        assert_eq!(
+            t.parse_name("a/1/a-00000000000000000005.avro"),
+            parsed("a", 1, 5)
+        );
+        assert_eq!(t.parse_name("a/1/b-00000000000000000005.avro"), None);
+    }
+
     proptest! {
         /// Names are a function of their parts, and distinct first offsets give distinct names
         /// even within one second.
@@ -310,6 +453,41 @@ mod tests {
             }
             // Zero-padded offsets sort like numbers.
             prop_assert_eq!(t.render(&p(a)) < t.render(&p(b)), a < b);
+        }
+
+        /// `parse_name` inverts `render` for any topic, partition, offset and time, with each
+        /// template shape: Capture's, Hive-style, and tokens run together with dashes.
+        #[test]
+        fn parse_name_inverts_render(
+            topic in "[A-Za-z0-9._-]{1,40}",
+            namespace in "[a-z0-9.-]{0,20}",
+            partition in 0i32..i32::MAX,
+            offset in 0i64..i64::MAX,
+            ms in 0i64..4_000_000_000_000,
+            which in 0usize..3,
+        ) {
+            let template = [
+                DEFAULT_TEMPLATE,
+                "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/hour={Hour}/{Offset}",
+                "{Namespace}-{EventHub}-{PartitionId}-{Year}{Month}{Day}{Hour}{Minute}{Second}",
+            ][which];
+            let t = PathTemplate::parse(template, "avro").unwrap();
+            let name = t.render(&NameParts {
+                namespace: &namespace,
+                topic: &topic,
+                partition,
+                first_offset: offset,
+                time: DateTime::from_timestamp_millis(ms).unwrap(),
+            });
+            let got = t.parse_name(&name);
+            // A namespace and a topic that both hold dashes can split two ways; the partition
+            // and offset are unambiguous all the same.
+            if which == 2 && (namespace.contains('-') || topic.contains('-') || namespace.is_empty()) {
+                let got = got.unwrap();
+                prop_assert_eq!((got.partition, got.first_offset), (partition, offset));
+            } else {
+                prop_assert_eq!(got, parsed(&topic, partition, offset));
+            }
         }
     }
 }

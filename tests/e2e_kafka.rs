@@ -131,8 +131,21 @@ async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing
     );
     assert!(ok, "third run failed:\n{stderr}");
     let all: Vec<Produced> = produced.into_iter().chain(more).collect();
-    let a = audit(&read_local(out.path()), &topic, &all);
+    let files = read_local(out.path());
+    let a = audit(&files, &topic, &all);
     assert_eq!((a.events, a.duplicates, a.missing), (1400, 0, 0));
+
+    // hubcap audit agrees, and notices a lost file.
+    let (clean, report) = audit_cli(out.path(), &group);
+    assert!(clean && report.contains("audit: clean"), "{report}");
+    let victim = files[files.len() / 2]["name"].as_str().unwrap().to_string();
+    std::fs::remove_file(out.path().join(&victim)).unwrap();
+    let (clean, report) = audit_cli(out.path(), &group);
+    assert!(!clean, "a deleted file must fail the audit:\n{report}");
+    assert!(
+        report.contains(&victim) && report.contains("audit: FAILED"),
+        "{report}"
+    );
 }
 
 /// Starts a continuous run and returns once it logged its partition assignment.
@@ -217,6 +230,8 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         "crash test: {listed} manifest entries agree with the files; {kills} kills (files after each: {files_after:?}), {} files, {} events, {} duplicates, {} missing",
         a.files, a.events, a.duplicates, a.missing
     );
+    let (clean, report) = audit_cli(out.path(), &group);
+    assert!(clean, "hubcap audit after the kill loop:\n{report}");
     assert!(
         files_after[kills - 1] > files_after[0],
         "the killed instances archived something"

@@ -587,3 +587,12 @@ pub fn check_manifests(dir: &Path, files: &[Value]) -> usize {
     assert_eq!(total, files.len(), "manifest entries without a file");
     total
 }
+
+/// Runs `hubcap audit` on a local archive: (clean, report text).
+pub fn audit_cli(dir: &Path, group: &str) -> (bool, String) {
+    let (ok, stdout, stderr) = run_with_timeout(
+        hubcap().args(["audit", "--output", dir.to_str().unwrap(), "--group", group]),
+        Duration::from_secs(60),
+    );
+    (ok, format!("{stdout}{stderr}"))
+}

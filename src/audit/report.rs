@@ -1,0 +1,421 @@
+//! What an audit found, per partition, and how it is judged and printed. Everything here is pure:
+//! the files come in as offset spans already read, so the rules can be tested without a store.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+/// Kafka's view of a partition: (low, high) watermarks, by (topic, partition).
+pub type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
+
+/// The outcome of `hubcap audit`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditReport {
+    /// The archive, as given (without credentials).
+    pub output: String,
+    pub checkpoints: String,
+    /// `--allow-gaps`: gaps are reported but are not failures.
+    pub allow_gaps: bool,
+    /// Ordered by group, topic, partition.
+    pub partitions: Vec<PartitionAudit>,
+    /// Record files that no manifest lists and whose names do not fit `--path-format`: they
+    /// cannot be placed, so nothing about them is checked.
+    pub unmatched: Vec<String>,
+}
+
+/// One (group, topic, partition).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PartitionAudit {
+    /// `None` for files of a partition that no audited group has a checkpoint for.
+    pub group: Option<String>,
+    pub topic: String,
+    pub partition: i32,
+    /// The checkpoint's `next_offset`: every offset below it must be in exactly one file.
+    pub checkpoint: Option<i64>,
+    /// Why the checkpoint could not be read (corrupt, newer format, for another partition).
+    pub checkpoint_error: Option<String>,
+    /// A file whose intent was written and whose commit was not.
+    pub pending: Option<Pending>,
+    /// Files with records whose first offset is below the checkpoint.
+    pub files: u64,
+    /// Files without records (`--empty-files`): they cover no offsets.
+    pub empty_files: u64,
+    /// Records in `files`.
+    pub events: u64,
+    /// The offset ranges those files hold, merged.
+    pub covered: Vec<OffsetRange>,
+    pub gaps: Vec<Gap>,
+    pub overlaps: Vec<Overlap>,
+    /// Files below the checkpoint that reach past it: the next run archives their tail again.
+    pub past_checkpoint: Vec<FileSpan>,
+    /// Files whose first offset is at or after the checkpoint (left by a run that stopped before
+    /// committing them). Not failures: the next run archives those offsets again.
+    pub orphans: Vec<FileSpan>,
+    /// Files a manifest lists that are not in the store.
+    pub missing: Vec<FileSpan>,
+    pub unreadable: Vec<BadFile>,
+    /// Manifest objects of this partition that could not be parsed.
+    pub manifest_errors: Vec<BadFile>,
+    /// With `--brokers`: how the archive compares with the partition in Kafka.
+    pub kafka: Option<KafkaCheck>,
+    /// The first file below the checkpoint, to name it in a gap found before it.
+    #[serde(skip)]
+    pub(crate) first_file: Option<String>,
+}
+
+/// An inclusive range of offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OffsetRange {
+    pub first: i64,
+    pub last: i64,
+}
+
+impl OffsetRange {
+    pub fn len(&self) -> i64 {
+        self.last.saturating_sub(self.first).saturating_add(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 0
+    }
+}
+
+impl std::fmt::Display for OffsetRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..={}", self.first, self.last)
+    }
+}
+
+/// A file and the offsets it holds, from its manifest line or from reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileSpan {
+    /// Relative to the output location.
+    pub path: String,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub events: u64,
+}
+
+impl FileSpan {
+    pub fn range(&self) -> OffsetRange {
+        OffsetRange {
+            first: self.first_offset,
+            last: self.last_offset,
+        }
+    }
+}
+
+/// Offsets below the checkpoint that no file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    #[serde(flatten)]
+    pub offsets: OffsetRange,
+    /// The file that ends before the gap; `None` for a gap before the first file (found only
+    /// with `--brokers`, from the low watermark).
+    pub after: Option<String>,
+    /// The file that starts after it; `None` when the gap runs up to the checkpoint.
+    pub before: Option<String>,
+}
+
+/// Offsets held by two files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Overlap {
+    #[serde(flatten)]
+    pub offsets: OffsetRange,
+    pub files: [String; 2],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadFile {
+    pub path: String,
+    /// From the manifest or the name; `None` for a manifest object.
+    pub first_offset: Option<i64>,
+    pub reason: String,
+    /// Whether its offsets count: an unreadable file at or past the checkpoint is re-archived
+    /// by the next run, so it is not a failure.
+    pub below_checkpoint: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    pub path: String,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// If the file exists, the next run moves the checkpoint past it; if not, it writes it again.
+    pub exists: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KafkaCheck {
+    /// The first offset Kafka still holds.
+    pub low: i64,
+    /// The offset the next record will get.
+    pub high: i64,
+    /// Offsets Kafka's retention deleted before they were archived (the checkpoint is below the
+    /// low watermark): lost.
+    pub retention_lost: Option<OffsetRange>,
+    /// Offsets in Kafka from the checkpoint on: the next run archives them.
+    pub unarchived: Option<OffsetRange>,
+    /// The checkpoint is past the partition's end: the topic was re-created or its offsets
+    /// reset, and the next run would skip offsets below the checkpoint.
+    pub checkpoint_ahead: bool,
+}
+
+/// What makes an audit fail, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Failures {
+    pub gaps: u64,
+    pub overlaps: u64,
+    pub past_checkpoint: u64,
+    pub missing: u64,
+    pub unreadable: u64,
+    pub checkpoint_errors: u64,
+    pub manifest_errors: u64,
+    pub retention_lost: u64,
+    pub checkpoint_ahead: u64,
+}
+
+impl Failures {
+    pub fn total(&self) -> u64 {
+        self.gaps
+            + self.overlaps
+            + self.past_checkpoint
+            + self.missing
+            + self.unreadable
+            + self.checkpoint_errors
+            + self.manifest_errors
+            + self.retention_lost
+            + self.checkpoint_ahead
+    }
+
+    fn add(&mut self, o: Failures) {
+        self.gaps += o.gaps;
+        self.overlaps += o.overlaps;
+        self.past_checkpoint += o.past_checkpoint;
+        self.missing += o.missing;
+        self.unreadable += o.unreadable;
+        self.checkpoint_errors += o.checkpoint_errors;
+        self.manifest_errors += o.manifest_errors;
+        self.retention_lost += o.retention_lost;
+        self.checkpoint_ahead += o.checkpoint_ahead;
+    }
+}
+
+impl AuditReport {
+    /// No gaps (unless allowed), overlaps, missing or unreadable files below any checkpoint, no
+    /// unreadable checkpoint or manifest, and (with `--brokers`) nothing lost to retention.
+    /// Orphans and pending intents are reported but settle on the next run.
+    pub fn clean(&self) -> bool {
+        self.failures().total() == 0
+    }
+
+    pub fn failures(&self) -> Failures {
+        let mut all = Failures::default();
+        for p in &self.partitions {
+            all.add(p.failures(self.allow_gaps));
+        }
+        all
+    }
+
+    /// Adds Kafka's watermarks: what retention deleted before it was archived, what is not
+    /// archived yet, a gap before the first file. Partitions Kafka has and the archive does not
+    /// are added (not archived yet), under each audited group that archives their topic.
+    pub fn compare_watermarks(&mut self, marks: &Watermarks) {
+        for ((topic, partition), &(low, high)) in marks {
+            let mut known = false;
+            for p in self
+                .partitions
+                .iter_mut()
+                .filter(|p| &p.topic == topic && p.partition == *partition)
+            {
+                p.compare_watermarks(low, high);
+                known = true;
+            }
+            if known {
+                continue;
+            }
+            let mut groups: BTreeSet<Option<String>> = self
+                .partitions
+                .iter()
+                .filter(|p| &p.topic == topic && p.group.is_some())
+                .map(|p| p.group.clone())
+                .collect();
+            if groups.is_empty() {
+                groups.insert(None);
+            }
+            for group in groups {
+                let mut p = PartitionAudit {
+                    group,
+                    topic: topic.clone(),
+                    partition: *partition,
+                    ..Default::default()
+                };
+                p.compare_watermarks(low, high);
+                self.partitions.push(p);
+            }
+        }
+        self.sort();
+    }
+
+    pub(crate) fn sort(&mut self) {
+        self.partitions.sort_by(|a, b| {
+            (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition))
+        });
+    }
+}
+
+impl PartitionAudit {
+    /// Places `spans` (the partition's files with records) against the checkpoint: coverage,
+    /// gaps and overlaps below it, orphans at or past it.
+    pub(crate) fn check_files(&mut self, mut spans: Vec<FileSpan>) {
+        spans.sort_by(|a, b| {
+            (a.first_offset, a.last_offset, &a.path).cmp(&(b.first_offset, b.last_offset, &b.path))
+        });
+        let Some(next) = self.checkpoint else {
+            // No checkpoint, no promise: the next run starts over and re-archives these offsets.
+            self.orphans = spans;
+            return;
+        };
+        let pending = self.pending.as_ref().map(|p| p.path.clone());
+        let (below, past): (Vec<FileSpan>, Vec<FileSpan>) =
+            spans.into_iter().partition(|f| f.first_offset < next);
+        // The pending file is not an orphan: the next run moves the checkpoint past it.
+        self.orphans = past
+            .into_iter()
+            .filter(|f| Some(&f.path) != pending.as_ref())
+            .collect();
+        self.first_file = below.first().map(|f| f.path.clone());
+        // The furthest offset reached so far, and the file that reached it.
+        let mut reach: Option<(i64, String)> = None;
+        for f in below {
+            self.files += 1;
+            self.events += f.events;
+            if f.last_offset >= next {
+                self.past_checkpoint.push(f.clone());
+            }
+            if let Some((end, by)) = &reach {
+                self.follow(*end, by, &f);
+            }
+            self.cover(f.range());
+            if reach.as_ref().is_none_or(|(end, _)| f.last_offset > *end) {
+                reach = Some((f.last_offset, f.path));
+            }
+        }
+        if let Some((end, by)) = reach {
+            if end.saturating_add(1) < next {
+                self.gaps.push(Gap {
+                    offsets: OffsetRange {
+                        first: end + 1,
+                        last: next - 1,
+                    },
+                    after: Some(by),
+                    before: None,
+                });
+            }
+        }
+    }
+
+    /// Compares file `f` with the file `by` that reaches furthest (to `end`) among those that
+    /// start before it: `f` overlaps it or leaves a gap after it. A file overlapping several
+    /// earlier ones is reported once, with the one reaching furthest.
+    fn follow(&mut self, end: i64, by: &str, f: &FileSpan) {
+        if f.first_offset <= end {
+            self.overlaps.push(Overlap {
+                offsets: OffsetRange {
+                    first: f.first_offset,
+                    last: f.last_offset.min(end),
+                },
+                files: [by.to_string(), f.path.clone()],
+            });
+        } else if f.first_offset > end.saturating_add(1) {
+            self.gaps.push(Gap {
+                offsets: OffsetRange {
+                    first: end + 1,
+                    last: f.first_offset - 1,
+                },
+                after: Some(by.to_string()),
+                before: Some(f.path.clone()),
+            });
+        }
+    }
+
+    fn cover(&mut self, r: OffsetRange) {
+        match self.covered.last_mut() {
+            Some(last) if r.first <= last.last.saturating_add(1) => {
+                last.last = last.last.max(r.last)
+            }
+            _ => self.covered.push(r),
+        }
+    }
+
+    /// Compares the partition with Kafka's (low, high) watermarks.
+    pub fn compare_watermarks(&mut self, low: i64, high: i64) {
+        let mut k = KafkaCheck {
+            low,
+            high,
+            retention_lost: None,
+            unarchived: None,
+            checkpoint_ahead: false,
+        };
+        let from = match self.checkpoint {
+            Some(next) => {
+                k.checkpoint_ahead = next > high;
+                if next < low {
+                    k.retention_lost = Some(OffsetRange {
+                        first: next,
+                        last: low - 1,
+                    });
+                }
+                // Kafka still holds offsets below the first file that the checkpoint has passed:
+                // they were never archived.
+                let start = self.covered.first().map_or(next, |r| r.first).min(next);
+                if low < start {
+                    let before = (start < next).then(|| self.first_file.clone()).flatten();
+                    let gap = Gap {
+                        offsets: OffsetRange {
+                            first: low,
+                            last: start - 1,
+                        },
+                        after: None,
+                        before,
+                    };
+                    self.gaps.insert(0, gap);
+                }
+                next.max(low)
+            }
+            None => low,
+        };
+        if high > from {
+            k.unarchived = Some(OffsetRange {
+                first: from,
+                last: high - 1,
+            });
+        }
+        self.kafka = Some(k);
+    }
+
+    pub fn failures(&self, allow_gaps: bool) -> Failures {
+        let count = |n: usize| n as u64;
+        let kafka = self.kafka.as_ref();
+        Failures {
+            gaps: if allow_gaps {
+                0
+            } else {
+                count(self.gaps.len())
+            },
+            overlaps: count(self.overlaps.len()),
+            past_checkpoint: count(self.past_checkpoint.len()),
+            missing: count(self.missing.len()),
+            unreadable: count(
+                self.unreadable
+                    .iter()
+                    .filter(|b| b.below_checkpoint)
+                    .count(),
+            ),
+            checkpoint_errors: u64::from(self.checkpoint_error.is_some()),
+            manifest_errors: count(self.manifest_errors.len()),
+            retention_lost: u64::from(kafka.is_some_and(|k| k.retention_lost.is_some())),
+            checkpoint_ahead: u64::from(kafka.is_some_and(|k| k.checkpoint_ahead)),
+        }
+    }
+}
