@@ -58,8 +58,6 @@ mod text;
 
 use decode::{avro_offsets, parquet_offsets};
 use kafka::fetch_watermarks;
-#[cfg(test)]
-use kafka::parse_setting;
 pub use report::*;
 
 const CHECKPOINTS_DIR: &str = "_checkpoints";
@@ -132,8 +130,8 @@ pub enum AuditError {
     Manifest(ManifestError),
     #[error("no checkpoints{scope} under {checkpoints}; hubcap keeps them at <checkpoints>/<group>/<topic>/<partition>.json: pass --checkpoints if they are not under --output, or check --group and --topic")]
     NoCheckpoints { checkpoints: String, scope: String },
-    #[error("-X expects KEY=VALUE (a librdkafka setting), e.g. -X security.protocol=SASL_SSL; got {start:?}…")]
-    KafkaSetting { start: String },
+    #[error("-X {0}")]
+    KafkaSetting(String),
     #[error("cannot read the watermarks from {brokers} (waited {timeout:?}): {source}; check --brokers and the -X security settings")]
     Kafka {
         brokers: String,

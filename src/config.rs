@@ -245,8 +245,15 @@ impl RunArgs {
     }
 }
 
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
+        // librdkafka names are lowercase words with dots; anything else is likely a value given
+        // without its key, such as a bare Event Hubs connection string (`Endpoint=sb://…`).
+        Some((k, _)) if !k.trim().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_') => Err(format!(
+            "{:?} is not a librdkafka setting name (lowercase words with dots, like security.protocol); \
+             an Event Hubs connection string goes in -X sasl.password=<connection string>",
+            redact_unparsed(k.trim())
+        )),
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!(
             "expected KEY=VALUE (a librdkafka setting), e.g. -X security.protocol=SASL_SSL; got {:?}",

@@ -26,7 +26,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot create a Kafka consumer: {0}; check the -X settings")]
+    #[error("cannot create a Kafka consumer: {}; check the -X settings", client_error(.0))]
     Client(rdkafka::error::KafkaError),
     #[error("cannot reach Kafka at {brokers} within {timeout:?} ({source}); check --brokers and the -X security settings")]
     Unreachable {
@@ -38,6 +38,15 @@ pub enum RunError {
     UnknownTopic { topic: String, brokers: String },
     #[error("the run failed:\n  {}", .0.join("\n  "))]
     Failed(Vec<String>),
+}
+
+/// A client error without the setting's value: librdkafka's config errors repeat the value, which
+/// may be a secret.
+pub fn client_error(e: &rdkafka::error::KafkaError) -> String {
+    match e {
+        rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => format!("-X {key}: {desc}"),
+        other => other.to_string(),
+    }
 }
 
 /// What a run did, per partition.

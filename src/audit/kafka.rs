@@ -21,7 +21,8 @@ pub(super) async fn fetch_watermarks(
     let mut config = ClientConfig::new();
     config.set("client.id", "hubcap-audit");
     for setting in settings.iter().filter(|s| !s.trim().is_empty()) {
-        let (key, value) = parse_setting(setting)?;
+        let (key, value) =
+            crate::config::parse_key_value(setting).map_err(AuditError::KafkaSetting)?;
         config.set(key, value);
     }
     config.set("bootstrap.servers", brokers);
@@ -34,7 +35,9 @@ pub(super) async fn fetch_watermarks(
             source,
         }
     };
-    let consumer: BaseConsumer = config.create().map_err(&kafka_err)?;
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| AuditError::KafkaSetting(crate::run::client_error(&e)))?;
     tokio::task::spawn_blocking(move || {
         let mut marks = Watermarks::new();
         for topic in topics {
@@ -62,14 +65,4 @@ pub(super) async fn fetch_watermarks(
         Ok(marks)
     })
     .await?
-}
-
-/// `KEY=VALUE`; the error shows only the start of a malformed setting, which may hold a secret.
-pub(super) fn parse_setting(s: &str) -> Result<(&str, &str), AuditError> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim(), v)),
-        _ => Err(AuditError::KafkaSetting {
-            start: s.chars().take(6).collect(),
-        }),
-    }
 }

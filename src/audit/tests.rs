@@ -802,18 +802,6 @@ fn partitions_only_kafka_has_are_added_as_not_archived() {
 }
 
 #[test]
-fn settings_for_brokers_do_not_echo_values() {
-    assert_eq!(
-        parse_setting("security.protocol=SASL_SSL").unwrap(),
-        ("security.protocol", "SASL_SSL")
-    );
-    let err = parse_setting("sasl.password-hunter2")
-        .unwrap_err()
-        .to_string();
-    assert!(!err.contains("hunter2"), "{err}");
-}
-
-#[test]
 fn percent_decoding_is_the_inverse_of_object_paths() {
     for raw in ["plain", "$Default {blue}#1", "100%", "a%zz", "é"] {
         let part = object_store::path::PathPart::from(raw);
