@@ -77,6 +77,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             println!("  {{Namespace}}/{{EventHub}}/{{PartitionId}}/{{Year}}/{{Month}}/{{Day}}/{{Hour}}/{{Minute}}/{{Second}}-{{FirstOffset}}.avro");
             println!("and each partition's checkpoint is under {output}/_checkpoints/.");
+            println!("Look inside with `hubcap inspect {output} --limit 3` (or --stats), and check that every offset is in exactly one file with `hubcap audit --output {output}`.");
             if !output.contains("://") {
                 println!(
                     "Read them with any Avro reader, for example fastavro (pip install fastavro):"
