@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::*;
 use hubcap::checkpoint::CheckpointStore;
@@ -68,6 +67,7 @@ async fn cas_race_has_exactly_one_winner(container: &str) {
         .is_fenced());
 }
 
+/// The emulator's address reaches hubcap through the environment set at the start of the test.
 async fn archive_round_trips(az: &Azurite, container: &str) {
     let t = Tansu::start();
     let topic = unique("payments");
@@ -76,28 +76,12 @@ async fn archive_round_trips(az: &Azurite, container: &str) {
     let produced = produce(&t.brokers, &topic, 0, 600).await;
     wait_for_high_watermarks(&t.brokers, &topic, 4, 600);
     let output = format!("az://{container}/archive");
-    let (ok, stdout, stderr) = run_with_timeout(
-        hubcap()
-            .args([
-                "run",
-                "--brokers",
-                &t.brokers,
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-                "--once",
-            ])
-            .args([
-                "--output",
-                &output,
-                "--window-size",
-                "8KiB",
-                "--namespace",
-                "ns",
-            ])
-            .envs(az.env()),
-        Duration::from_secs(120),
+    let (ok, stdout, stderr) = run_once(
+        &t.brokers,
+        &topic,
+        &group,
+        &output,
+        &["--window-size", "8KiB", "--namespace", "ns"],
     );
     assert!(ok, "run to Azurite failed:\n{stderr}");
     assert!(stdout.contains("total"), "{stdout}");

@@ -147,25 +147,12 @@ async fn odd_records_each_get_their_documented_outcome() {
     }
     wait_for_high_watermarks(&t.brokers, &topic, 1, cases.len() as i64);
     let out = tempfile::tempdir().unwrap();
-    let (ok, _, stderr) = run_with_timeout(
-        hubcap()
-            .args([
-                "run",
-                "--brokers",
-                &t.brokers,
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-                "--once",
-            ])
-            .args([
-                "--output",
-                out.path().to_str().unwrap(),
-                "--window-size",
-                "64KiB",
-            ]),
-        Duration::from_secs(120),
+    let (ok, _, stderr) = run_once(
+        &t.brokers,
+        &topic,
+        &group,
+        out.path().to_str().unwrap(),
+        &["--window-size", "64KiB"],
     );
     assert!(ok, "{stderr}");
     let files = read_local(out.path());

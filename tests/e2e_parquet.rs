@@ -4,7 +4,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -35,33 +34,21 @@ async fn parquet_reads_back_in_pyarrow_and_duckdb_with_partition_pruning() {
     let produced = produce(&t.brokers, &topic, 0, 1500).await;
     wait_for_high_watermarks(&t.brokers, &topic, 4, 1500);
     let out = tempfile::tempdir().unwrap();
-    let (ok, _, stderr) = run_with_timeout(
-        hubcap()
-            .args([
-                "run",
-                "--brokers",
-                &t.brokers,
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-                "--once",
-            ])
-            .args([
-                "--output",
-                out.path().to_str().unwrap(),
-                "--format",
-                "parquet",
-            ])
-            .args([
-                "--path-format",
-                LAKE_TEMPLATE,
-                "--window-size",
-                "16KiB",
-                "--row-group-size",
-                "4KiB",
-            ]),
-        Duration::from_secs(120),
+    let (ok, _, stderr) = run_once(
+        &t.brokers,
+        &topic,
+        &group,
+        out.path().to_str().unwrap(),
+        &[
+            "--format",
+            "parquet",
+            "--path-format",
+            LAKE_TEMPLATE,
+            "--window-size",
+            "16KiB",
+            "--row-group-size",
+            "4KiB",
+        ],
     );
     assert!(ok, "{stderr}");
 

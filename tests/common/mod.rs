@@ -596,3 +596,29 @@ pub fn audit_cli(dir: &Path, group: &str) -> (bool, String) {
     );
     (ok, format!("{stdout}{stderr}"))
 }
+
+/// `hubcap run --once` of one topic into `output` with `extra` flags: (success, stdout, stderr).
+pub fn run_once(
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    output: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    run_with_timeout(
+        hubcap()
+            .args([
+                "run",
+                "--brokers",
+                brokers,
+                "--topic",
+                topic,
+                "--group",
+                group,
+                "--once",
+            ])
+            .args(["--output", output])
+            .args(extra),
+        Duration::from_secs(120),
+    )
+}
