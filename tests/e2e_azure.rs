@@ -6,7 +6,6 @@
 
 mod common;
 
-
 use common::*;
 use hubcap::checkpoint::CheckpointStore;
 use hubcap::store::Location;
