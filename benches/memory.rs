@@ -101,7 +101,7 @@ fn run(brokers: &str, topic: &str, format: &str, window: &str) -> (f64, f64, usi
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "run failed: {status}"
     );
-    let files = common::list_files(out.path()).len() + walk_count(out.path(), "parquet");
+    let files = common::list_files(out.path()).len();
     (
         usage.ru_maxrss as f64 / 1024.0,
         started.elapsed().as_secs_f64(),
@@ -131,19 +131,6 @@ fn stable_high_watermarks(brokers: &str, topic: &str) -> usize {
         last = sum;
         std::thread::sleep(Duration::from_secs(1));
     }
-}
-
-fn walk_count(dir: &std::path::Path, ext: &str) -> usize {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            n += walk_count(&p, ext);
-        } else if p.extension().is_some_and(|x| x == ext) {
-            n += 1;
-        }
-    }
-    n
 }
 
 fn main() {

@@ -263,11 +263,7 @@ mod local {
     use super::*;
 
     fn version_of(data: &[u8]) -> UpdateVersion {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in data {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        let h = crate::avro::fnv1a(0xcbf2_9ce4_8422_2325, data);
         UpdateVersion {
             e_tag: Some(format!("{h:016x}-{}", data.len())),
             version: None,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -83,20 +84,8 @@ async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing
 
     // The README's DuckDB-over-Avro example, unchanged.
     let glob = format!("{}/**/*.avro", out.path().display());
-    let query = std::process::Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/query_avro_duckdb.py"
-        ))
-        .args([&glob, "user-5"])
-        .output()
-        .unwrap();
-    assert!(
-        query.status.success(),
-        "{}",
-        String::from_utf8_lossy(&query.stderr)
-    );
-    let text = String::from_utf8(query.stdout).unwrap();
+    let query = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/query_avro_duckdb.py");
+    let text = String::from_utf8(run_python(&query, &[&glob, "user-5"])).unwrap();
     let user5 = produced
         .iter()
         .filter(|r| r.key.as_deref() == Some(b"user-5".as_slice()))
@@ -288,21 +277,8 @@ async fn sigterm_flushes_open_windows_and_exits_zero() {
 fn unreachable_brokers_and_unknown_topics_fail_fast_naming_the_fix() {
     let out = tempfile::tempdir().unwrap();
     let port = free_port(); // nothing listens there
-    let (ok, _, stderr) = run_with_timeout(
-        hubcap()
-            .args([
-                "run",
-                "--brokers",
-                &format!("127.0.0.1:{port}"),
-                "--topic",
-                "t",
-                "--group",
-                "g",
-                "--once",
-            ])
-            .args(["--output", out.path().to_str().unwrap()]),
-        Duration::from_secs(60),
-    );
+    let output = out.path().to_str().unwrap();
+    let (ok, _, stderr) = run_once(&format!("127.0.0.1:{port}"), "t", "g", output, &[]);
     assert!(!ok);
     assert!(
         stderr.contains("cannot reach Kafka") && stderr.contains("--brokers"),
@@ -310,21 +286,7 @@ fn unreachable_brokers_and_unknown_topics_fail_fast_naming_the_fix() {
     );
 
     let t = Tansu::start();
-    let (ok, _, stderr) = run_with_timeout(
-        hubcap()
-            .args([
-                "run",
-                "--brokers",
-                &t.brokers,
-                "--topic",
-                "no-such-topic",
-                "--group",
-                "g",
-                "--once",
-            ])
-            .args(["--output", out.path().to_str().unwrap()]),
-        Duration::from_secs(60),
-    );
+    let (ok, _, stderr) = run_once(&t.brokers, "no-such-topic", "g", output, &[]);
     assert!(!ok);
     assert!(
         stderr.contains("no-such-topic") && stderr.contains("--topic"),

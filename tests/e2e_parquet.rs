@@ -3,7 +3,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use common::*;
 use serde_json::Value;
@@ -12,17 +11,11 @@ const LAKE_TEMPLATE: &str =
     "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/hour={Hour}/{Offset}";
 
 fn read_parquet(root: &std::path::Path, partition: i32) -> Value {
-    let out = Command::new(python())
-        .arg(script("read_parquet.py"))
-        .args([root.to_str().unwrap(), &partition.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reader failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_python(
+        &script("read_parquet.py"),
+        &[root.to_str().unwrap(), &partition.to_string()],
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -157,15 +157,9 @@ impl Azurite {
 
     /// Creates a container that allows anonymous reads, so the reader needs no credentials.
     pub fn create_container(&self, name: &str) {
-        let out = Command::new(python())
-            .arg(script("azurite_container.py"))
-            .args([&self.account_endpoint(), name])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_python(
+            &script("azurite_container.py"),
+            &[&self.account_endpoint(), name],
         );
     }
 
@@ -183,6 +177,23 @@ impl Drop for Azurite {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a Python script from the test venv; panics with its stderr unless it succeeds, else
+/// returns its stdout.
+pub fn run_python(script: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 pub fn script(name: &str) -> PathBuf {
@@ -370,17 +381,7 @@ pub fn read_azurite(az: &Azurite, container: &str, prefix: &str) -> Vec<Value> {
 }
 
 fn read_with(args: &[&str]) -> Vec<Value> {
-    let out = Command::new(python())
-        .arg(script("read_capture.py"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reader failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: Value = serde_json::from_slice(&run_python(&script("read_capture.py"), args)).unwrap();
     doc["files"].as_array().unwrap().clone()
 }
 
@@ -524,7 +525,8 @@ pub fn local_checkpoint(dir: &Path, group: &str, topic: &str, partition: i32) ->
     .unwrap()
 }
 
-/// Every file under `dir` (relative names), for "nothing new was written" checks.
+/// Every data file (Avro or Parquet) under `dir`, relative names with their modification times,
+/// for "nothing new was written" checks.
 pub fn list_files(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -534,7 +536,7 @@ pub fn list_files(dir: &Path) -> Vec<(String, std::time::SystemTime)> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "avro") {
+            } else if p.extension().is_some_and(|x| x == "avro" || x == "parquet") {
                 let rel = p.strip_prefix(dir).unwrap().display().to_string();
                 out.push((rel, e.metadata().unwrap().modified().unwrap()));
             }
