@@ -110,6 +110,12 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: HumanDuration,
 
+    /// How long a failing store operation is retried (with backoff, one log line per retry)
+    /// before the run gives up and exits non-zero. Each attempt is bounded by the same limit,
+    /// at most 2 minutes.
+    #[arg(long, env = "HUBCAP_RETRY_FOR", default_value = "5m")]
+    pub retry_for: HumanDuration,
+
     /// A librdkafka setting, key=value (security, SASL, TLS, …); repeatable. Settings hubcap
     /// relies on (group.id, enable.auto.commit, …) are applied after these and win.
     /// (Parsed in `validate`, not by clap: clap's errors would echo a malformed value, which

@@ -80,6 +80,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         empty_files: false,
         once: true,
         shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+        retry_for: HumanDuration(Duration::from_secs(60)),
         kafka: vec![],
     };
     let summary = run(run_args.validate()?, Arc::new(AtomicBool::new(false))).await?;

@@ -40,14 +40,25 @@ pub struct ManifestEntry {
     pub created_at: String,
 }
 
+impl ManifestEntry {
+    /// Whether `other` lists the same file with the same contents (only `created_at` may differ),
+    /// so a retried or replayed publish leaves the line as it is.
+    pub fn same_file(&self, other: &ManifestEntry) -> bool {
+        ManifestEntry {
+            created_at: other.created_at.clone(),
+            ..self.clone()
+        } == *other
+    }
+}
+
 pub const VERSION: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error(
-        "manifest {path} changed under this instance: another instance now owns the partition"
+        "manifest {path} kept changing under this instance ({attempts} attempts to add a line)"
     )]
-    Fenced { path: String },
+    Contended { path: String, attempts: u32 },
     #[error("manifest {path} has a line that is not a manifest entry ({reason}); fix or remove the line")]
     Corrupt { path: String, reason: String },
     #[error("manifest {path}: {source}")]
@@ -80,7 +91,25 @@ impl Manifests {
     }
 
     /// Adds `entry` to the manifest object `object`, replacing a line for the same path.
+    ///
+    /// The write is a compare-and-swap; on a conflict (a former owner of the partition, or an
+    /// earlier attempt of ours whose answer was lost) the object is read again and merged, so
+    /// every file keeps exactly one line. The checkpoint, not the manifest, fences owners.
     pub async fn upsert(&self, object: &str, entry: &ManifestEntry) -> Result<(), ManifestError> {
+        const ATTEMPTS: u32 = 10;
+        for _ in 0..ATTEMPTS {
+            if self.try_upsert(object, entry).await? {
+                return Ok(());
+            }
+        }
+        Err(ManifestError::Contended {
+            path: self.location.path(object).to_string(),
+            attempts: ATTEMPTS,
+        })
+    }
+
+    /// One read-merge-write; `false` on a conflict.
+    async fn try_upsert(&self, object: &str, entry: &ManifestEntry) -> Result<bool, ManifestError> {
         let path = self.location.path(object);
         let name = path.to_string();
         let store_err = |source| ManifestError::Store {
@@ -95,7 +124,7 @@ impl Manifests {
             None => (Vec::new(), None),
         };
         match entries.iter_mut().find(|e| e.path == entry.path) {
-            Some(old) if old == entry => return Ok(()),
+            Some(old) if old.same_file(entry) => return Ok(true),
             Some(old) => *old = entry.clone(),
             None => entries.push(entry.clone()),
         }
@@ -106,8 +135,8 @@ impl Manifests {
             body.push(b'\n');
         }
         match put_cas(&self.location, &path, Bytes::from(body), version).await {
-            Ok(_) => Ok(()),
-            Err(CasError::Conflict) => Err(ManifestError::Fenced { path: name }),
+            Ok(_) => Ok(true),
+            Err(CasError::Conflict) => Ok(false),
             Err(e) => Err(store_err(e)),
         }
     }

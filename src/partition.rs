@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use object_store::{ObjectStoreExt, UpdateVersion};
+use object_store::UpdateVersion;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
-use tracing::{debug, info};
+use tracing::{debug, error, info, warn};
 
 use crate::checkpoint::{now_rfc3339, Checkpoint, CheckpointError, CheckpointStore, PendingFile};
 use crate::encoder::{EncodeError, FileEncoder, Format};
@@ -19,6 +19,7 @@ use crate::manifest::{
     time_text, ManifestEntry, ManifestError, Manifests, VERSION as MANIFEST_VERSION,
 };
 use crate::path::{name_time, NameParts, PathTemplate};
+use crate::retry::Transient;
 use crate::store::Location;
 use crate::upload::Upload;
 use crate::window::{RollPolicy, RollReason};
@@ -39,21 +40,36 @@ pub struct Shared {
     /// This instance's id, written into the checkpoints it owns.
     pub owner: String,
     pub commits: CommitQueue,
+    pub rewinds: RewindQueue,
 }
 
-/// Offsets to commit to Kafka (for lag tools) after their checkpoint was written. Workers offer,
-/// the consumer thread drains; one entry per partition, so it never grows past the assignment.
-#[derive(Debug, Default, Clone)]
-pub struct CommitQueue(Arc<Mutex<HashMap<(String, i32), i64>>>);
+/// Requests from workers to the consumer thread, at most one per partition (a newer request
+/// replaces an older one), so the queue never grows past the assignment.
+#[derive(Debug, Clone)]
+pub struct PartitionQueue<T>(Arc<Mutex<HashMap<(String, i32), T>>>);
 
-impl CommitQueue {
-    pub fn offer(&self, topic: &str, partition: i32, next_offset: i64) {
+impl<T> Default for PartitionQueue<T> {
+    fn default() -> Self {
+        PartitionQueue(Arc::default())
+    }
+}
+
+/// Offsets to commit to Kafka (for lag tools) after their checkpoint was written.
+pub type CommitQueue = PartitionQueue<i64>;
+
+/// Partitions whose worker starts over from its checkpoint after a failure: the consumer moves
+/// each back to the offset given (`None`: the partition's beginning), then sends
+/// [`Input::Rewound`].
+pub type RewindQueue = PartitionQueue<Option<i64>>;
+
+impl<T> PartitionQueue<T> {
+    pub fn offer(&self, topic: &str, partition: i32, value: T) {
         if let Ok(mut q) = self.0.lock() {
-            q.insert((topic.to_string(), partition), next_offset);
+            q.insert((topic.to_string(), partition), value);
         }
     }
 
-    pub fn drain(&self) -> Vec<((String, i32), i64)> {
+    pub fn drain(&self) -> Vec<((String, i32), T)> {
         self.0
             .lock()
             .map(|mut q| q.drain().collect())
@@ -67,6 +83,9 @@ pub enum Input {
     Events(Vec<Event>),
     /// The consumer reached the partition's end (as far as the broker knew then).
     Eof,
+    /// The consumer moved back to the offset a worker asked for in the [`RewindQueue`]; what
+    /// follows starts there.
+    Rewound,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +112,25 @@ impl WorkerError {
     pub fn is_fenced(&self) -> bool {
         match self {
             WorkerError::Checkpoint(e) => e.is_fenced(),
-            WorkerError::Manifest(e) => matches!(e, ManifestError::Fenced { .. }),
+            _ => false,
+        }
+    }
+
+    /// Whether starting the partition over from its checkpoint may succeed: a store error that
+    /// outlived its own retries (or a part upload, which cannot be retried alone).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            WorkerError::Checkpoint(CheckpointError::Store { source, .. })
+            | WorkerError::Manifest(ManifestError::Store { source, .. }) => source.is_transient(),
+            WorkerError::Manifest(ManifestError::Contended { .. }) => true,
+            // A multipart upload the store expired or lost fails as `NotFound`: start it over.
+            WorkerError::Upload {
+                source: object_store::Error::NotFound { .. },
+                ..
+            } => true,
+            WorkerError::Upload { source, .. } | WorkerError::Head { source, .. } => {
+                source.is_transient()
+            }
             _ => false,
         }
     }
@@ -138,7 +175,7 @@ pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resu
     let mut replay = None;
     if let Some(p) = c.pending.clone() {
         let path = shared.output.path(&p.path);
-        match shared.output.store.head(&path).await {
+        match shared.output.head(&path).await {
             Ok(_) => {
                 info!(%topic, partition, file = %p.path, "the last file before a stop is complete; checkpoint moves past it");
                 shared
@@ -264,13 +301,44 @@ impl PartitionWorker {
 
     /// Runs until the input closes (revoked or stopping), `--once` reaches its end, or an error.
     /// An open window is flushed first in every case but an error.
+    ///
+    /// A transient store error that outlived the store's retries aborts the open file and starts
+    /// the partition over from its checkpoint (as a restarted process would), after a backoff;
+    /// the run fails once errors persisted without progress for the retry policy's
+    /// `give_up_after`.
     pub async fn run(mut self) -> (PartitionReport, Result<(), WorkerError>) {
-        let result = self.run_inner().await;
-        if result.is_err() {
+        let policy = self.shared.output.retry;
+        let mut streak: Option<(Instant, u32)> = None;
+        let result = loop {
+            let files_before = self.report.files;
+            let result = self.run_inner().await;
             if let Some(f) = self.open.take() {
                 f.upload.abort().await;
             }
-        }
+            let e = match result {
+                Ok(()) => break Ok(()),
+                Err(e) if !e.is_transient() => break Err(e),
+                Err(e) => e,
+            };
+            if self.report.files > files_before {
+                streak = None;
+            }
+            let (since, attempts) = streak.get_or_insert((Instant::now(), 0));
+            *attempts += 1;
+            if since.elapsed() >= policy.give_up_after {
+                error!(topic = %self.topic, partition = self.partition, attempts = *attempts, error = %e,
+                    "archiving the partition failed; giving up after {:?} of retries", policy.give_up_after);
+                break Err(e);
+            }
+            let delay = policy.delay(*attempts);
+            warn!(topic = %self.topic, partition = self.partition, attempt = *attempts, retry_in = ?delay, error = %e,
+                "archiving the partition failed; it starts again from its checkpoint");
+            match self.restart(delay).await {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
         self.report.next_offset = self
             .checkpoint
             .as_ref()
@@ -298,10 +366,40 @@ impl PartitionWorker {
                         self.close(RollReason::End).await?;
                         return self.skip_to_end().await;
                     }
-                    Some(Input::Eof) => {}
+                    Some(Input::Eof | Input::Rewound) => {}
                     None => return self.close(RollReason::Stop).await,
                 },
                 () = sleep_until(deadline) => self.close(RollReason::Time).await?,
+            }
+        }
+    }
+
+    /// After a failure: waits `delay`, reloads the checkpoint (settling the file in flight, as
+    /// on assignment) and has the consumer move back to it. Input sent meanwhile is dropped: it
+    /// is read again after the rewind. `Ok(false)` when the input closed (revoked or stopping).
+    async fn restart(&mut self, delay: std::time::Duration) -> Result<bool, WorkerError> {
+        let until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                input = self.input.recv() => if input.is_none() { return Ok(false) },
+                () = sleep_until(until) => break,
+            }
+        }
+        let r = resume(&self.shared, &self.topic, self.partition).await?;
+        self.next = r.next_offset();
+        self.checkpoint = r.checkpoint;
+        self.version = r.version;
+        self.replay = r.replay;
+        self.opened = Instant::now();
+        self.opened_wall = self.wall(self.opened);
+        self.shared
+            .rewinds
+            .offer(&self.topic, self.partition, self.next);
+        loop {
+            match self.input.recv().await {
+                None => return Ok(false),
+                Some(Input::Rewound) => return Ok(true),
+                Some(_) => {}
             }
         }
     }
@@ -396,7 +494,8 @@ impl PartitionWorker {
                 self.shared.output.path(&name),
                 self.shared.part_size,
                 2,
-            ),
+            )
+            .with_retry(self.shared.output.retry),
             name,
             file: self
                 .shared
@@ -577,7 +676,6 @@ impl PartitionWorker {
         let path = self.shared.output.path(&name);
         self.shared
             .output
-            .store
             .put(&path, bytes.into())
             .await
             .map_err(|source| WorkerError::Upload {

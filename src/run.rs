@@ -13,7 +13,8 @@ use tracing::info;
 use crate::checkpoint::CheckpointStore;
 use crate::config::{is_secret_setting, RunConfig};
 use crate::manifest::Manifests;
-use crate::partition::{CommitQueue, PartitionReport, Shared};
+use crate::partition::{CommitQueue, PartitionReport, RewindQueue, Shared};
+use crate::retry::RetryPolicy;
 use crate::source::{self, SourceOptions};
 use crate::store::{Location, StoreError};
 
@@ -36,6 +37,8 @@ pub enum RunError {
     },
     #[error("topic {topic:?} does not exist at {brokers}; create it or fix --topic")]
     UnknownTopic { topic: String, brokers: String },
+    #[error("cannot start: a checkpoint is unreadable or unusable:\n  {}", .0.join("\n  "))]
+    Checkpoints(Vec<String>),
     #[error("the run failed:\n  {}", .0.join("\n  "))]
     Failed(Vec<String>),
 }
@@ -150,18 +153,39 @@ pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> S
 /// Runs the archiver until `stop` is set or, with `--once`, until every assigned partition
 /// reached its end offset.
 pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunError> {
-    let output = Location::open(&cfg.args.output, "--output")?;
+    let retry = retry_policy(cfg.args.retry_for.0);
+    let output = Location::open(&cfg.args.output, "--output")?.with_retry(retry);
     let checkpoints = match &cfg.args.checkpoints {
-        Some(url) => Location::open(url, "--checkpoints")?,
+        Some(url) => Location::open(url, "--checkpoints")?.with_retry(retry),
         None => output.child("_checkpoints"),
     };
+    run_with(cfg, output, checkpoints, stop).await
+}
+
+/// The retry policy of `--retry-for`: each attempt is bounded by the same time, at most 2 min.
+pub fn retry_policy(retry_for: Duration) -> RetryPolicy {
+    RetryPolicy {
+        attempt_timeout: retry_for.clamp(Duration::from_secs(1), Duration::from_secs(120)),
+        ..RetryPolicy::giving_up_after(retry_for)
+    }
+}
+
+/// [`run`] on stores already opened (tests wrap them, e.g. to inject faults).
+pub async fn run_with(
+    cfg: RunConfig,
+    output: Location,
+    checkpoints: Location,
+    stop: Arc<AtomicBool>,
+) -> Result<Summary, RunError> {
     info!("starting: {}", describe(&cfg, &output, &checkpoints));
     let kafka = kafka_config(&cfg);
-    let watermarks = preflight(&cfg, &kafka).await?;
+    let (partitions, watermarks) = preflight(&cfg, &kafka).await?;
+    let checkpoints = CheckpointStore::new(checkpoints, &cfg.args.group);
+    check_checkpoints(&checkpoints, &partitions).await?;
 
     let shared = Arc::new(Shared {
         output: output.clone(),
-        checkpoints: CheckpointStore::new(checkpoints, &cfg.args.group),
+        checkpoints,
         manifests: Manifests::new(&output, &cfg.args.group),
         namespace: cfg.namespace.clone(),
         template: cfg.template.clone(),
@@ -171,6 +195,7 @@ pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunEr
         part_size: PART_SIZE,
         owner: instance_id(),
         commits: CommitQueue::default(),
+        rewinds: RewindQueue::default(),
     });
     let rt = tokio::runtime::Handle::current();
     let mut threads = Vec::new();
@@ -218,9 +243,42 @@ pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunEr
     }
 }
 
+/// Reads every partition's checkpoint before joining the group, so that an unreachable store,
+/// wrong credentials or a checkpoint hubcap cannot use stop the run at once, with a message,
+/// instead of at the first assignment.
+async fn check_checkpoints(
+    checkpoints: &CheckpointStore,
+    partitions: &HashMap<String, i32>,
+) -> Result<(), RunError> {
+    let all = partitions
+        .iter()
+        .flat_map(|(topic, &n)| (0..n).map(move |p| (topic.as_str(), p)));
+    let mut errors = Vec::new();
+    for chunk in all.collect::<Vec<_>>().chunks(16) {
+        let loads = chunk.iter().map(|&(topic, p)| checkpoints.load(topic, p));
+        for r in futures::future::join_all(loads).await {
+            if let Err(e) = r {
+                errors.push(e.to_string());
+            }
+        }
+        if !errors.is_empty() {
+            break;
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::Checkpoints(errors))
+    }
+}
+
 /// Fails fast, with a message naming the fix, when the brokers cannot be reached or a topic
-/// does not exist. With `--once`, also takes every partition's watermarks: the run's end.
-async fn preflight(cfg: &RunConfig, kafka: &ClientConfig) -> Result<Watermarks, RunError> {
+/// does not exist. Returns each topic's partition count and, with `--once`, every partition's
+/// watermarks: the run's end.
+async fn preflight(
+    cfg: &RunConfig,
+    kafka: &ClientConfig,
+) -> Result<(HashMap<String, i32>, Watermarks), RunError> {
     let consumer: BaseConsumer = kafka.create().map_err(RunError::Client)?;
     let topics = cfg.args.topics.clone();
     let brokers = cfg.args.brokers.clone();
@@ -232,6 +290,7 @@ async fn preflight(cfg: &RunConfig, kafka: &ClientConfig) -> Result<Watermarks, 
         source,
     };
     tokio::task::spawn_blocking(move || {
+        let mut counts = HashMap::new();
         let mut marks = Watermarks::new();
         for topic in &topics {
             let md = consumer
@@ -248,6 +307,7 @@ async fn preflight(cfg: &RunConfig, kafka: &ClientConfig) -> Result<Watermarks, 
                     brokers: cfg_brokers.clone(),
                 });
             }
+            counts.insert(topic.clone(), partitions);
             if once {
                 let mut m = HashMap::new();
                 for p in 0..partitions {
@@ -259,7 +319,7 @@ async fn preflight(cfg: &RunConfig, kafka: &ClientConfig) -> Result<Watermarks, 
                 marks.insert(topic.clone(), m);
             }
         }
-        Ok(marks)
+        Ok((counts, marks))
     })
     .await
     .map_err(|e| RunError::Failed(vec![e.to_string()]))?

@@ -295,6 +295,33 @@ impl SourceContext {
         }
     }
 
+    /// Moves partitions whose worker starts over back to their checkpoint. What was polled
+    /// before the seek is dropped here or, already queued, by the worker, which waits for
+    /// [`Input::Rewound`]; librdkafka drops what it fetched before the seek.
+    fn rewind(&self, consumer: &BaseConsumer<Self>) {
+        let topic = &self.opts.topic;
+        for ((t, partition), next) in self.shared.rewinds.drain() {
+            if t != *topic {
+                self.shared.rewinds.offer(&t, partition, next);
+                continue;
+            }
+            if !self.state().workers.contains_key(&partition) {
+                continue; // revoked meanwhile; its next owner starts from the checkpoint
+            }
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            match consumer.seek(topic, partition, offset, self.opts.metadata_timeout) {
+                Ok(()) => {
+                    info!(%topic, partition, ?offset, "consumer moved back to the checkpoint");
+                    let mut state = self.state();
+                    state.pending.insert(partition, vec![Input::Rewound]);
+                }
+                Err(e) => self.fail(format!(
+                    "topic {topic} partition {partition}: cannot move the consumer back to {offset:?} after a failure: {e}"
+                )),
+            }
+        }
+    }
+
     /// Moves polled inputs to their workers. Blocks while a worker's queue is full.
     fn dispatch(&self) {
         let work: Vec<(mpsc::Sender<Input>, Vec<Input>)> = {
@@ -423,6 +450,7 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
     let mut last_check: Option<(std::time::Instant, Vec<i32>)> = None;
     while !stop.load(Ordering::Relaxed) {
         poll_batch(&consumer);
+        ctx.rewind(&consumer);
         ctx.dispatch();
         ctx.reap();
         commit(&consumer);

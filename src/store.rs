@@ -8,7 +8,9 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
@@ -18,9 +20,12 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutOptions, UpdateVersion,
+    BackoffConfig, ObjectMeta, ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode, PutOptions,
+    PutPayload, RetryConfig, UpdateVersion,
 };
 use url::Url;
+
+use crate::retry::{retry, RetryPolicy, Transient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,6 +63,8 @@ pub struct Location {
     /// Set for a local directory: checkpoints there use file locks for compare-and-swap, since
     /// object_store's local store has no conditional update.
     pub local_root: Option<PathBuf>,
+    /// How operations on this location retry transient errors.
+    pub retry: RetryPolicy,
 }
 
 impl Location {
@@ -92,18 +99,21 @@ impl Location {
             ObjectStoreScheme::Memory => Arc::new(InMemory::new()),
             ObjectStoreScheme::AmazonS3 => Arc::new(
                 AmazonS3Builder::from_env()
+                    .with_retry(http_retry())
                     .with_url(spec)
                     .build()
                     .map_err(builder_err)?,
             ),
             ObjectStoreScheme::MicrosoftAzure => Arc::new(
                 MicrosoftAzureBuilder::from_env()
+                    .with_retry(http_retry())
                     .with_url(spec)
                     .build()
                     .map_err(builder_err)?,
             ),
             ObjectStoreScheme::GoogleCloudStorage => Arc::new(
                 GoogleCloudStorageBuilder::from_env()
+                    .with_retry(http_retry())
                     .with_url(spec)
                     .build()
                     .map_err(builder_err)?,
@@ -116,6 +126,7 @@ impl Location {
             prefix,
             display,
             local_root: None,
+            retry: RetryPolicy::default(),
         })
     }
 
@@ -138,6 +149,7 @@ impl Location {
             prefix: Path::default(),
             display: dir.display().to_string(),
             local_root: Some(dir),
+            retry: RetryPolicy::default(),
         })
     }
 
@@ -148,7 +160,30 @@ impl Location {
             prefix: self.prefix.clone().join(segment),
             display: format!("{}/{segment}", self.display.trim_end_matches('/')),
             local_root: self.local_root.as_ref().map(|r| r.join(segment)),
+            retry: self.retry,
         }
+    }
+
+    /// The same location with another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Location {
+        self.retry = retry;
+        self
+    }
+
+    /// Object metadata, retrying transient errors; `NotFound` is returned as is.
+    pub async fn head(&self, path: &Path) -> object_store::Result<ObjectMeta> {
+        retry(&self.retry, &format!("checking {path}"), || {
+            self.store.head(path)
+        })
+        .await
+    }
+
+    /// Writes a whole object, retrying transient errors (the same bytes each time).
+    pub async fn put(&self, path: &Path, data: PutPayload) -> object_store::Result<()> {
+        retry(&self.retry, &format!("writing {path}"), || async {
+            self.store.put(path, data.clone()).await.map(|_| ())
+        })
+        .await
     }
 
     /// The full object path of a name relative to this location.
@@ -158,6 +193,20 @@ impl Location {
             full = full.join(part);
         }
         full
+    }
+}
+
+/// object_store's own per-request retries: a few quick ones, so that an outage reaches
+/// [`retry`]'s logged, policy-bound retries within seconds.
+fn http_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(20),
     }
 }
 
@@ -186,8 +235,67 @@ pub enum CasError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads `path` with the version to pass back to [`put_cas`].
+impl Transient for CasError {
+    fn is_transient(&self) -> bool {
+        match self {
+            CasError::Conflict => false,
+            CasError::Store(e) => e.is_transient(),
+            CasError::Io(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidInput
+            ),
+        }
+    }
+
+    fn timed_out(after: Duration) -> Self {
+        CasError::Store(object_store::Error::timed_out(after))
+    }
+}
+
+/// Reads `path` with the version to pass back to [`put_cas`], retrying transient errors.
 pub async fn get_versioned(
+    loc: &Location,
+    path: &Path,
+) -> Result<Option<(Bytes, UpdateVersion)>, CasError> {
+    retry(&loc.retry, &format!("reading {path}"), || {
+        get_versioned_once(loc, path)
+    })
+    .await
+}
+
+/// Writes `path` only if it is still at `expected` (or, with `None`, does not exist yet),
+/// retrying transient errors.
+///
+/// A failed attempt may still have landed (the answer was lost, or the request timed out after
+/// the store applied it), so a conflict after a failed attempt is checked: if the object now
+/// holds exactly `data`, the write succeeded. Checkpoints carry their owner and a timestamp, so
+/// another writer's document never equals ours.
+pub async fn put_cas(
+    loc: &Location,
+    path: &Path,
+    data: Bytes,
+    expected: Option<UpdateVersion>,
+) -> Result<UpdateVersion, CasError> {
+    let failed_before = std::sync::atomic::AtomicBool::new(false);
+    retry(&loc.retry, &format!("writing {path}"), || async {
+        match put_cas_once(loc, path, data.clone(), expected.clone()).await {
+            Ok(v) => Ok(v),
+            Err(CasError::Conflict) if failed_before.load(Ordering::Relaxed) => {
+                match get_versioned_once(loc, path).await? {
+                    Some((now, v)) if now == data => Ok(v),
+                    _ => Err(CasError::Conflict),
+                }
+            }
+            Err(e) => {
+                failed_before.store(true, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    })
+    .await
+}
+
+async fn get_versioned_once(
     loc: &Location,
     path: &Path,
 ) -> Result<Option<(Bytes, UpdateVersion)>, CasError> {
@@ -209,8 +317,7 @@ pub async fn get_versioned(
     }
 }
 
-/// Writes `path` only if it is still at `expected` (or, with `None`, does not exist yet).
-pub async fn put_cas(
+async fn put_cas_once(
     loc: &Location,
     path: &Path,
     data: Bytes,

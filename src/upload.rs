@@ -5,6 +5,11 @@
 //! open. Either way the object appears only when [`Upload::finish`] completes, and no reader ever
 //! sees a partial file. Memory per upload: the buffer plus `max_parts_in_flight` parts; waiting for
 //! a free slot is the backpressure point on the partition worker.
+//!
+//! Whole-object puts and starting a multipart upload are retried under the upload's
+//! [`RetryPolicy`]; a failed part cannot be sent again (its bytes are gone once sent), so it
+//! fails the upload and the partition worker starts the window over from its checkpoint. Every
+//! wait is bounded by the policy's attempt timeout, so a hung store fails instead of stalling.
 
 use std::sync::Arc;
 
@@ -12,11 +17,14 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
+use crate::retry::{retry, RetryPolicy, Transient};
+
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
     path: Path,
     part_size: usize,
     max_parts_in_flight: usize,
+    retry: RetryPolicy,
     state: State,
 }
 
@@ -45,11 +53,18 @@ impl Upload {
             path,
             part_size,
             max_parts_in_flight: max_parts_in_flight.max(1),
+            retry: RetryPolicy::default(),
             state: State::Buffer {
                 parts: Vec::new(),
                 len: 0,
             },
         }
+    }
+
+    /// Retries and time bounds for this upload's requests.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -67,7 +82,9 @@ impl Upload {
                 parts.push(Bytes::from(data));
             }
             State::Buffer { parts, .. } => {
-                let upload = self.store.put_multipart(&self.path).await?;
+                let what = format!("starting the upload of {}", self.path);
+                let upload =
+                    retry(&self.retry, &what, || self.store.put_multipart(&self.path)).await?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
                 for part in parts.drain(..) {
                     writer.put(part);
@@ -76,7 +93,11 @@ impl Upload {
                 self.state = State::Multipart(writer);
             }
             State::Multipart(writer) => {
-                writer.wait_for_capacity(self.max_parts_in_flight).await?;
+                bounded(
+                    self.retry.attempt_timeout,
+                    writer.wait_for_capacity(self.max_parts_in_flight),
+                )
+                .await?;
                 writer.put(Bytes::from(data));
             }
         }
@@ -88,9 +109,18 @@ impl Upload {
         match self.state {
             State::Buffer { parts, .. } => {
                 let payload: PutPayload = parts.into_iter().collect();
-                self.store.put(&self.path, payload).await.map(|_| ())
+                let what = format!("writing {}", self.path);
+                retry(&self.retry, &what, || async {
+                    self.store
+                        .put(&self.path, payload.clone())
+                        .await
+                        .map(|_| ())
+                })
+                .await
             }
-            State::Multipart(writer) => writer.finish().await.map(|_| ()),
+            State::Multipart(writer) => bounded(self.retry.attempt_timeout, writer.finish())
+                .await
+                .map(|_| ()),
         }
     }
 
@@ -102,6 +132,16 @@ impl Upload {
             }
         }
     }
+}
+
+/// `fut`, or a timeout error once `limit` passed.
+async fn bounded<T>(
+    limit: std::time::Duration,
+    fut: impl std::future::Future<Output = object_store::Result<T>>,
+) -> object_store::Result<T> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| Err(object_store::Error::timed_out(limit)))
 }
 
 #[cfg(test)]

@@ -8,6 +8,15 @@ use crate::path::DEFAULT_TEMPLATE;
 
 fn shared(max_bytes: u64, max_age: Duration, empty_files: bool) -> Arc<Shared> {
     let output = Location::open("memory://", "--output").unwrap();
+    shared_on(output, max_bytes, max_age, empty_files)
+}
+
+fn shared_on(
+    output: Location,
+    max_bytes: u64,
+    max_age: Duration,
+    empty_files: bool,
+) -> Arc<Shared> {
     Arc::new(Shared {
         checkpoints: CheckpointStore::new(output.child("_checkpoints"), "g"),
         manifests: Manifests::new(&output, "g"),
@@ -23,6 +32,7 @@ fn shared(max_bytes: u64, max_age: Duration, empty_files: bool) -> Arc<Shared> {
         part_size: 1 << 20,
         owner: "me".into(),
         commits: CommitQueue::default(),
+        rewinds: RewindQueue::default(),
     })
 }
 
@@ -386,4 +396,77 @@ async fn a_former_owner_is_fenced_and_publishes_nothing() {
         "the fenced owner's file must not appear"
     );
     assert_eq!(checkpoint(&s).await.unwrap().next_offset, 0);
+}
+
+/// A store failing a third of the requests: the worker starts over from its checkpoint each
+/// time (the test plays the consumer, honouring rewinds) and the result is still every offset
+/// in exactly one file.
+#[tokio::test]
+async fn store_faults_restart_the_partition_from_its_checkpoint_and_lose_nothing() {
+    use crate::faults::{Faults, FaultyStore};
+    use crate::retry::RetryPolicy;
+    const N: i64 = 400;
+    let faulty = FaultyStore::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        Faults {
+            write_error: 0.15,
+            checkpoint_error: 0.15,
+            lost_answer: 0.15,
+            part_error: 0.1,
+            read_error: 0.1,
+            hang: 0.02,
+            max_latency: Duration::from_millis(2),
+        },
+    );
+    let counts = faulty.counts();
+    let output = Location {
+        store: Arc::new(faulty),
+        prefix: Default::default(),
+        display: "memory://".into(),
+        local_root: None,
+        retry: RetryPolicy {
+            give_up_after: Duration::from_secs(60),
+            attempt_timeout: Duration::from_millis(300),
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        },
+    };
+    let mut shared =
+        Arc::try_unwrap(shared_on(output, 3000, Duration::from_secs(3600), false)).unwrap();
+    shared.part_size = 1000; // bigger files go out as multipart uploads
+    let s = Arc::new(shared);
+    let r = resume(&s, "t", 0).await.unwrap();
+    let (tx, run) = start(&s, r, Some((0, N)));
+    let mut rewinds = 0;
+    let mut pos = 0;
+    while !tx.is_closed() {
+        if let Some((_, next)) = s.rewinds.drain().pop() {
+            pos = next.unwrap_or(0);
+            rewinds += 1;
+            let _ = tx.send(Input::Rewound).await;
+        } else if pos < N {
+            let upto = (pos + 7).min(N);
+            let _ = tx
+                .send(Input::Events((pos..upto).map(|o| ev(o, 40)).collect()))
+                .await;
+            pos = upto;
+        } else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    counts.set_enabled(false);
+    assert!(counts.total() > 10, "{counts}");
+    assert!(rewinds > 0);
+    let mut all: Vec<i64> = files(&s).await.into_iter().flat_map(|f| f.2).collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..N).collect::<Vec<_>>(),
+        "{counts}; {rewinds} restarts"
+    );
+    assert_eq!(checkpoint(&s).await.unwrap().next_offset, N);
+    assert_eq!(report.next_offset, Some(N));
+    println!("{counts}; {rewinds} restarts from the checkpoint");
 }

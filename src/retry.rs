@@ -1,0 +1,219 @@
+//! Retries with backoff for transient storage errors.
+//!
+//! Two layers retry a failing store. object_store's HTTP client retries each request a few times
+//! (5xx, throttling, connection errors) within seconds; above it, every store operation hubcap
+//! makes is retried here with exponential backoff and jitter, one log line per retry, until the
+//! policy's `give_up_after` has passed since the first failure. Each attempt is bounded by
+//! `attempt_timeout`, so a hung request becomes a retry instead of a stall. Errors that no retry
+//! fixes (missing credentials, permission denied, a compare-and-swap conflict) are returned at
+//! once.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::{error, warn};
+
+/// How long and how often to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Stop retrying once this much time has passed since the first failure.
+    pub give_up_after: Duration,
+    /// Bound on one attempt; an attempt that takes longer counts as a failure.
+    pub attempt_timeout: Duration,
+    /// The first delay; each further delay doubles, up to `max_delay`.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            give_up_after: Duration::from_secs(300),
+            attempt_timeout: Duration::from_secs(120),
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(15),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default policy, giving up after `give_up_after`.
+    pub fn giving_up_after(give_up_after: Duration) -> Self {
+        RetryPolicy {
+            give_up_after,
+            ..Default::default()
+        }
+    }
+
+    /// The delay before retry number `attempt` (1-based): exponential, capped, with ±25% jitter
+    /// so that many partitions failing together do not retry in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .first_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let base = exp.min(self.max_delay);
+        base.mul_f64(rand::random_range(0.75..1.25))
+    }
+}
+
+/// Whether a retry may help.
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+    /// The error for an attempt that took longer than `after`.
+    fn timed_out(after: Duration) -> Self;
+}
+
+/// A store request that did not finish in time.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer from the store within {0:?}")]
+pub struct TimedOut(pub Duration);
+
+impl Transient for object_store::Error {
+    fn is_transient(&self) -> bool {
+        use object_store::Error as E;
+        // `Generic` covers HTTP errors that outlived object_store's own retries and local I/O
+        // errors. What remains are answers a retry cannot change.
+        !matches!(
+            self,
+            E::NotFound { .. }
+                | E::AlreadyExists { .. }
+                | E::Precondition { .. }
+                | E::NotModified { .. }
+                | E::NotImplemented { .. }
+                | E::NotSupported { .. }
+                | E::InvalidPath { .. }
+                | E::PermissionDenied { .. }
+                | E::Unauthenticated { .. }
+                | E::UnknownConfigurationKey { .. }
+        )
+    }
+
+    fn timed_out(after: Duration) -> Self {
+        object_store::Error::Generic {
+            store: "hubcap",
+            source: Box::new(TimedOut(after)),
+        }
+    }
+}
+
+/// Runs `op` until it succeeds, fails with an error that is not transient, or `policy` gives up.
+/// `what` names the operation in log lines ("writing checkpoint x/0.json").
+pub async fn retry<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    what: &(dyn Display + Sync),
+    mut op: F,
+) -> Result<T, E>
+where
+    E: Transient + Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut first_failure: Option<Instant> = None;
+    let mut attempt = 0u32;
+    loop {
+        let result = match tokio::time::timeout(policy.attempt_timeout, op()).await {
+            Ok(r) => r,
+            Err(_) => Err(E::timed_out(policy.attempt_timeout)),
+        };
+        let e = match result {
+            Ok(v) => return Ok(v),
+            Err(e) if !e.is_transient() => return Err(e),
+            Err(e) => e,
+        };
+        attempt += 1;
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        if since.elapsed() >= policy.give_up_after {
+            error!(attempts = attempt, error = %e, "{what} failed; giving up after {:?} of retries", policy.give_up_after);
+            return Err(e);
+        }
+        let delay = policy.delay(attempt);
+        warn!(attempt, retry_in = ?delay, error = %e, "{what} failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            give_up_after: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(1),
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+
+    fn generic() -> object_store::Error {
+        object_store::Error::Generic {
+            store: "test",
+            source: "503 Service Unavailable".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_until_success() {
+        let calls = AtomicU32::new(0);
+        let got: Result<u32, object_store::Error> = retry(&policy(), &"op", || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(generic()),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), 2);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_not_retried() {
+        let calls = AtomicU32::new(0);
+        let got: Result<(), object_store::Error> = retry(&policy(), &"op", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(object_store::Error::PermissionDenied {
+                path: "x".into(),
+                source: "403".into(),
+            })
+        })
+        .await;
+        assert!(matches!(
+            got,
+            Err(object_store::Error::PermissionDenied { .. })
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_the_policy_and_bounds_hung_attempts() {
+        let start = Instant::now();
+        let calls = AtomicU32::new(0);
+        let got: Result<(), object_store::Error> = retry(&policy(), &"op", || async {
+            if calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
+                std::future::pending::<()>().await; // hangs: only the timeout ends it
+            }
+            Err(generic())
+        })
+        .await;
+        let err = got.unwrap_err().to_string();
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(10) && took < Duration::from_secs(14),
+            "{took:?}"
+        );
+        assert!(calls.load(Ordering::SeqCst) > 4);
+        assert!(err.contains("503") || err.contains("no answer"), "{err}");
+    }
+
+    #[test]
+    fn delays_grow_and_are_capped() {
+        let p = policy();
+        let d1 = p.delay(1);
+        assert!(d1 >= Duration::from_millis(75) && d1 <= Duration::from_millis(125));
+        let d20 = p.delay(20);
+        assert!(d20 >= Duration::from_millis(1500) && d20 <= Duration::from_millis(2500));
+    }
+}
