@@ -26,6 +26,9 @@ use object_store::{
 
 use common::*;
 
+/// A file announced in a checkpoint intent: (first offset, last offset, path).
+type Intent = (i64, i64, String);
+
 /// Sits between the faults and the real store: for every checkpoint that lands, checks that
 /// each file its partition announced (in an intent) below the checkpoint's next offset exists,
 /// and that those files cover every offset below it.
@@ -34,8 +37,8 @@ struct Watch {
     inner: Arc<dyn ObjectStore>,
     /// Output prefix the intents' paths are relative to.
     prefix: Path,
-    /// Per partition: (first, last, path) of every intent seen.
-    intents: Mutex<std::collections::HashMap<i32, Vec<(i64, i64, String)>>>,
+    /// Per partition: every intent seen.
+    intents: Mutex<std::collections::HashMap<i32, Vec<Intent>>>,
     checks: AtomicU64,
     violations: Mutex<Vec<String>>,
 }
@@ -50,7 +53,7 @@ impl Watch {
     async fn check(&self, data: &[u8]) {
         let doc: serde_json::Value = serde_json::from_slice(data).unwrap();
         let c: Checkpoint = serde_json::from_value(doc).unwrap();
-        let covered: Vec<(i64, i64, String)> = {
+        let covered: Vec<Intent> = {
             let mut intents = self.intents.lock().unwrap();
             let mine = intents.entry(c.partition).or_default();
             if let Some(p) = &c.pending {
