@@ -208,6 +208,7 @@ pub async fn run_with(
                 .then(|| watermarks.get(topic).cloned().unwrap_or_default()),
             shutdown_timeout: cfg.args.shutdown_timeout.0,
             metadata_timeout: METADATA_TIMEOUT,
+            retry_for: cfg.args.retry_for.0,
         };
         let consumer =
             source::consumer(&kafka, opts, shared.clone(), rt.clone()).map_err(RunError::Client)?;

@@ -41,6 +41,9 @@ pub struct SourceOptions {
     pub once: Option<HashMap<i32, (i64, i64)>>,
     pub shutdown_timeout: Duration,
     pub metadata_timeout: Duration,
+    /// `--once` gives up when Kafka stays unreachable this long (`--retry-for`); a continuous
+    /// run keeps waiting for it, as librdkafka reconnects on its own.
+    pub retry_for: Duration,
 }
 
 /// How a source ended.
@@ -69,6 +72,8 @@ struct State {
     outcome: SourceOutcome,
     /// Whether any assignment (even an empty one) arrived; `--once` finishes after that.
     assigned: bool,
+    /// Since when the brokers have looked unreachable (cleared by a successful metadata probe).
+    kafka_down_since: Option<std::time::Instant>,
 }
 
 pub struct SourceContext {
@@ -87,7 +92,9 @@ impl ClientContext for SourceContext {
             // End of partition also arrives as a message error, where it is handled.
             return debug!(topic = %self.opts.topic, reason, "end of partition");
         }
-        warn!(topic = %self.opts.topic, %error, reason, "kafka client error");
+        if !self.broker_trouble(&error) {
+            warn!(topic = %self.opts.topic, %error, reason, "kafka client error");
+        }
     }
 }
 
@@ -365,6 +372,58 @@ impl SourceContext {
         }
     }
 
+    /// Notes an error saying the brokers cannot be reached; `true` when it repeats one already
+    /// noted (librdkafka reports it every few hundred ms while they are down): logged at debug.
+    fn broker_trouble(&self, error: &KafkaError) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        if !matches!(
+            error.rdkafka_error_code(),
+            Some(C::AllBrokersDown | C::BrokerTransportFailure | C::Resolve)
+        ) {
+            return false;
+        }
+        {
+            let mut state = self.state();
+            if state.kafka_down_since.is_none() {
+                state.kafka_down_since = Some(std::time::Instant::now());
+                return false;
+            }
+        }
+        debug!(topic = %self.opts.topic, %error, "kafka still unreachable");
+        true
+    }
+
+    /// After broker errors: probes the brokers (at most every few seconds) and clears the error
+    /// once they answer. `--once` fails once they stayed unreachable for `retry_for`.
+    fn check_kafka(&self, consumer: &BaseConsumer<Self>, last_probe: &mut std::time::Instant) {
+        const PROBE_EVERY: Duration = Duration::from_secs(3);
+        let Some(since) = self.state().kafka_down_since else {
+            return;
+        };
+        if last_probe.elapsed() < PROBE_EVERY {
+            return;
+        }
+        *last_probe = std::time::Instant::now();
+        let topic = &self.opts.topic;
+        if consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(2))
+            .is_ok()
+        {
+            info!(%topic, down_for = ?since.elapsed(), "kafka reachable again");
+            self.state().kafka_down_since = None;
+            return;
+        }
+        let down = since.elapsed();
+        if self.opts.once.is_some() && down >= self.opts.retry_for {
+            self.fail(format!(
+                "topic {topic}: kafka unreachable for {down:.0?}, giving up (--retry-for {:?}); what was archived is checkpointed, run again to finish",
+                self.opts.retry_for
+            ));
+        } else {
+            warn!(%topic, down_for = ?down, "kafka unreachable; librdkafka keeps reconnecting");
+        }
+    }
+
     /// `--once`: whether every partition's checkpoint reached its end offset taken at start.
     /// Partitions this instance does not own belong to other members (or to a crashed member
     /// whose session has not expired yet, after which they are assigned here), so the run stays
@@ -448,8 +507,10 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
         ctx.fail(format!("cannot subscribe to topic {topic}: {e}"));
     }
     let mut last_check: Option<(std::time::Instant, Vec<i32>)> = None;
+    let mut last_probe = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         poll_batch(&consumer);
+        ctx.check_kafka(&consumer, &mut last_probe);
         ctx.rewind(&consumer);
         ctx.dispatch();
         ctx.reap();
@@ -474,7 +535,29 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
     consumer.unsubscribe();
     let mut outcome = std::mem::take(&mut ctx.state().outcome);
     outcome.reports.sort_by_key(|r| r.partition);
+    let limit = if ctx.state().kafka_down_since.is_some() {
+        Duration::from_secs(2)
+    } else {
+        ctx.opts.shutdown_timeout
+    };
+    close_within(consumer, limit, &topic);
     outcome
+}
+
+/// Closes the consumer (leaving the group), waiting at most `limit`: librdkafka's close waits
+/// for the group coordinator, without end while the brokers are unreachable. Everything this
+/// instance archived is checkpointed by then; a consumer still closing is left to the exit.
+fn close_within(consumer: Arc<BaseConsumer<SourceContext>>, limit: Duration, topic: &str) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let closing = std::thread::Builder::new()
+        .name(format!("hubcap-close-{topic}"))
+        .spawn(move || {
+            drop(consumer);
+            let _ = tx.send(());
+        });
+    if closing.is_ok() && rx.recv_timeout(limit).is_err() {
+        warn!(%topic, "the Kafka consumer did not close within {limit:?} (brokers unreachable?); not waiting for it");
+    }
 }
 
 /// One blocking poll, then whatever else is ready, up to a batch.
@@ -487,7 +570,9 @@ fn poll_batch(consumer: &BaseConsumer<SourceContext>) {
             Some(Ok(m)) => ctx.push(m.partition(), Input::Events(vec![to_event(&m)])),
             Some(Err(KafkaError::PartitionEOF(p))) => ctx.push(p, Input::Eof),
             Some(Err(e)) => {
-                warn!(topic = %ctx.opts.topic, error = %e, "consumer error");
+                if !ctx.broker_trouble(&e) {
+                    warn!(topic = %ctx.opts.topic, error = %e, "consumer error");
+                }
                 if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
                     ctx.fail(format!(
                         "topic {}: fatal consumer error: {e}",

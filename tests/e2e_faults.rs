@@ -267,3 +267,117 @@ async fn store_faults_never_move_a_checkpoint_past_durable_data() {
     );
     assert!(ok, "hubcap audit:\n{stdout}{stderr}");
 }
+
+/// The broker disappears in the middle of a `--once` run: the run gives up after `--retry-for`
+/// with a message, exits with an error, and what it archived before is checkpointed and exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn once_gives_up_when_kafka_stays_unreachable() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,librdkafka=warn,rdkafka=warn")
+        .with_test_writer()
+        .try_init();
+    let t = Tansu::start();
+    let topic = unique("vanishing");
+    let group = unique("g");
+    t.create_topic(&topic, 2).await;
+    let produced = produce(&t.brokers, &topic, 0, 600).await;
+    wait_for_high_watermarks(&t.brokers, &topic, 2, 600);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap().to_string();
+
+    // A slow store and a small prefetch keep the run going, and reading, for a while.
+    let base = Location::open(&out, "--output").unwrap();
+    let slow = FaultyStore::new(
+        base.store.clone(),
+        Faults {
+            max_latency: Duration::from_millis(150),
+            ..Default::default()
+        },
+    );
+    let output = Location {
+        store: Arc::new(slow),
+        ..base
+    };
+    let checkpoints = output.child("_checkpoints");
+    let cli = Cli::try_parse_from([
+        "hubcap",
+        "run",
+        "--brokers",
+        &t.brokers,
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--output",
+        &out,
+        "--once",
+        "--window-size",
+        "2KiB",
+        "--retry-for",
+        "5s",
+        "-X",
+        "queued.max.messages.kbytes=1",
+        "-X",
+        "fetch.message.max.bytes=1024",
+        "-X",
+        "fetch.max.bytes=1024",
+        "-X",
+        "message.max.bytes=1000",
+    ])
+    .unwrap();
+    let Command::Run(args) = cli.command else {
+        unreachable!()
+    };
+    let cfg = args.validate().unwrap();
+    let run = tokio::spawn(hubcap::run::run_with(
+        cfg,
+        output,
+        checkpoints,
+        Arc::new(AtomicBool::new(false)),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while list_files(dir.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no file within 60 s");
+        if run.is_finished() {
+            panic!("the run ended before the broker went: {:?}", run.await);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed_at = std::time::Instant::now();
+    drop(t); // the broker is gone for good
+    let result = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run gives up within a bounded time")
+        .unwrap();
+    let took = killed_at.elapsed();
+    let err = result
+        .expect_err("a run that could not reach its end fails")
+        .to_string();
+    println!("broker gone: the run failed after {took:?}: {err}");
+    assert!(err.contains("kafka unreachable"), "{err}");
+
+    // Whatever was archived is exact and checkpointed.
+    let files = read_local(dir.path());
+    let a = audit(&files, &topic, &produced);
+    assert!(
+        a.events > 0 && (a.events as usize) < produced.len(),
+        "{a:?}"
+    );
+    assert_eq!(a.duplicates, 0);
+    for p in 0..2 {
+        let archived = files
+            .iter()
+            .filter(|f| partition_of(f["name"].as_str().unwrap(), &topic) == p)
+            .map(|f| f["records"].as_array().unwrap().len() as i64)
+            .sum::<i64>();
+        if archived > 0 {
+            let c = local_checkpoint(dir.path(), &group, &topic, p);
+            assert_eq!(
+                c["next_offset"].as_i64().unwrap(),
+                archived,
+                "partition {p}: {c}"
+            );
+            assert!(c["pending"].is_null(), "partition {p}: {c}");
+        }
+    }
+}
