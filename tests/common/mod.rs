@@ -163,6 +163,15 @@ impl Azurite {
         );
     }
 
+    /// Creates a container without anonymous access (Azure's default): every request needs
+    /// valid credentials.
+    pub fn create_private_container(&self, name: &str) {
+        run_python(
+            &script("azurite_container.py"),
+            &[&self.account_endpoint(), name, "private"],
+        );
+    }
+
     /// Environment for hubcap to reach this Azurite through object_store's emulator support.
     pub fn env(&self) -> [(&'static str, String); 2] {
         [

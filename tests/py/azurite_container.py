@@ -1,6 +1,7 @@
 """Creates a blob container on Azurite with public read access (one Shared Key-signed call with
-the emulator's well-known key). Usage: azurite_container.py BLOB_ENDPOINT CONTAINER
-where BLOB_ENDPOINT is like http://127.0.0.1:10000/devstoreaccount1. 201 or 409 is success."""
+the emulator's well-known key). Usage: azurite_container.py BLOB_ENDPOINT CONTAINER [private]
+where BLOB_ENDPOINT is like http://127.0.0.1:10000/devstoreaccount1. 201 or 409 is success.
+With `private`, the container allows no anonymous access (Azure's default)."""
 import base64
 import email.utils
 import hashlib
@@ -13,12 +14,13 @@ ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def create(endpoint, container):
+def create(endpoint, container, public=True):
     headers = {
         "x-ms-date": email.utils.formatdate(usegmt=True),
         "x-ms-version": "2021-08-06",
-        "x-ms-blob-public-access": "container",
     }
+    if public:
+        headers["x-ms-blob-public-access"] = "container"
     canonical_headers = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers))
     # Path-style emulator URLs put the account name twice in the canonical resource.
     resource = f"/{ACCOUNT}/{ACCOUNT}/{container}\nrestype:container"
@@ -35,4 +37,4 @@ def create(endpoint, container):
 
 
 if __name__ == "__main__":
-    print(create(sys.argv[1], sys.argv[2]))
+    print(create(sys.argv[1], sys.argv[2], public=sys.argv[3:] != ["private"]))
