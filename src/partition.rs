@@ -94,12 +94,12 @@ pub enum WorkerError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("upload of {path} failed: {source}")]
+    #[error("upload of {path} failed: {}", crate::retry::describe(.source))]
     Upload {
         path: String,
         source: object_store::Error,
     },
-    #[error("checking for {path} failed: {source}")]
+    #[error("checking for {path} failed: {}", crate::retry::describe(.source))]
     Head {
         path: String,
         source: object_store::Error,

@@ -63,6 +63,53 @@ pub trait Transient {
     fn is_transient(&self) -> bool;
     /// The error for an attempt that took longer than `after`.
     fn timed_out(after: Duration) -> Self;
+    /// The error in one line, for logs and messages.
+    fn brief(&self) -> String;
+}
+
+/// A store error in one line: the operation, the root cause (e.g. "Connection refused", which
+/// object_store's own message leaves out) and, for refused credentials, what to check. Error
+/// bodies a server sent (Azure's XML) are reduced to their `<Message>`.
+pub fn describe(e: &object_store::Error) -> String {
+    use object_store::Error as E;
+    let text = one_line(&e.to_string());
+    let mut root = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        root = Some(s.to_string());
+        source = s.source();
+    }
+    let root = root
+        .map(|r| one_line(&r))
+        .filter(|r| !text.contains(r.as_str()));
+    let mut out = match root {
+        Some(r) => format!("{text} ({r})"),
+        None => text,
+    };
+    if matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. }) {
+        out.push_str("; check the store's credentials (Azure: AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or a managed identity; S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; GCS: GOOGLE_SERVICE_ACCOUNT) and their rights on the container or bucket");
+    } else if out.contains("error sending request") {
+        out.push_str("; cannot connect to the store: check the URL, its endpoint and the network");
+    }
+    out
+}
+
+/// The first line of `text`, with a server's XML error body replaced by its message.
+fn one_line(text: &str) -> String {
+    let message = text
+        .split_once("<Message>")
+        .and_then(|(_, rest)| rest.split_once("</Message>"))
+        .map(|(m, _)| m.lines().next().unwrap_or_default().trim().to_string());
+    let head = text.split("<?xml").next().unwrap_or_default();
+    let head = head
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches([':', ' ']);
+    match message {
+        Some(m) => format!("{head}: {m}"),
+        None => head.to_string(),
+    }
 }
 
 /// A store request that did not finish in time.
@@ -96,6 +143,10 @@ impl Transient for object_store::Error {
             source: Box::new(TimedOut(after)),
         }
     }
+
+    fn brief(&self) -> String {
+        describe(self)
+    }
 }
 
 /// Runs `op` until it succeeds, fails with an error that is not transient, or `policy` gives up.
@@ -125,11 +176,11 @@ where
         attempt += 1;
         let since = *first_failure.get_or_insert_with(Instant::now);
         if since.elapsed() >= policy.give_up_after {
-            error!(attempts = attempt, error = %e, "{what} failed; giving up after {:?} of retries", policy.give_up_after);
+            error!(attempts = attempt, error = %e.brief(), "{what} failed; giving up after {:?} of retries", policy.give_up_after);
             return Err(e);
         }
         let delay = policy.delay(attempt);
-        warn!(attempt, retry_in = ?delay, error = %e, "{what} failed; retrying");
+        warn!(attempt, retry_in = ?delay, error = %e.brief(), "{what} failed; retrying");
         tokio::time::sleep(delay).await;
     }
 }
@@ -206,6 +257,35 @@ mod tests {
         );
         assert!(calls.load(Ordering::SeqCst) > 4);
         assert!(err.contains("503") || err.contains("no answer"), "{err}");
+    }
+
+    #[test]
+    fn store_errors_are_described_in_one_line_with_their_cause_and_fix() {
+        let forbidden = object_store::Error::PermissionDenied {
+            path: "c/x.json".into(),
+            source: "Error performing GET http://h/c/x.json - Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\n<Error>\n  <Code>AuthorizationFailure</Code>\n  <Message>Server failed to authenticate the request.\nRequestId:1</Message>\n</Error>".into(),
+        };
+        let text = describe(&forbidden);
+        assert!(!text.contains('\n') && !text.contains("<?xml"), "{text}");
+        assert!(
+            text.contains("Server failed to authenticate the request"),
+            "{text}"
+        );
+        assert!(text.contains("AZURE_STORAGE_ACCOUNT_KEY"), "{text}");
+
+        #[derive(Debug, thiserror::Error)]
+        #[error("HTTP error: error sending request")]
+        struct Outer(#[source] std::io::Error);
+        let refused = object_store::Error::Generic {
+            store: "MicrosoftAzure",
+            source: Box::new(Outer(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "tcp connect error: Connection refused (os error 111)",
+            ))),
+        };
+        let text = describe(&refused);
+        assert!(text.contains("Connection refused"), "{text}");
+        assert!(text.contains("check the URL"), "{text}");
     }
 
     #[test]

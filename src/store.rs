@@ -229,7 +229,7 @@ pub enum CasError {
     /// The object changed (or appeared) since it was read: someone else wrote it.
     #[error("the object changed since it was read")]
     Conflict,
-    #[error(transparent)]
+    #[error("{}", crate::retry::describe(.0))]
     Store(#[from] object_store::Error),
     #[error("local checkpoint file: {0}")]
     Io(#[from] std::io::Error),
@@ -249,6 +249,10 @@ impl Transient for CasError {
 
     fn timed_out(after: Duration) -> Self {
         CasError::Store(object_store::Error::timed_out(after))
+    }
+
+    fn brief(&self) -> String {
+        self.to_string()
     }
 }
 
