@@ -91,6 +91,20 @@ fn corpus() -> Vec<Case> {
             Some(7_258_118_400_000),
         ),
         (
+            "timestamp before the epoch",
+            Some(b"k".to_vec()),
+            Some(b"v".to_vec()),
+            vec![],
+            Some(-86_400_000),
+        ),
+        (
+            "no timestamp (-1)",
+            Some(b"k".to_vec()),
+            Some(b"v".to_vec()),
+            vec![],
+            Some(-1),
+        ),
+        (
             "value bigger than the window",
             Some(b"k".to_vec()),
             Some(vec![b'x'; 200_000]),
@@ -184,16 +198,25 @@ async fn odd_records_each_get_their_documented_outcome() {
                 ),
             },
         }
-        assert_eq!(
-            r["sys"]["x-opt-enqueued-time"]["long"],
-            ts.unwrap(),
-            "{label}: timestamp kept exactly"
-        );
-        assert_eq!(
-            r["enqueued_matches"], true,
-            "{label}: EnqueuedTimeUtc {}",
-            r["enqueued"]
-        );
+        if *ts == Some(-1) {
+            // Kafka's "no timestamp": Capture's fields stay empty rather than invent a time.
+            assert!(
+                r["sys"].get("x-opt-enqueued-time").is_none(),
+                "{label}: {r}"
+            );
+            assert_eq!(r["enqueued"], "", "{label}");
+        } else {
+            assert_eq!(
+                r["sys"]["x-opt-enqueued-time"]["long"],
+                ts.unwrap(),
+                "{label}: timestamp kept exactly"
+            );
+            assert_eq!(
+                r["enqueued_matches"], true,
+                "{label}: EnqueuedTimeUtc {}",
+                r["enqueued"]
+            );
+        }
         if *label == "duplicate header names" {
             // Both entries are in the file, in order; a dict-based reader such as fastavro keeps
             // the last one.
