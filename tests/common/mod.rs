@@ -72,16 +72,30 @@ pub struct Tansu {
 
 impl Tansu {
     pub fn start() -> Tansu {
-        let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        Self::spawn(port, port)
+    }
+
+    /// A broker that clients reach only through a [`Proxy`], which can cut the network: tansu
+    /// listens on a port of its own and advertises the proxy's, so clients that bootstrap through
+    /// the proxy also connect through it afterwards.
+    pub fn start_behind_proxy() -> (Tansu, Proxy) {
+        let port = free_port();
+        let proxy = Proxy::start(port);
+        (Self::spawn(port, proxy.port), proxy)
+    }
+
+    fn spawn(port: u16, advertised: u16) -> Tansu {
+        let dir = tempfile::tempdir().unwrap();
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = format!("tcp://127.0.0.1:{advertised}");
         let mut child = Command::new(tool("tansu/bin/tansu"))
             .args([
                 "broker",
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised_url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .current_dir(dir.path())
@@ -92,7 +106,7 @@ impl Tansu {
         wait_for_port(port, "tansu", &mut child);
         Tansu {
             child,
-            brokers: format!("127.0.0.1:{port}"),
+            brokers: format!("127.0.0.1:{advertised}"),
             _dir: dir,
         }
     }
@@ -110,6 +124,25 @@ impl Tansu {
         for r in results {
             r.unwrap();
         }
+    }
+}
+
+impl Tansu {
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Freezes the broker (SIGSTOP): its sockets stay open but nothing answers, like a broker
+    /// that hangs or a network that drops everything. Restarting instead would lose the data,
+    /// since the memory engine keeps none across restarts.
+    pub fn pause(&self) {
+        send_signal(self.pid(), libc::SIGSTOP);
+    }
+
+    /// Thaws a paused broker (SIGCONT).
+    pub fn resume(&self) {
+        send_signal(self.pid(), libc::SIGCONT);
     }
 }
 
@@ -632,4 +665,440 @@ pub fn run_once(
             .args(extra),
         Duration::from_secs(120),
     )
+}
+
+/// Sends `signal` to process `pid`; panics if it cannot be delivered.
+pub fn send_signal(pid: u32, signal: i32) {
+    let pid = i32::try_from(pid).expect("pid fits in pid_t");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A producer writing `per_round` records every `pause` in the background until stopped, so
+/// tests can start, stop and freeze things while data keeps arriving.
+pub struct BackgroundProducer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set by `hold`: the producer finishes its round and waits.
+    hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Set by the producer while it waits for `hold` to clear.
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<Produced>>,
+}
+
+impl BackgroundProducer {
+    pub fn start(brokers: &str, topic: &str, per_round: usize, pause: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        let flag = || std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, hold, held) = (flag(), flag(), flag());
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = {
+            let (brokers, topic) = (brokers.to_string(), topic.to_string());
+            let (stop, hold, held, count) =
+                (stop.clone(), hold.clone(), held.clone(), count.clone());
+            tokio::spawn(async move {
+                let mut all = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if hold.load(Ordering::SeqCst) {
+                        held.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                    held.store(false, Ordering::SeqCst);
+                    all.extend(produce(&brokers, &topic, all.len(), per_round).await);
+                    count.store(all.len(), Ordering::Relaxed);
+                    tokio::time::sleep(pause).await;
+                }
+                all
+            })
+        };
+        BackgroundProducer {
+            stop,
+            hold,
+            held,
+            count,
+            task,
+        }
+    }
+
+    /// Waits for the current round to be acked, then holds further rounds until `release`.
+    pub async fn hold(&self) {
+        use std::sync::atomic::Ordering;
+        self.hold.store(true, Ordering::SeqCst);
+        while !self.held.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn release(&self) {
+        use std::sync::atomic::Ordering;
+        self.held.store(false, Ordering::SeqCst);
+        self.hold.store(false, Ordering::SeqCst);
+    }
+
+    /// Records acknowledged so far.
+    pub fn acked(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits (without blocking the runtime) until at least `more` further records were acked.
+    pub async fn wait_for_more(&self, more: usize, timeout: Duration) {
+        let target = self.acked() + more;
+        let deadline = Instant::now() + timeout;
+        while self.acked() < target {
+            assert!(
+                Instant::now() < deadline,
+                "the producer acked {} records, expected {target} within {timeout:?}",
+                self.acked()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops after the current round and returns every acked record.
+    pub async fn finish(self) -> Vec<Produced> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.expect("producer task")
+    }
+}
+
+/// A hubcap process whose stderr is collected line by line on a thread, so a test can wait for
+/// log lines, read the whole log afterwards, and signal the process. Killed on drop.
+pub struct Instance {
+    pub name: String,
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    status: Option<std::process::ExitStatus>,
+}
+
+impl Instance {
+    /// Spawns `cmd` (stdout discarded, stderr collected).
+    pub fn spawn(name: &str, mut cmd: Command) -> Instance {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    lines.lock().unwrap().push(line);
+                }
+            })
+        };
+        Instance {
+            name: name.to_string(),
+            child,
+            lines,
+            reader: Some(reader),
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        send_signal(self.pid(), signal);
+    }
+
+    /// The stderr lines read so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    /// The log so far, for failure messages.
+    pub fn log(&self) -> String {
+        format!("--- {} stderr ---\n{}", self.name, self.lines().join("\n"))
+    }
+
+    /// How many lines from line `from` on contain `needle`.
+    pub fn count_since(&self, from: usize, needle: &str) -> usize {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .skip(from)
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// The index of the last line so far that contains `needle`.
+    pub fn last_line_with(&self, needle: &str) -> Option<usize> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .rposition(|l| l.contains(needle))
+    }
+
+    /// The exit status, if the process ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().unwrap();
+        }
+        self.status
+    }
+
+    /// Waits until a line from line `from` on contains `needle` and returns its index; panics
+    /// with the log if the process ends or `timeout` passes first.
+    pub fn wait_for_line(&mut self, from: usize, needle: &str, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(from)
+                .position(|l| l.contains(needle))
+            {
+                return from + i;
+            }
+            if let Some(status) = self.exited() {
+                // Let the reader catch up before concluding the line never came.
+                self.join_reader();
+                if let Some(i) = self
+                    .lines()
+                    .iter()
+                    .skip(from)
+                    .position(|l| l.contains(needle))
+                {
+                    return from + i;
+                }
+                panic!(
+                    "{} exited ({status}) without logging {needle:?}\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log {needle:?} within {timeout:?}\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Where the process stands in the group, from its log: `Some(partitions)` when its last
+    /// rebalance event was an assignment, `None` before the first one or while revoked.
+    pub fn assignment(&self) -> Option<Vec<i32>> {
+        let mut current = None;
+        for line in self.lines.lock().unwrap().iter() {
+            if line.contains("partitions assigned") {
+                current = Some(logged_partitions(line));
+            } else if line.contains("partitions revoked") {
+                current = None;
+            }
+        }
+        current
+    }
+
+    /// Waits for the process to end within `timeout` (panicking with its log otherwise) and
+    /// returns its status once its whole log was read.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.exited() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {timeout:?}\n{}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.join_reader();
+        status
+    }
+
+    /// SIGKILL, then reaps the process.
+    pub fn kill(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+        }
+        self.status = Some(self.child.wait().unwrap());
+        self.join_reader();
+    }
+
+    fn join_reader(&mut self) {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The `partitions=[0, 1]` field of a rebalance log line.
+pub fn logged_partitions(line: &str) -> Vec<i32> {
+    let Some(start) = line.find("partitions=[") else {
+        panic!("no partitions field in {line:?}");
+    };
+    let rest = &line[start + "partitions=[".len()..];
+    let list = &rest[..rest.find(']').expect("closing bracket")];
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+/// A TCP proxy on 127.0.0.1 in front of a broker, on threads. [`Proxy::cut`] makes the network
+/// swallow everything (connections stay open, nothing arrives either way, new connections are
+/// accepted and hang), [`Proxy::heal`] drops every connection made before it, with whatever was
+/// in flight, and forwards again: a network partition whose end breaks the connections, so no
+/// request sent during it reaches the broker late.
+pub struct Proxy {
+    pub port: u16,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    cut: std::sync::atomic::AtomicBool,
+    /// Bumped by `heal`: connections of an older epoch close.
+    epoch: std::sync::atomic::AtomicU64,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let state = std::sync::Arc::new(ProxyState::default());
+        let accept_state = state.clone();
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering;
+            while !accept_state.stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let state = accept_state.clone();
+                        std::thread::spawn(move || proxy_connection(client, upstream, state));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        Proxy { port, state }
+    }
+
+    /// Starts the partition.
+    pub fn cut(&self) {
+        self.state
+            .cut
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Ends the partition, breaking every connection that existed during it.
+    pub fn heal(&self) {
+        use std::sync::atomic::Ordering;
+        self.state.epoch.fetch_add(1, Ordering::SeqCst);
+        self.state.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.state.stop.store(true, Ordering::Relaxed);
+        self.state.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn proxy_connection(client: TcpStream, upstream: u16, state: std::sync::Arc<ProxyState>) {
+    use std::sync::atomic::Ordering;
+    let epoch = state.epoch.load(Ordering::SeqCst);
+    // A connection made during a partition waits for its end, which closes it.
+    while state.cut.load(Ordering::SeqCst) {
+        if state.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let pumps = [
+        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+        (server, client),
+    ];
+    for (from, to) in pumps {
+        let state = state.clone();
+        std::thread::spawn(move || pump(from, to, epoch, &state));
+    }
+}
+
+/// Copies `from` to `to` until either side closes or the connection's epoch ends.
+fn pump(mut from: TcpStream, mut to: TcpStream, epoch: u64, state: &ProxyState) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    from.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if state.epoch.load(Ordering::SeqCst) != epoch {
+            break;
+        }
+        if state.cut.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                // Read just as the partition began: it is lost with the connection.
+                if state.cut.load(Ordering::SeqCst) {
+                    while state.epoch.load(Ordering::SeqCst) == epoch {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    break;
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
