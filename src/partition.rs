@@ -167,7 +167,26 @@ impl Resume {
 
 /// Reads a partition's checkpoint, settles an unfinished publish, and claims the partition by
 /// re-writing the checkpoint under this owner (which fences the former owner's later writes).
+///
+/// A broker may hand a partition over before its former owner let go of it; when that owner
+/// writes the checkpoint between our read and our claim, the claim is refused and is tried
+/// again on what it wrote.
 pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, WorkerError> {
+    const CLAIMS: u32 = 10;
+    let mut attempt = 1;
+    loop {
+        match claim(shared, topic, partition).await {
+            Err(e) if e.is_fenced() && attempt < CLAIMS => {
+                debug!(%topic, partition, attempt, "the former owner wrote the checkpoint meanwhile; claiming again");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn claim(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, WorkerError> {
     let Some(found) = shared.checkpoints.load(topic, partition).await? else {
         return Ok(Resume::default());
     };

@@ -470,3 +470,113 @@ async fn store_faults_restart_the_partition_from_its_checkpoint_and_lose_nothing
     assert_eq!(report.next_offset, Some(N));
     println!("{counts}; {rewinds} restarts from the checkpoint");
 }
+
+/// A store where the former owner writes the checkpoint right after we read it (a broker
+/// handing the partition over before the former owner let go).
+#[derive(Debug)]
+struct Interloper {
+    inner: Arc<dyn object_store::ObjectStore>,
+    /// The former owner's next checkpoint, written after the first read of a checkpoint.
+    write_after_read: Mutex<Option<(object_store::path::Path, Vec<u8>)>>,
+}
+
+impl std::fmt::Display for Interloper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Interloper")
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for Interloper {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        // The memory store's answer holds the bytes as they were: the write below is unseen.
+        let got = self.inner.get_opts(location, options).await?;
+        let pending = self.write_after_read.lock().unwrap().take();
+        if let Some((path, doc)) = pending {
+            self.inner.put(&path, doc.into()).await?;
+        }
+        Ok(got)
+    }
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test]
+async fn a_claim_raced_by_the_former_owner_is_made_again_on_what_it_wrote() {
+    let store = Arc::new(Interloper {
+        inner: Arc::new(object_store::memory::InMemory::new()),
+        write_after_read: Mutex::new(None),
+    });
+    let output = Location {
+        store: store.clone(),
+        prefix: Default::default(),
+        display: "memory://".into(),
+        local_root: None,
+        retry: Default::default(),
+    };
+    let s = shared_on(output, 1 << 20, Duration::from_secs(3600), false);
+    let old = s.checkpoints.document("t", 0, 10, "old-owner");
+    s.checkpoints.save(&old, None).await.unwrap();
+    // Right after our read, the former owner commits a file and moves the checkpoint to 20.
+    let body = serde_json::to_vec(&serde_json::json!({
+        "version": "1", "group": old.group, "topic": old.topic, "partition": 0,
+        "next_offset": 20, "pending": null, "owner": "old-owner", "updated_at": "later"
+    }))
+    .unwrap();
+    *store.write_after_read.lock().unwrap() = Some((s.checkpoints.path("t", 0), body));
+
+    let r = resume(&s, "t", 0).await.unwrap();
+    assert_eq!(
+        r.next_offset(),
+        Some(20),
+        "resumed from what the former owner wrote last"
+    );
+    let c = checkpoint(&s).await.unwrap();
+    assert_eq!((c.next_offset, c.owner.as_str()), (20, "me"));
+}
