@@ -1,0 +1,287 @@
+//! Throughput against the bare-consumer limit: preloads one topic, then in the same run reads it
+//! to the end with a bare rdkafka consumer (same consumer settings as hubcap, no work done on the
+//! records) and archives it with `hubcap run --once` in Avro (null, deflate) and Parquet (zstd).
+//! Each case runs in its own process, several times; the table shows medians.
+//!
+//!   cargo bench --bench throughput
+//!   HUBCAP_BENCH_RECORDS=500000 HUBCAP_BENCH_RUNS=1 cargo bench --bench throughput
+//!
+//! Knobs (environment): HUBCAP_BENCH_RECORDS (2,000,000), HUBCAP_BENCH_PARTITIONS (8),
+//! HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES (comma-separated subset of
+//! baseline,avro-null,avro-deflate,parquet-zstd). Needs the test tools (scripts/setup-test-env):
+//! it starts its own tansu broker.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use common::{hubcap, unique, Tansu};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Message};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A RudderStack-like event of about 200 bytes, its key (the user) and two headers.
+fn event(i: usize) -> (String, String, [(&'static str, String); 2]) {
+    const EVENTS: [&str; 4] = [
+        "Product Viewed",
+        "Product Added",
+        "Checkout Started",
+        "Order Completed",
+    ];
+    let user = format!("user-{}", (i * 7919) % 50_000);
+    let body = format!(
+        r#"{{"type":"track","event":"{}","userId":"{user}","messageId":"{:016x}","properties":{{"sku":"SKU-{:05}","price":{}.{:02},"quantity":{}}},"timestamp":"2026-11-21T14:{:02}:{:02}.{:03}Z"}}"#,
+        EVENTS[i % 4],
+        (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        i % 99_991,
+        i % 500,
+        i % 100,
+        1 + i % 9,
+        (i / 60_000) % 60,
+        (i / 1000) % 60,
+        i % 1000,
+    );
+    let headers = [
+        ("content-type", "application/json".to_string()),
+        ("trace-id", format!("{:032x}", (i as u128) * 0x1f1f_1f1f_1f1f)),
+    ];
+    (user, body, headers)
+}
+
+/// Loads `records` events, batched: every case reads from offset 0, which the tansu batch-fetch
+/// bug (a fetch starting inside a batch) does not affect. Returns the bytes of keys, values and
+/// headers produced.
+fn preload(brokers: &str, topic: &str, partitions: i32, records: usize) -> u64 {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create()
+        .unwrap();
+    let mut bytes = 0u64;
+    for i in 0..records {
+        let (key, body, headers) = event(i);
+        bytes += (key.len() + body.len()) as u64;
+        let mut hs = OwnedHeaders::new();
+        for (k, v) in &headers {
+            bytes += (k.len() + v.len()) as u64;
+            hs = hs.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let mut rec = BaseRecord::to(topic)
+            .key(&key)
+            .payload(&body)
+            .headers(hs)
+            .partition((i % partitions as usize) as i32);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(300)).unwrap();
+    bytes
+}
+
+/// The sum of the high watermarks once it stops moving (it can lag acks on tansu).
+fn stable_high_watermarks(brokers: &str, topic: &str, partitions: i32) -> usize {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let mut last = -1;
+    loop {
+        let sum: i64 = (0..partitions)
+            .map(|p| {
+                c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
+            .sum();
+        if sum == last {
+            return sum as usize;
+        }
+        last = sum;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The child side of the baseline: a consumer with exactly hubcap's librdkafka settings (taken
+/// from `hubcap::run::kafka_config`) in a fresh group, reading every record to the end and
+/// touching each one's bytes, nothing more.
+fn baseline_child(brokers: &str, topic: &str, total: usize) {
+    let cli = hubcap::config::Cli::try_parse_from([
+        "hubcap",
+        "run",
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--group",
+        &unique("baseline"),
+    ])
+    .unwrap();
+    let hubcap::config::Command::Run(args) = cli.command else {
+        unreachable!()
+    };
+    let cfg = args.validate().unwrap();
+    let consumer: BaseConsumer = hubcap::run::kafka_config(&cfg).create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let (mut n, mut sum) = (0usize, 0u64);
+    while n < total {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                n += 1;
+                sum += m.payload().map_or(0, |p| p.len() as u64) + m.key().map_or(0, |k| k[0] as u64);
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => {}
+            Some(Err(e)) => panic!("baseline consumer: {e}"),
+        }
+    }
+    println!("{n} {sum}");
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    seconds: f64,
+    cpu_seconds: f64,
+    peak_rss_mib: f64,
+    files: usize,
+}
+
+/// Runs `cmd` to completion, measuring wall time, CPU time and peak RSS (from `wait4`).
+fn measure(mut cmd: Command) -> (f64, f64, f64) {
+    let started = Instant::now();
+    // Reaped below with wait4, which also reports the child's resource usage.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.stdout(Stdio::null()).spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; both pointers are valid for the call.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(pid, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "run failed: {status}"
+    );
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        seconds,
+        tv(usage.ru_utime) + tv(usage.ru_stime),
+        usage.ru_maxrss as f64 / 1024.0,
+    )
+}
+
+fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
+    if case == "baseline" {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--baseline-child", brokers, topic, &total.to_string()]);
+        let (seconds, cpu_seconds, peak_rss_mib) = measure(cmd);
+        return Sample {
+            seconds,
+            cpu_seconds,
+            peak_rss_mib,
+            files: 0,
+        };
+    }
+    let (format, codec): (&str, &[&str]) = match case {
+        "avro-null" => ("avro", &["--codec", "null"]),
+        "avro-deflate" => ("avro", &["--codec", "deflate"]),
+        "parquet-zstd" => ("parquet", &["--compression", "zstd"]),
+        other => panic!("unknown case {other}"),
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = hubcap();
+    cmd.env("HUBCAP_LOG", "warn")
+        .args(["run", "--brokers", brokers, "--topic", topic])
+        .args(["--group", &unique("bench"), "--once", "--format", format])
+        .args(codec)
+        .args(["--output", out.path().to_str().unwrap()]);
+    let (seconds, cpu_seconds, peak_rss_mib) = measure(cmd);
+    Sample {
+        seconds,
+        cpu_seconds,
+        peak_rss_mib,
+        files: common::list_files(out.path()).len(),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--baseline-child") {
+        return baseline_child(&args[2], &args[3], args[4].parse().unwrap());
+    }
+    let records: usize = env_or("HUBCAP_BENCH_RECORDS", 2_000_000);
+    let partitions: i32 = env_or("HUBCAP_BENCH_PARTITIONS", 8);
+    let runs: usize = env_or("HUBCAP_BENCH_RUNS", 3).max(1);
+    let cases: Vec<String> = std::env::var("HUBCAP_BENCH_CASES")
+        .unwrap_or_else(|_| "baseline,avro-null,avro-deflate,parquet-zstd".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = Tansu::start();
+    let topic = unique("throughput");
+    rt.block_on(t.create_topic(&topic, partitions));
+    let loading = Instant::now();
+    let bytes = preload(&t.brokers, &topic, partitions, records);
+    // tansu 0.6 drops a few records of batched produce; every case reads what it holds.
+    let total = stable_high_watermarks(&t.brokers, &topic, partitions);
+    let per_record = bytes as f64 / records as f64;
+    let mb = per_record * total as f64 / 1e6;
+    println!(
+        "preloaded {total} records (of {records} produced; {mb:.0} MB of keys, values and headers, {per_record:.0} B each) into {partitions} partitions in {:.1}s; {runs} run(s) per case, medians",
+        loading.elapsed().as_secs_f64()
+    );
+    println!(
+        "{:<14} {:>10} {:>7} {:>10} {:>9} {:>13} {:>6}",
+        "case", "records/s", "MB/s", "×baseline", "CPU s/GB", "peak RSS MiB", "files"
+    );
+    let mut baseline_rate = None;
+    for case in &cases {
+        let samples: Vec<Sample> = (0..runs)
+            .map(|_| run_case(case, &t.brokers, &topic, total))
+            .collect();
+        let seconds = median(samples.iter().map(|s| s.seconds).collect());
+        let cpu = median(samples.iter().map(|s| s.cpu_seconds).collect());
+        let rss = median(samples.iter().map(|s| s.peak_rss_mib).collect());
+        let files = samples[samples.len() / 2].files;
+        let rate = total as f64 / seconds;
+        if case == "baseline" {
+            baseline_rate = Some(rate);
+        }
+        let ratio = baseline_rate.map_or("-".to_string(), |b| format!("{:.2}", rate / b));
+        println!(
+            "{case:<14} {rate:>10.0} {:>7.1} {ratio:>10} {:>9.1} {rss:>13.1} {files:>6}",
+            mb / seconds,
+            cpu / (mb / 1000.0),
+        );
+    }
+}
