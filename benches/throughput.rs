@@ -6,6 +6,10 @@
 //!   cargo bench --bench throughput
 //!   HUBCAP_BENCH_RECORDS=500000 HUBCAP_BENCH_RUNS=1 cargo bench --bench throughput
 //!
+//! A second table shows each format's encoding alone, on one thread, over the same events in
+//! memory: the ceiling hubcap's own work puts on a run, whatever the broker. (librdkafka's mock
+//! cluster would be a faster broker, but it keeps only 5 MiB per partition.)
+//!
 //! Knobs (environment): HUBCAP_BENCH_RECORDS (2,000,000), HUBCAP_BENCH_PARTITIONS (8),
 //! HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES (comma-separated subset of
 //! baseline,avro-null,avro-deflate,parquet-zstd). Needs the test tools (scripts/setup-test-env):
@@ -54,7 +58,10 @@ fn event(i: usize) -> (String, String, [(&'static str, String); 2]) {
     );
     let headers = [
         ("content-type", "application/json".to_string()),
-        ("trace-id", format!("{:032x}", (i as u128) * 0x1f1f_1f1f_1f1f)),
+        (
+            "trace-id",
+            format!("{:032x}", (i as u128) * 0x1f1f_1f1f_1f1f),
+        ),
     ];
     (user, body, headers)
 }
@@ -150,7 +157,8 @@ fn baseline_child(brokers: &str, topic: &str, total: usize) {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 n += 1;
-                sum += m.payload().map_or(0, |p| p.len() as u64) + m.key().map_or(0, |k| k[0] as u64);
+                sum +=
+                    m.payload().map_or(0, |p| p.len() as u64) + m.key().map_or(0, |k| k[0] as u64);
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | None => {}
             Some(Err(e)) => panic!("baseline consumer: {e}"),
@@ -232,6 +240,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--baseline-child") {
@@ -240,20 +256,123 @@ fn main() {
     let records: usize = env_or("HUBCAP_BENCH_RECORDS", 2_000_000);
     let partitions: i32 = env_or("HUBCAP_BENCH_PARTITIONS", 8);
     let runs: usize = env_or("HUBCAP_BENCH_RUNS", 3).max(1);
-    let cases: Vec<String> = std::env::var("HUBCAP_BENCH_CASES")
-        .unwrap_or_else(|_| "baseline,avro-null,avro-deflate,parquet-zstd".into())
-        .split(',')
-        .map(str::to_string)
-        .collect();
-
+    let cases = list(
+        "HUBCAP_BENCH_CASES",
+        "baseline,avro-null,avro-deflate,parquet-zstd",
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let t = Tansu::start();
     let topic = unique("throughput");
     rt.block_on(t.create_topic(&topic, partitions));
+    bench(&t.brokers, &topic, partitions, records, runs, &cases);
+    encoding_alone(records.min(1_000_000), runs);
+}
+
+/// Each format's encoder on one thread over in-memory events (built like the broker's), files
+/// rolled at 64 MiB: records/s and MB/s of hubcap's own work, no Kafka, no storage.
+fn encoding_alone(records: usize, runs: usize) {
+    use hubcap::encoder::Format;
+    use hubcap::event::{Event, Header};
+    let events: Vec<Event> = (0..records)
+        .map(|i| {
+            let (key, body, headers) = event(i);
+            Event {
+                offset: i as i64,
+                timestamp_ms: Some(1_795_000_000_000 + i as i64),
+                key: Some(key.into_bytes()),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| Header {
+                        key: k.to_string(),
+                        value: Some(v.clone().into_bytes()),
+                    })
+                    .collect(),
+                value: Some(body.into_bytes()),
+            }
+        })
+        .collect();
+    let bytes: usize = events
+        .iter()
+        .map(|e| {
+            e.key.as_ref().map_or(0, Vec::len)
+                + e.value.as_ref().map_or(0, Vec::len)
+                + e.headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+                    .sum::<usize>()
+        })
+        .sum();
+    println!(
+        "\nencoding alone, one thread, {records} events in memory, 64 MiB files; medians of {runs}"
+    );
+    println!(
+        "{:<14} {:>10} {:>7} {:>11}",
+        "format", "records/s", "MB/s", "bytes out/in"
+    );
+    let formats = [
+        (
+            "avro-null",
+            Format::Avro {
+                codec: hubcap::avro::Codec::Null,
+                block_target: 1 << 20,
+            },
+        ),
+        (
+            "avro-deflate",
+            Format::Avro {
+                codec: hubcap::avro::Codec::Deflate,
+                block_target: 1 << 20,
+            },
+        ),
+        (
+            "parquet-zstd",
+            Format::Parquet {
+                compression: hubcap::parquet::ParquetCompression::Zstd,
+                row_group_bytes: 8 << 20,
+            },
+        ),
+    ];
+    for (name, format) in formats {
+        let mut times = Vec::new();
+        let mut out = 0usize;
+        for _ in 0..runs {
+            let started = Instant::now();
+            out = 0;
+            let mut file = format.create("t", 0, 0);
+            for e in &events {
+                file.prepare(e);
+                file.push_prepared(e).unwrap();
+                out += file.take_output().len();
+                if file.size_with(0) >= 64 << 20 {
+                    let done = std::mem::replace(&mut file, format.create("t", 0, e.offset + 1));
+                    out += done.finish().unwrap().0.len();
+                }
+            }
+            out += file.finish().unwrap().0.len();
+            times.push(started.elapsed().as_secs_f64());
+        }
+        let secs = median(times);
+        println!(
+            "{name:<14} {:>10.0} {:>7.1} {:>11.2}",
+            records as f64 / secs,
+            bytes as f64 / 1e6 / secs,
+            out as f64 / bytes as f64
+        );
+    }
+}
+
+fn bench(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    records: usize,
+    runs: usize,
+    cases: &[String],
+) {
     let loading = Instant::now();
-    let bytes = preload(&t.brokers, &topic, partitions, records);
+    let bytes = preload(brokers, topic, partitions, records);
     // tansu 0.6 drops a few records of batched produce; every case reads what it holds.
-    let total = stable_high_watermarks(&t.brokers, &topic, partitions);
+    let total = stable_high_watermarks(brokers, topic, partitions);
     let per_record = bytes as f64 / records as f64;
     let mb = per_record * total as f64 / 1e6;
     println!(
@@ -265,9 +384,9 @@ fn main() {
         "case", "records/s", "MB/s", "×baseline", "CPU s/GB", "peak RSS MiB", "files"
     );
     let mut baseline_rate = None;
-    for case in &cases {
+    for case in cases {
         let samples: Vec<Sample> = (0..runs)
-            .map(|_| run_case(case, &t.brokers, &topic, total))
+            .map(|_| run_case(case, brokers, topic, total))
             .collect();
         let seconds = median(samples.iter().map(|s| s.seconds).collect());
         let cpu = median(samples.iter().map(|s| s.cpu_seconds).collect());
