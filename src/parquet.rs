@@ -27,6 +27,7 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::encoder::{EncodeError, FileEncoder};
 use crate::event::{Event, ENQUEUED_TIME_KEY, PARTITION_KEY_KEY};
@@ -226,8 +227,22 @@ pub struct ParquetFile {
 impl ParquetFile {
     pub fn new(compression: ParquetCompression, row_group_bytes: usize) -> Self {
         let schema = schema();
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(compression.codec())
+            .set_dictionary_enabled(false);
+        // Dictionaries only where values repeat: header and property names, the partition key
+        // (a user id, say) and the second-resolution time text. On unique values (offsets,
+        // bodies, ids) a dictionary costs a few MiB per open file, then falls back anyway.
+        for column in [
+            "SystemProperties.key_value.key",
+            "SystemProperties.key_value.value.string",
+            "Properties.key_value.key",
+            "EnqueuedTimeUtc",
+        ] {
+            let path: Vec<String> = column.split('.').map(str::to_string).collect();
+            props = props.set_column_dictionary_enabled(ColumnPath::new(path), true);
+        }
+        let props = props
             // Row groups are cut by their estimated encoded size, not by row count.
             .set_max_row_group_row_count(None)
             .set_max_row_group_bytes(Some(row_group_bytes.max(1)))

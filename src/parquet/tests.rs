@@ -155,3 +155,27 @@ fn empty_file_is_valid() {
     let (batches, _) = read(bytes);
     assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 0);
 }
+
+#[test]
+fn dictionaries_only_on_columns_whose_values_repeat() {
+    let events: Vec<Event> = (0..500).map(event).collect();
+    let (bytes, _) = write(&events, 1 << 20);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+    let rg = builder.metadata().row_group(0);
+    let dictionary: Vec<String> = rg
+        .columns()
+        .iter()
+        .filter(|c| c.dictionary_page_offset().is_some())
+        .map(|c| c.column_path().string())
+        .collect();
+    assert_eq!(
+        dictionary,
+        [
+            "EnqueuedTimeUtc",
+            "SystemProperties.key_value.key",
+            "SystemProperties.key_value.value.string",
+            "Properties.key_value.key",
+        ],
+        "unique values (offsets, bodies, header values) take no dictionary"
+    );
+}
