@@ -4,6 +4,8 @@
 //!
 //!   cargo bench --bench memory                      # 16 partitions, 600,000 records of ~1 KiB (~560 MiB)
 //!   HUBCAP_BENCH_RECORDS=400000 cargo bench --bench memory
+//!   HUBCAP_BENCH_FORMATS=parquet HUBCAP_BENCH_ROW_GROUP=2MiB cargo bench --bench memory
+//!   HUBCAP_BENCH_ARGS="-X queued.max.messages.kbytes=4096" cargo bench --bench memory
 //!
 //! Needs the test tools (scripts/setup-test-env): it starts its own tansu broker.
 
@@ -87,7 +89,13 @@ fn run(brokers: &str, topic: &str, format: &str, window: &str) -> (f64, f64, usi
         ])
         // Row groups smaller than both windows, so both runs hold full row groups and only the
         // window size differs.
-        .args(["--window-time", "1h", "--row-group-size", "4MiB"])
+        .args(["--window-time", "1h", "--row-group-size"])
+        .arg(std::env::var("HUBCAP_BENCH_ROW_GROUP").unwrap_or_else(|_| "4MiB".into()))
+        .args(
+            std::env::var("HUBCAP_BENCH_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -154,7 +162,8 @@ fn main() {
         "{:<8} {:>8} {:>14} {:>9} {:>7}",
         "format", "window", "peak RSS MiB", "seconds", "files"
     );
-    for format in ["avro", "parquet"] {
+    let formats = std::env::var("HUBCAP_BENCH_FORMATS").unwrap_or_else(|_| "avro,parquet".into());
+    for format in formats.split(',') {
         let mut peaks = Vec::new();
         for window in ["16MiB", "1GiB"] {
             let (rss, secs, files) = run(&t.brokers, &topic, format, window);

@@ -44,6 +44,17 @@ impl Event {
     }
 
     /// `EnqueuedTimeUtc` exactly as Capture writes it, or `""` when the record has no timestamp.
+    /// Bytes of key, value and headers, for memory accounting.
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
+    }
+
     pub fn enqueued_time_utc(&self) -> String {
         self.time().map(format_enqueued_time).unwrap_or_default()
     }

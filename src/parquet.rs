@@ -35,7 +35,7 @@ use crate::event::{Event, ENQUEUED_TIME_KEY, PARTITION_KEY_KEY};
 /// Rows handed to the parquet writer at a time, at most.
 const BATCH_ROWS: usize = 4096;
 /// Raw bytes handed to the parquet writer at a time, about.
-const BATCH_BYTES: usize = 1 << 20;
+const BATCH_BYTES: usize = 256 << 10;
 /// Room kept for the footer when estimating a file's size: a base, plus per row group (column
 /// chunk metadata and statistics of 15 leaf columns).
 const FOOTER_BASE: u64 = 2 << 10;

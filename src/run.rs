@@ -18,8 +18,6 @@ use crate::retry::RetryPolicy;
 use crate::source::{self, SourceOptions};
 use crate::store::{Location, StoreError};
 
-/// Upload part size: parts of this size stream out while a window is open.
-const PART_SIZE: usize = 8 << 20;
 /// How long to wait for Kafka metadata before calling the brokers unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -192,7 +190,7 @@ pub async fn run_with(
         policy: cfg.policy,
         format: cfg.format,
         empty_files: cfg.args.empty_files,
-        part_size: PART_SIZE,
+        part_size: output.part_size(),
         owner: instance_id(),
         commits: CommitQueue::default(),
         rewinds: RewindQueue::default(),

@@ -30,8 +30,12 @@ use crate::partition::{resume, Input, PartitionReport, PartitionWorker, Shared, 
 
 /// Records handed to a worker per batch, at most.
 const BATCH: usize = 1024;
+/// Record bytes per batch, about: a batch closes at `BATCH` records or this many bytes.
+const BATCH_BYTES: usize = 256 << 10;
 /// Batches a worker may have queued before the consumer thread waits for it.
-const QUEUED_BATCHES: usize = 8;
+/// With `BATCH_BYTES`, at most about 1 MiB of records waits per partition: beyond it, the
+/// consumer thread blocks and librdkafka's own bounded queue takes the backpressure.
+const QUEUED_BATCHES: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
@@ -69,6 +73,8 @@ struct State {
     workers: HashMap<i32, WorkerHandle>,
     /// Inputs polled but not yet handed over, per partition, in order.
     pending: HashMap<i32, Vec<Input>>,
+    /// Bytes in each partition's last pending batch.
+    pending_bytes: HashMap<i32, usize>,
     outcome: SourceOutcome,
     /// Whether any assignment (even an empty one) arrived; `--once` finishes after that.
     assigned: bool,
@@ -471,13 +477,33 @@ impl SourceContext {
     }
 
     fn push(&self, partition: i32, input: Input) {
+        self.state()
+            .pending
+            .entry(partition)
+            .or_default()
+            .push(input);
+    }
+
+    /// Adds a record to its partition's last pending batch, or starts a batch.
+    fn push_event(&self, partition: i32, e: Event) {
+        let size = e.size();
         let mut state = self.state();
-        let queue = state.pending.entry(partition).or_default();
-        match (queue.last_mut(), input) {
-            (Some(Input::Events(batch)), Input::Events(mut more)) if batch.len() < BATCH => {
-                batch.append(&mut more)
+        let State {
+            pending,
+            pending_bytes,
+            ..
+        } = &mut *state;
+        let queue = pending.entry(partition).or_default();
+        let bytes = pending_bytes.entry(partition).or_default();
+        match queue.last_mut() {
+            Some(Input::Events(batch)) if batch.len() < BATCH && *bytes < BATCH_BYTES => {
+                batch.push(e);
+                *bytes += size;
             }
-            (_, input) => queue.push(input),
+            _ => {
+                queue.push(Input::Events(vec![e]));
+                *bytes = size;
+            }
         }
     }
 }
@@ -567,7 +593,7 @@ fn poll_batch(consumer: &BaseConsumer<SourceContext>) {
     for _ in 0..BATCH {
         match consumer.poll(timeout) {
             None => break,
-            Some(Ok(m)) => ctx.push(m.partition(), Input::Events(vec![to_event(&m)])),
+            Some(Ok(m)) => ctx.push_event(m.partition(), to_event(&m)),
             Some(Err(KafkaError::PartitionEOF(p))) => ctx.push(p, Input::Eof),
             Some(Err(e)) => {
                 if !ctx.broker_trouble(&e) {

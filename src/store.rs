@@ -164,6 +164,17 @@ impl Location {
         }
     }
 
+    /// Upload part size: parts of this size stream out while a window is open, and each open
+    /// file holds about three (one filling, two in flight). S3 and GCS take parts of 5 MiB at
+    /// least; Azure blocks and local files have no minimum, so smaller parts keep memory low.
+    pub fn part_size(&self) -> usize {
+        if self.display.starts_with("s3://") || self.display.starts_with("gs://") {
+            5 << 20
+        } else {
+            2 << 20
+        }
+    }
+
     /// The same location with another retry policy.
     pub fn with_retry(mut self, retry: RetryPolicy) -> Location {
         self.retry = retry;
