@@ -94,7 +94,7 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_COMPRESSION", value_enum, default_value = "zstd")]
     pub compression: ParquetCompression,
 
-    /// Parquet row group size (encoded bytes); a file's memory is about one row group.
+    /// Parquet row group size (encoded bytes); an open file holds about 2.5 row groups in memory.
     #[arg(long, env = "HUBCAP_ROW_GROUP_SIZE", default_value = "8MiB")]
     pub row_group_size: ByteSize,
 
