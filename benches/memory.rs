@@ -12,7 +12,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{hubcap, unique, Tansu};
@@ -64,11 +63,8 @@ fn preload(brokers: &str, topic: &str, records: usize) {
 /// Runs one `--once` archive and returns (peak RSS in MiB, seconds, files written).
 fn run(brokers: &str, topic: &str, format: &str, window: &str) -> (f64, f64, usize) {
     let out = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    // Reaped below with wait4, which also reports the child's peak RSS.
-    #[allow(clippy::zombie_processes)]
-    let child = hubcap()
-        .env("HUBCAP_LOG", "warn")
+    let mut cmd = hubcap();
+    cmd.env("HUBCAP_LOG", "warn")
         .args([
             "run",
             "--brokers",
@@ -95,50 +91,9 @@ fn run(brokers: &str, topic: &str, format: &str, window: &str) -> (f64, f64, usi
             std::env::var("HUBCAP_BENCH_ARGS")
                 .unwrap_or_default()
                 .split_whitespace(),
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; both pointers are valid for the call.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "run failed: {status}"
-    );
-    let files = common::list_files(out.path()).len();
-    (
-        usage.ru_maxrss as f64 / 1024.0,
-        started.elapsed().as_secs_f64(),
-        files,
-    )
-}
-
-/// The sum of the high watermarks once it stops moving (it can lag acks on tansu).
-fn stable_high_watermarks(brokers: &str, topic: &str) -> usize {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let mut last = -1;
-    loop {
-        let sum: i64 = (0..PARTITIONS)
-            .map(|p| {
-                c.fetch_watermarks(topic, p, Duration::from_secs(5))
-                    .unwrap()
-                    .1
-            })
-            .sum();
-        if sum == last {
-            return sum as usize;
-        }
-        last = sum;
-        std::thread::sleep(Duration::from_secs(1));
-    }
+        );
+    let (seconds, _, peak_rss_mib) = common::measure(cmd);
+    (peak_rss_mib, seconds, common::list_files(out.path()).len())
 }
 
 fn main() {
@@ -152,7 +107,7 @@ fn main() {
     rt.block_on(t.create_topic(&topic, PARTITIONS));
     let loading = Instant::now();
     preload(&t.brokers, &topic, records);
-    let records = stable_high_watermarks(&t.brokers, &topic);
+    let records = common::stable_high_watermarks(&t.brokers, &topic, PARTITIONS);
     let mib = records as f64 * 0.95 / 1024.0;
     println!(
         "preloaded {records} records (~{mib:.0} MiB) into {PARTITIONS} partitions in {:.1}s",

@@ -18,10 +18,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use common::{hubcap, unique, Tansu};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -108,48 +107,18 @@ fn preload(brokers: &str, topic: &str, partitions: i32, records: usize) -> u64 {
     bytes
 }
 
-/// The sum of the high watermarks once it stops moving (it can lag acks on tansu).
-fn stable_high_watermarks(brokers: &str, topic: &str, partitions: i32) -> usize {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let mut last = -1;
-    loop {
-        let sum: i64 = (0..partitions)
-            .map(|p| {
-                c.fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .unwrap()
-                    .1
-            })
-            .sum();
-        if sum == last {
-            return sum as usize;
-        }
-        last = sum;
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
 /// The child side of the baseline: a consumer with exactly hubcap's librdkafka settings (taken
 /// from `hubcap::run::kafka_config`) in a fresh group, reading every record to the end and
 /// touching each one's bytes, nothing more.
 fn baseline_child(brokers: &str, topic: &str, total: usize) {
-    let cli = hubcap::config::Cli::try_parse_from([
-        "hubcap",
-        "run",
+    let cfg = common::run_config(&[
         "--brokers",
         brokers,
         "--topic",
         topic,
         "--group",
         &unique("baseline"),
-    ])
-    .unwrap();
-    let hubcap::config::Command::Run(args) = cli.command else {
-        unreachable!()
-    };
-    let cfg = args.validate().unwrap();
+    ]);
     let consumer: BaseConsumer = hubcap::run::kafka_config(&cfg).create().unwrap();
     consumer.subscribe(&[topic]).unwrap();
     let (mut n, mut sum) = (0usize, 0u64);
@@ -176,36 +145,11 @@ struct Sample {
     files: usize,
 }
 
-/// Runs `cmd` to completion, measuring wall time, CPU time and peak RSS (from `wait4`).
-fn measure(mut cmd: Command) -> (f64, f64, f64) {
-    let started = Instant::now();
-    // Reaped below with wait4, which also reports the child's resource usage.
-    #[allow(clippy::zombie_processes)]
-    let child = cmd.stdout(Stdio::null()).spawn().unwrap();
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; both pointers are valid for the call.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(pid, child.id() as i32);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "run failed: {status}"
-    );
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (
-        seconds,
-        tv(usage.ru_utime) + tv(usage.ru_stime),
-        usage.ru_maxrss as f64 / 1024.0,
-    )
-}
-
 fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
     if case == "baseline" {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args(["--baseline-child", brokers, topic, &total.to_string()]);
-        let (seconds, cpu_seconds, peak_rss_mib) = measure(cmd);
+        let (seconds, cpu_seconds, peak_rss_mib) = common::measure(cmd);
         return Sample {
             seconds,
             cpu_seconds,
@@ -226,7 +170,7 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         .args(["--group", &unique("bench"), "--once", "--format", format])
         .args(codec)
         .args(["--output", out.path().to_str().unwrap()]);
-    let (seconds, cpu_seconds, peak_rss_mib) = measure(cmd);
+    let (seconds, cpu_seconds, peak_rss_mib) = common::measure(cmd);
     Sample {
         seconds,
         cpu_seconds,
@@ -372,7 +316,7 @@ fn bench(
     let loading = Instant::now();
     let bytes = preload(brokers, topic, partitions, records);
     // tansu 0.6 drops a few records of batched produce; every case reads what it holds.
-    let total = stable_high_watermarks(brokers, topic, partitions);
+    let total = common::stable_high_watermarks(brokers, topic, partitions);
     let per_record = bytes as f64 / records as f64;
     let mb = per_record * total as f64 / 1e6;
     println!(

@@ -11,10 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use clap::Parser;
 use futures::stream::BoxStream;
 use hubcap::checkpoint::Checkpoint;
-use hubcap::config::{Cli, Command};
 use hubcap::faults::{Faults, FaultyStore};
 use hubcap::retry::RetryPolicy;
 use hubcap::store::Location;
@@ -157,31 +155,6 @@ impl ObjectStore for Watch {
     }
 }
 
-fn run_config(brokers: &str, topic: &str, group: &str, output: &str) -> hubcap::config::RunConfig {
-    let cli = Cli::try_parse_from([
-        "hubcap",
-        "run",
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--output",
-        output,
-        "--namespace",
-        "ns",
-        "--once",
-        "--window-size",
-        "4KiB",
-    ])
-    .unwrap();
-    match cli.command {
-        Command::Run(args) => args.validate().unwrap(),
-        _ => unreachable!(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn store_faults_never_move_a_checkpoint_past_durable_data() {
     let az = Azurite::start();
@@ -231,7 +204,21 @@ async fn store_faults_never_move_a_checkpoint_past_durable_data() {
         max_delay: Duration::from_millis(500),
     });
     let checkpoints = output.child("_checkpoints");
-    let cfg = run_config(&t.brokers, &topic, &group, &output_url);
+    let cfg = run_config(&[
+        "--brokers",
+        &t.brokers,
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+        "--output",
+        &output_url,
+        "--namespace",
+        "ns",
+        "--once",
+        "--window-size",
+        "4KiB",
+    ]);
     let stop = Arc::new(AtomicBool::new(false));
     let summary = tokio::time::timeout(
         Duration::from_secs(240),
@@ -299,9 +286,7 @@ async fn once_gives_up_when_kafka_stays_unreachable() {
         ..base
     };
     let checkpoints = output.child("_checkpoints");
-    let cli = Cli::try_parse_from([
-        "hubcap",
-        "run",
+    let cfg = run_config(&[
         "--brokers",
         &t.brokers,
         "--topic",
@@ -323,12 +308,7 @@ async fn once_gives_up_when_kafka_stays_unreachable() {
         "fetch.max.bytes=1024",
         "-X",
         "message.max.bytes=1000",
-    ])
-    .unwrap();
-    let Command::Run(args) = cli.command else {
-        unreachable!()
-    };
-    let cfg = args.validate().unwrap();
+    ]);
     let run = tokio::spawn(hubcap::run::run_with(
         cfg,
         output,

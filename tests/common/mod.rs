@@ -1102,3 +1102,61 @@ fn pump(mut from: TcpStream, mut to: TcpStream, epoch: u64, state: &ProxyState) 
     let _ = from.shutdown(std::net::Shutdown::Both);
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
+
+/// The sum of the high watermarks once it stops moving (it can lag acks on tansu).
+pub fn stable_high_watermarks(brokers: &str, topic: &str, partitions: i32) -> usize {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let mut last = -1;
+    loop {
+        let sum: i64 = (0..partitions)
+            .map(|p| {
+                c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1
+            })
+            .sum();
+        if sum == last {
+            return sum as usize;
+        }
+        last = sum;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Runs `cmd` to completion, measuring wall time, CPU time and peak RSS (from `wait4`).
+pub fn measure(mut cmd: Command) -> (f64, f64, f64) {
+    let started = Instant::now();
+    // Reaped below with wait4, which also reports the child's resource usage.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.stdout(Stdio::null()).spawn().unwrap();
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; both pointers are valid for the call.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(pid, child.id() as i32);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "run failed: {status}"
+    );
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        seconds,
+        tv(usage.ru_utime) + tv(usage.ru_stime),
+        usage.ru_maxrss as f64 / 1024.0,
+    )
+}
+
+/// A validated `hubcap run` configuration from the words after `run`, for in-process runs.
+pub fn run_config(args: &[&str]) -> hubcap::config::RunConfig {
+    use clap::Parser;
+    let cli = hubcap::config::Cli::try_parse_from(["hubcap", "run"].iter().chain(args)).unwrap();
+    match cli.command {
+        hubcap::config::Command::Run(args) => args.validate().unwrap(),
+        _ => unreachable!("parsed a run command"),
+    }
+}
