@@ -95,8 +95,9 @@ pub struct RunArgs {
     pub compression: ParquetCompression,
 
     /// Parquet row group size (encoded bytes); an open file holds about 2.5 row groups in memory.
-    #[arg(long, env = "HUBCAP_ROW_GROUP_SIZE", default_value = "8MiB")]
-    pub row_group_size: ByteSize,
+    /// Default: 32 MiB shared by the partitions this instance archives, 1 to 8 MiB each.
+    #[arg(long, env = "HUBCAP_ROW_GROUP_SIZE")]
+    pub row_group_size: Option<ByteSize>,
 
     /// Write an empty Capture file (header plus one empty block) for a window without events.
     #[arg(long, env = "HUBCAP_EMPTY_FILES")]
@@ -209,7 +210,7 @@ impl RunArgs {
                 flag: "window-time",
             });
         }
-        if self.row_group_size.0 == 0 {
+        if self.row_group_size.is_some_and(|s| s.0 == 0) {
             return Err(ConfigError::Zero {
                 flag: "row-group-size",
             });
@@ -221,7 +222,9 @@ impl RunArgs {
             },
             FormatName::Parquet => Format::Parquet {
                 compression: self.compression,
-                row_group_bytes: usize::try_from(self.row_group_size.0).unwrap_or(usize::MAX),
+                row_group_bytes: self
+                    .row_group_size
+                    .map_or(0, |s| usize::try_from(s.0).unwrap_or(usize::MAX)),
             },
         };
         let template = PathTemplate::parse(&self.path_format, format.extension())?;

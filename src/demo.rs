@@ -76,7 +76,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         format: crate::config::FormatName::Avro,
         codec: Codec::Null,
         compression: crate::parquet::ParquetCompression::Zstd,
-        row_group_size: ByteSize(8 << 20),
+        row_group_size: None,
         empty_files: false,
         once: true,
         shutdown_timeout: HumanDuration(Duration::from_secs(30)),

@@ -40,9 +40,14 @@ pub enum Format {
     },
     Parquet {
         compression: ParquetCompression,
+        /// 0: sized by [`Format::sized_for`].
         row_group_bytes: usize,
     },
 }
+
+/// Parquet row groups in progress, all open files together, when no size is given: each open
+/// file holds about 2.5 row groups, so this bounds that part of memory near 80 MiB.
+pub const ROW_GROUP_BUDGET: usize = 32 << 20;
 
 impl Format {
     pub fn extension(self) -> &'static str {
@@ -65,6 +70,21 @@ impl Format {
         }
     }
 
+    /// The format for a file opened while `open_files` partitions are being archived: a Parquet
+    /// row group size left to hubcap is [`ROW_GROUP_BUDGET`] shared by them, 1 to 8 MiB each.
+    pub fn sized_for(self, open_files: usize) -> Format {
+        match self {
+            Format::Parquet {
+                compression,
+                row_group_bytes: 0,
+            } => Format::Parquet {
+                compression,
+                row_group_bytes: (ROW_GROUP_BUDGET / open_files.max(1)).clamp(1 << 20, 8 << 20),
+            },
+            other => other,
+        }
+    }
+
     /// Starts a file whose first record is `first_offset` of `topic`/`partition`. The identity
     /// seeds Avro's sync marker, so re-writing the same records gives the same bytes.
     pub fn create(self, topic: &str, partition: i32, first_offset: i64) -> Box<dyn FileEncoder> {
@@ -84,7 +104,14 @@ impl Format {
             Format::Parquet {
                 compression,
                 row_group_bytes,
-            } => Box::new(ParquetFile::new(compression, row_group_bytes)),
+            } => Box::new(ParquetFile::new(
+                compression,
+                if row_group_bytes == 0 {
+                    8 << 20
+                } else {
+                    row_group_bytes
+                },
+            )),
         }
     }
 }
@@ -125,5 +152,38 @@ impl FileEncoder for AvroEncoder {
 
     fn finish(self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError> {
         Ok(self.file.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_groups_left_to_hubcap_share_a_budget() {
+        let auto = Format::Parquet {
+            compression: ParquetCompression::Zstd,
+            row_group_bytes: 0,
+        };
+        let size = |n| match auto.sized_for(n) {
+            Format::Parquet {
+                row_group_bytes, ..
+            } => row_group_bytes,
+            Format::Avro { .. } => unreachable!(),
+        };
+        assert_eq!(size(1), 8 << 20);
+        assert_eq!(size(4), 8 << 20);
+        assert_eq!(size(16), 2 << 20);
+        assert_eq!(size(1000), 1 << 20);
+        let given = Format::Parquet {
+            compression: ParquetCompression::Zstd,
+            row_group_bytes: 3 << 20,
+        };
+        assert!(matches!(
+            given.sized_for(64),
+            Format::Parquet {
+                row_group_bytes, ..
+            } if row_group_bytes == 3 << 20
+        ));
     }
 }

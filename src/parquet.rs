@@ -13,8 +13,8 @@
 //! Parquet has no unions, so each map value is a struct with one field per Avro union branch;
 //! exactly one field is set (the branch), which DuckDB, pyarrow and Spark read natively and
 //! which keeps every value type. Rows collect in arrow builders, go to the writer in small
-//! batches, and leave as row groups of about `row_group_bytes`, so memory stays at about one row
-//! group per open file whatever the window size.
+//! batches, and leave as row groups of about `row_group_bytes`, so memory stays at about 2.5 row
+//! groups per open file (pages in progress, then the written row group), whatever the window.
 
 use std::sync::Arc;
 

@@ -41,6 +41,8 @@ pub struct Shared {
     pub owner: String,
     pub commits: CommitQueue,
     pub rewinds: RewindQueue,
+    /// Partition workers running, for sizing Parquet row groups.
+    pub workers: std::sync::atomic::AtomicUsize,
 }
 
 /// Requests from workers to the consumer thread, at most one per partition (a newer request
@@ -294,6 +296,9 @@ impl PartitionWorker {
     ) -> Self {
         let next = resume.next_offset();
         let origin = (Instant::now(), Utc::now());
+        shared
+            .workers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         PartitionWorker {
             shared,
             topic: topic.to_string(),
@@ -519,6 +524,11 @@ impl PartitionWorker {
             file: self
                 .shared
                 .format
+                .sized_for(
+                    self.shared
+                        .workers
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )
                 .create(&self.topic, self.partition, first.offset),
             first_offset: first.offset,
             last_offset: first.offset,
@@ -705,6 +715,14 @@ impl PartitionWorker {
         self.report.bytes += size;
         debug!(topic = %self.topic, partition = self.partition, file = %name, "empty file written");
         Ok(())
+    }
+}
+
+impl Drop for PartitionWorker {
+    fn drop(&mut self) {
+        self.shared
+            .workers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -194,6 +194,7 @@ pub async fn run_with(
         owner: instance_id(),
         commits: CommitQueue::default(),
         rewinds: RewindQueue::default(),
+        workers: Default::default(),
     });
     let rt = tokio::runtime::Handle::current();
     let mut threads = Vec::new();

@@ -33,6 +33,7 @@ fn shared_on(
         owner: "me".into(),
         commits: CommitQueue::default(),
         rewinds: RewindQueue::default(),
+        workers: Default::default(),
     })
 }
 
