@@ -425,7 +425,10 @@ impl SourceContext {
                 "topic {topic}: kafka unreachable for {down:.0?}, giving up (--retry-for {:?}); what was archived is checkpointed, run again to finish",
                 self.opts.retry_for
             ));
-        } else {
+        } else if down.as_secs() / 30 != down.saturating_sub(PROBE_EVERY).as_secs() / 30
+            || down < 2 * PROBE_EVERY
+        {
+            // Once at first, then about every 30 s.
             warn!(%topic, down_for = ?down, "kafka unreachable; librdkafka keeps reconnecting");
         }
     }
