@@ -41,15 +41,34 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
-    #[arg(long, env = "HUBCAP_BROKERS")]
+    #[arg(
+        long,
+        env = "HUBCAP_BROKERS",
+        default_value = "",
+        hide_default_value = true,
+        required_unless_present = "eventhubs_connection_string"
+    )]
     pub brokers: String,
+
+    /// An Azure Event Hubs connection string (Endpoint=sb://…;SharedAccessKeyName=…;
+    /// SharedAccessKey=…[;EntityPath=HUB]): sets the brokers to the namespace's Kafka endpoint
+    /// (port 9093, SASL_SSL, PLAIN), the topic to EntityPath when given, and {Namespace}. A
+    /// secret: never printed.
+    #[arg(
+        long,
+        env = "HUBCAP_EVENTHUBS_CONNECTION_STRING",
+        hide_env_values = true,
+        value_parser = crate::eventhubs::secret,
+        value_name = "STRING"
+    )]
+    pub eventhubs_connection_string: Option<crate::eventhubs::Secret>,
 
     /// Topic to archive; repeat the flag (or comma-separate the variable) for several.
     #[arg(
         long = "topic",
         env = "HUBCAP_TOPIC",
         value_delimiter = ',',
-        required = true
+        required_unless_present = "eventhubs_connection_string"
     )]
     pub topics: Vec<String>,
 
@@ -152,8 +171,8 @@ pub enum FormatName {
 /// Uncompressed size at which an Avro block closes.
 const AVRO_BLOCK: usize = 1 << 20;
 
-/// Everything a run needs, validated.
-#[derive(Debug, Clone)]
+/// Everything a run needs, validated. `Debug` redacts secret settings.
+#[derive(Clone)]
 pub struct RunConfig {
     pub args: RunArgs,
     pub namespace: String,
@@ -164,6 +183,36 @@ pub struct RunConfig {
     pub kafka: Vec<(String, String)>,
 }
 
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |k: &str, v: &str| {
+            if is_secret_setting(k) {
+                format!("{k}=<redacted>")
+            } else {
+                format!("{k}={v}")
+            }
+        };
+        let mut args = self.args.clone();
+        args.kafka = args
+            .kafka
+            .iter()
+            .map(|s| match s.split_once('=') {
+                Some((k, v)) => redact(k.trim(), v),
+                None => "<not key=value>".into(),
+            })
+            .collect();
+        let kafka: Vec<String> = self.kafka.iter().map(|(k, v)| redact(k, v)).collect();
+        f.debug_struct("RunConfig")
+            .field("args", &args)
+            .field("namespace", &self.namespace)
+            .field("template", &self.template)
+            .field("policy", &self.policy)
+            .field("format", &self.format)
+            .field("kafka", &kafka)
+            .finish()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(transparent)]
@@ -172,8 +221,12 @@ pub enum ConfigError {
     Zero { flag: &'static str },
     #[error("--topic {0:?} is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249)")]
     Topic(String),
-    #[error("--brokers is empty; give HOST:PORT, e.g. --brokers 127.0.0.1:9092")]
+    #[error("--brokers is empty; give HOST:PORT, e.g. --brokers 127.0.0.1:9092, or --eventhubs-connection-string")]
     Brokers,
+    #[error("no --topic; give one, or an entity-scoped connection string (…;EntityPath=HUB)")]
+    NoTopic,
+    #[error("--eventhubs-connection-string: {0}")]
+    EventHubs(#[from] crate::eventhubs::ConnectionStringError),
     #[error("--group is empty; give the consumer group id, e.g. --group hubcap")]
     Group,
     #[error("-X {0}")]
@@ -181,7 +234,21 @@ pub enum ConfigError {
 }
 
 impl RunArgs {
-    pub fn validate(self) -> Result<RunConfig, ConfigError> {
+    pub fn validate(mut self) -> Result<RunConfig, ConfigError> {
+        let mut kafka = Vec::new();
+        if let Some(secret) = &self.eventhubs_connection_string {
+            let conn = crate::eventhubs::parse(&secret.0)?;
+            if self.brokers.trim().is_empty() {
+                self.brokers = conn.bootstrap_servers();
+            }
+            if self.topics.is_empty() {
+                self.topics.extend(conn.entity_path.clone());
+            }
+            kafka = crate::eventhubs::Connection::kafka_settings(secret);
+        }
+        if self.topics.is_empty() {
+            return Err(ConfigError::NoTopic);
+        }
         if self.brokers.trim().is_empty() {
             return Err(ConfigError::Brokers);
         }
@@ -236,13 +303,10 @@ impl RunArgs {
             max_bytes: self.window_size.0,
             max_age: self.window_time.0,
         };
-        let kafka = self
-            .kafka
-            .iter()
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| parse_key_value(s))
-            .collect::<Result<_, _>>()
-            .map_err(ConfigError::KafkaSetting)?;
+        // The connection string's settings first, so that -X can still change them.
+        for setting in self.kafka.iter().filter(|s| !s.trim().is_empty()) {
+            kafka.push(parse_key_value(setting).map_err(ConfigError::KafkaSetting)?);
+        }
         Ok(RunConfig {
             args: self,
             namespace,
@@ -260,7 +324,7 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
         // without its key, such as a bare Event Hubs connection string (`Endpoint=sb://…`).
         Some((k, _)) if !k.trim().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_') => Err(format!(
             "{:?} is not a librdkafka setting name (lowercase words with dots, like security.protocol); \
-             an Event Hubs connection string goes in -X sasl.password=<connection string>",
+             an Event Hubs connection string goes in --eventhubs-connection-string",
             redact_unparsed(k.trim())
         )),
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
@@ -399,6 +463,93 @@ mod tests {
             Command::Run(a) => *a,
             _ => unreachable!(),
         })
+    }
+
+    const CONN: &str = "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0LWtleQ==;EntityPath=clicks";
+
+    #[test]
+    fn an_event_hubs_connection_string_sets_brokers_topic_namespace_and_sasl() {
+        let cfg = parse(&["--group", "g", "--eventhubs-connection-string", CONN])
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(cfg.args.brokers, "contoso.servicebus.windows.net:9093");
+        assert_eq!(cfg.args.topics, ["clicks"]);
+        assert_eq!(cfg.namespace, "contoso");
+        let get = |k: &str| {
+            cfg.kafka
+                .iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(get("sasl.mechanism"), Some("PLAIN"));
+        assert_eq!(get("sasl.username"), Some("$ConnectionString"));
+        assert_eq!(get("sasl.password"), Some(CONN));
+        assert!(
+            !format!("{cfg:?}").contains("c2VjcmV0"),
+            "Debug shows the key"
+        );
+
+        // Explicit flags win over what the string implies; -X comes after its settings.
+        let cfg = parse(&[
+            "--group",
+            "g",
+            "--eventhubs-connection-string",
+            CONN,
+            "--topic",
+            "other",
+            "--brokers",
+            "10.0.0.1:9093",
+            "-X",
+            "session.timeout.ms=45000",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(
+            (cfg.args.brokers.as_str(), cfg.args.topics[0].as_str()),
+            ("10.0.0.1:9093", "other")
+        );
+        assert_eq!(
+            cfg.kafka
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "session.timeout.ms")
+                .unwrap()
+                .1,
+            "45000"
+        );
+    }
+
+    #[test]
+    fn a_connection_string_without_a_hub_needs_a_topic_and_bad_strings_say_why() {
+        let no_hub = CONN.replace(";EntityPath=clicks", "");
+        let err = parse(&["--group", "g", "--eventhubs-connection-string", &no_hub])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EntityPath"), "{err}");
+        let no_key = "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen";
+        let err = parse(&[
+            "--group",
+            "g",
+            "--topic",
+            "t",
+            "--eventhubs-connection-string",
+            no_key,
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SharedAccessKey"), "{err}");
+        assert!(
+            parse(&["--group", "g", "--topic", "t"]).is_err(),
+            "brokers or a connection string is required"
+        );
     }
 
     #[test]

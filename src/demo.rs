@@ -77,6 +77,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         codec: Codec::Null,
         compression: crate::parquet::ParquetCompression::Zstd,
         row_group_size: None,
+        eventhubs_connection_string: None,
         empty_files: false,
         once: true,
         shutdown_timeout: HumanDuration(Duration::from_secs(30)),

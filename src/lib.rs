@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod encoder;
 pub mod event;
+pub mod eventhubs;
 pub mod faults;
 pub mod inspect;
 pub mod manifest;

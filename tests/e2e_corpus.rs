@@ -321,8 +321,41 @@ fn secrets_stay_out_of_logs_errors_and_help() {
         Duration::from_secs(10),
     );
     assert!(
-        !ok && stderr.contains("sasl.password=<connection string>"),
+        !ok && stderr.contains("--eventhubs-connection-string"),
         "names the fix: {stderr}"
     );
     assert!(!stderr.contains("SuperSecret123"), "{stderr}");
+
+    // The connection string given its own way: from the environment, hidden from --help, never
+    // in the log (here it points at a closed local port, so the run fails fast).
+    let local = format!(
+        "Endpoint=sb://127.0.0.1:{port}/;SharedAccessKeyName=k;SharedAccessKey=SuperSecret123=;EntityPath=clicks"
+    );
+    let (ok, stdout, stderr) = run_with_timeout(
+        hubcap()
+            .args(["run", "--group", "g", "--once"])
+            .args(["--output", out.path().to_str().unwrap()])
+            .env("HUBCAP_EVENTHUBS_CONNECTION_STRING", &local),
+        Duration::from_secs(60),
+    );
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("brokers=127.0.0.1:9093") && stderr.contains("topics=clicks"),
+        "brokers and topic come from the string:\n{stderr}"
+    );
+    assert!(stderr.contains("sasl.password=<redacted>"), "{stderr}");
+    assert!(
+        !stderr.contains("SuperSecret123") && !stdout.contains("SuperSecret123"),
+        "{stderr}"
+    );
+    let (_, help, _) = run_with_timeout(
+        hubcap()
+            .args(["run", "--help"])
+            .env("HUBCAP_EVENTHUBS_CONNECTION_STRING", &local),
+        Duration::from_secs(10),
+    );
+    assert!(
+        help.contains("HUBCAP_EVENTHUBS_CONNECTION_STRING") && !help.contains("SuperSecret123"),
+        "{help}"
+    );
 }
