@@ -22,6 +22,23 @@ use crate::window::RollPolicy;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log lines (on stderr): `text` for people, `json` (one object per line) for collectors.
+    /// The level filter is HUBCAP_LOG (default: info).
+    #[arg(
+        long,
+        global = true,
+        env = "HUBCAP_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -359,3 +359,57 @@ async fn once_covers_several_topics_and_an_empty_one() {
     let a = audit(&files, &busy, &produced);
     assert_eq!((a.events, a.duplicates, a.missing), (300, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line_with_the_fields() {
+    let t = Tansu::start();
+    let topic = unique("logs");
+    t.create_topic(&topic, 2).await;
+    produce(&t.brokers, &topic, 0, 50).await;
+    wait_for_high_watermarks(&t.brokers, &topic, 2, 50);
+    let out = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run_once(
+        &t.brokers,
+        &topic,
+        &unique("g"),
+        out.path().to_str().unwrap(),
+        &["--log-format", "json"],
+    );
+    assert!(ok, "{stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let written: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "file written")
+        .collect();
+    assert_eq!(written.len(), 2, "one file per partition: {stderr}");
+    let events: u64 = written
+        .iter()
+        .map(|l| l["fields"]["events"].as_u64().unwrap())
+        .sum();
+    assert_eq!(events, 50);
+    assert!(written
+        .iter()
+        .all(|l| l["level"] == "INFO" && l["fields"]["topic"] == topic.as_str()));
+
+    // A failure is a JSON line too.
+    let (ok, _, stderr) = run_once(
+        "127.0.0.1:1",
+        &topic,
+        "g",
+        out.path().to_str().unwrap(),
+        &["--log-format", "json"],
+    );
+    assert!(!ok);
+    let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "ERROR");
+    assert!(
+        last["fields"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach Kafka"),
+        "{last}"
+    );
+}
