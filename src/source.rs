@@ -80,6 +80,8 @@ struct State {
     assigned: bool,
     /// Since when the brokers have looked unreachable (cleared by a successful metadata probe).
     kafka_down_since: Option<std::time::Instant>,
+    /// When a continuous run last warned that the brokers are unreachable.
+    kafka_warned_at: Option<std::time::Instant>,
 }
 
 pub struct SourceContext {
@@ -416,7 +418,9 @@ impl SourceContext {
             .is_ok()
         {
             info!(%topic, down_for = ?since.elapsed(), "kafka reachable again");
-            self.state().kafka_down_since = None;
+            let mut state = self.state();
+            state.kafka_down_since = None;
+            state.kafka_warned_at = None;
             return;
         }
         let down = since.elapsed();
@@ -425,11 +429,17 @@ impl SourceContext {
                 "topic {topic}: kafka unreachable for {down:.0?}, giving up (--retry-for {:?}); what was archived is checkpointed, run again to finish",
                 self.opts.retry_for
             ));
-        } else if down.as_secs() / 30 != down.saturating_sub(PROBE_EVERY).as_secs() / 30
-            || down < 2 * PROBE_EVERY
-        {
-            // Once at first, then about every 30 s.
-            warn!(%topic, down_for = ?down, "kafka unreachable; librdkafka keeps reconnecting");
+        } else {
+            // Once at first, then every 30 s.
+            let mut state = self.state();
+            if state
+                .kafka_warned_at
+                .is_none_or(|at| at.elapsed() >= Duration::from_secs(30))
+            {
+                state.kafka_warned_at = Some(std::time::Instant::now());
+                drop(state);
+                warn!(%topic, down_for = ?down, "kafka unreachable; librdkafka keeps reconnecting");
+            }
         }
     }
 
