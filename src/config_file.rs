@@ -592,3 +592,32 @@ fn clap_problem(err: &clap::Error) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kinds `run` has no flag of yet, so the file tests cannot reach them.
+    #[test]
+    fn counted_and_negative_switches_become_repeated_flags() {
+        let verbose = Arg::new("verbose").short('v').action(ArgAction::Count);
+        let values = file_values(&verbose, &toml::Value::Integer(3)).unwrap();
+        assert_eq!(inject(&verbose, Kind::Count, &values), ["-v", "-v", "-v"]);
+        assert!(file_values(&verbose, &toml::Value::Integer(-1)).is_err());
+
+        let no_color = Arg::new("no_color")
+            .long("no-color")
+            .action(ArgAction::SetFalse);
+        let kind = Kind::of(&no_color).unwrap();
+        let off = file_values(&no_color, &toml::Value::Boolean(false)).unwrap();
+        assert_eq!(inject(&no_color, kind, &off), ["--no-color"]);
+        let on = file_values(&no_color, &toml::Value::Boolean(true)).unwrap();
+        assert!(inject(&no_color, kind, &on).is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_point_at_a_line_and_column() {
+        assert_eq!(line_column("a = 1\nb = \"x", 10), (2, 5));
+        assert_eq!(line_column("", 0), (1, 1));
+    }
+}
