@@ -263,6 +263,10 @@ impl Plan {
             if self.from_file.contains(arg.get_id().as_str()) {
                 origin = Origin::File;
             }
+            // A flag hidden from --help (a test knob) is shown only when set.
+            if arg.is_hide_set() && origin == Origin::Default {
+                continue;
+            }
             let kind = Kind::of(arg).unwrap_or(Kind::One);
             let origins = self
                 .kafka
