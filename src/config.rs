@@ -45,9 +45,11 @@ pub enum LogFormat {
 pub enum Command {
     /// Archive topics as a consumer group, continuously or (with --once) up to their end.
     Run(Box<RunArgs>),
-    /// Print the effective configuration of `run` as TOML (flags > HUBCAP_* environment >
-    /// --config file > defaults, each value's origin in a comment, secrets redacted) and exit;
-    /// takes the same flags as `run`, and exits non-zero when `run` would refuse the settings.
+    /// Print the configuration `run` would use, as TOML with secrets redacted, and exit.
+    ///
+    /// Takes the same flags as `run`. Precedence: flags > HUBCAP_* environment > --config file >
+    /// defaults; each value is followed by a comment saying where it came from. Exits non-zero
+    /// (after printing) when `run` would refuse the settings.
     Config(Box<RunArgs>),
     /// Start an in-process Kafka cluster, produce sample events and archive them to ./capture.
     Demo(DemoArgs),
