@@ -177,11 +177,11 @@ pub async fn run_with(
     stop: Arc<AtomicBool>,
 ) -> Result<Summary, RunError> {
     info!("starting: {}", describe(&cfg, &output, &checkpoints));
+    let sdk = SdkCheckpoints::from_config(&cfg, retry_policy(cfg.args.retry_for.0))?;
     let kafka = kafka_config(&cfg);
     let (partitions, watermarks) = preflight(&cfg, &kafka).await?;
     let checkpoints = CheckpointStore::new(checkpoints, &cfg.args.group);
     check_checkpoints(&checkpoints, &partitions).await?;
-    let sdk = SdkCheckpoints::from_config(&cfg, retry_policy(cfg.args.retry_for.0))?;
     if let Some(sdk) = &sdk {
         let probe = sdk.probe(&cfg.args.topics).await;
         probe.map_err(|e| RunError::Checkpoints(vec![e.to_string()]))?;

@@ -41,6 +41,10 @@ pub const OFFSET: &str = "offset";
 /// a store outage should not hold a partition's archiving for the whole `--retry-for`.
 const MIRROR_RETRY_FOR: Duration = Duration::from_secs(30);
 
+/// How long bringing the mirror up to date at assignment may take: assignments wait for it, and
+/// wait at most `--shutdown-timeout` (30 s by default) for every partition's claim.
+const FOLLOW_FOR: Duration = Duration::from_secs(10);
+
 /// The blob name of a partition's checkpoint, relative to the container.
 pub fn blob_name(namespace: &str, hub: &str, group: &str, partition: i32) -> String {
     format!(
@@ -334,11 +338,18 @@ impl SdkCheckpoints {
 
     /// At assignment, with hubcap's checkpoint at `next_offset`: brings the mirror up to date if
     /// it differs (it may predate the flag, or a processor may have run since hubcap stopped:
-    /// hubcap's checkpoint wins either way). Never fails.
+    /// hubcap's checkpoint wins either way). Never fails, and gives up after [`FOLLOW_FOR`].
     pub async fn follow(&self, topic: &str, partition: i32, next_offset: i64) {
         if next_offset <= 0 {
             return;
         }
+        let update = self.follow_within(topic, partition, next_offset);
+        if tokio::time::timeout(FOLLOW_FOR, update).await.is_err() {
+            warn!(%topic, partition, "the Azure SDK checkpoint was not brought up to date within {FOLLOW_FOR:?}; the next checkpoint tries again");
+        }
+    }
+
+    async fn follow_within(&self, topic: &str, partition: i32, next_offset: i64) {
         let blob = self.blob(topic, partition);
         match self.load_with(topic, partition, &self.mirror_retry).await {
             Ok(Some(p)) if p.next_offset() == next_offset => return,
