@@ -183,7 +183,7 @@ pub async fn run_with(
     let checkpoints = CheckpointStore::new(checkpoints, &cfg.args.group);
     check_checkpoints(&checkpoints, &partitions).await?;
     if let Some(sdk) = &sdk {
-        let probe = sdk.probe(&cfg.args.topics).await;
+        let probe = sdk.probe().await;
         probe.map_err(|e| RunError::Checkpoints(vec![e.to_string()]))?;
     }
 

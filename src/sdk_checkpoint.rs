@@ -140,6 +140,11 @@ pub enum SdkCheckpointError {
         blob: String,
         source: object_store::Error,
     },
+    #[error("--azure-sdk-checkpoints {url}: {}; give the existing container an Azure SDK processor's BlobCheckpointStore uses", crate::retry::describe(.source))]
+    Container {
+        url: String,
+        source: object_store::Error,
+    },
     #[error("Azure SDK checkpoint {blob} cannot be used ({reason}); an Azure SDK processor writes sequencenumber=<last processed sequence number>: fix or remove the blob, hubcap will not guess where {topic}/{partition} starts")]
     Unusable {
         blob: String,
@@ -153,7 +158,8 @@ impl SdkCheckpointError {
     pub fn is_transient(&self) -> bool {
         use crate::retry::Transient;
         match self {
-            SdkCheckpointError::Store { source, .. } => source.is_transient(),
+            SdkCheckpointError::Store { source, .. }
+            | SdkCheckpointError::Container { source, .. } => source.is_transient(),
             SdkCheckpointError::Unusable { .. } => false,
         }
     }
@@ -367,16 +373,24 @@ impl SdkCheckpoints {
         self.mirror(topic, partition, next_offset).await;
     }
 
-    /// At start-up: reads partition 0's blob of each topic, so that an unreachable container or
-    /// wrong credentials stop the run at once.
-    pub async fn probe(&self, topics: &[String]) -> Result<(), SdkCheckpointError> {
-        for topic in topics {
-            match self.load(topic, 0).await {
-                Ok(_) | Err(SdkCheckpointError::Unusable { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    /// At start-up: lists the container once, so that a missing container, an unreachable
+    /// store or wrong credentials stop the run at once, as an unreachable Kafka does. (Reading a
+    /// blob would take a missing container for a missing blob, and Azure's answer to listing a
+    /// missing container reaches hubcap as a generic error, which the retry loop would retry.)
+    pub async fn probe(&self) -> Result<(), SdkCheckpointError> {
+        use crate::retry::Transient;
+        let (store, prefix) = (&self.location.store, &self.location.prefix);
+        let limit = self.location.retry.attempt_timeout;
+        let listed = tokio::time::timeout(limit, store.list_with_delimiter(Some(prefix))).await;
+        let source = match listed {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => object_store::Error::timed_out(limit),
+        };
+        Err(SdkCheckpointError::Container {
+            url: self.location.display.clone(),
+            source,
+        })
     }
 }
 
@@ -619,7 +633,6 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("hub/$default/checkpoint/1"), "{text}");
         assert!(text.contains("no sequencenumber"), "{text}");
-        // The probe reads partition 0 only, and an unusable blob does not stop the start.
-        s.probe(&["hub".to_string()]).await.unwrap();
+        s.probe().await.unwrap();
     }
 }

@@ -119,6 +119,18 @@ async fn sdk_checkpoint_blobs_read_back_with_their_metadata_from_azurite() {
         let c = local_checkpoint(out.path(), &group, &topic, p);
         assert_eq!(c["next_offset"], counts[p as usize], "partition {p}");
     }
+
+    // A container that does not exist stops the run at start, with what to fix.
+    let (ok, _, stderr) = run_once_on(
+        &az,
+        &t.brokers,
+        &topic,
+        &unique("g"),
+        out.path().to_str().unwrap(),
+        &["--azure-sdk-checkpoints", "az://no-such-container"],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("give the existing container"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
