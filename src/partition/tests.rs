@@ -617,3 +617,25 @@ async fn sdk_checkpoints_are_taken_over_and_then_mirrored() {
     assert_eq!(resume(&s, "t", 0).await.unwrap().next_offset(), Some(30));
     assert_eq!(sdk.load("t", 0).await.unwrap().unwrap().next_offset(), 30);
 }
+
+/// A mirror that cannot be written (here: a local directory, which keeps no blob metadata) only
+/// warns: the partition is archived and checkpointed all the same.
+#[tokio::test]
+async fn a_failing_sdk_mirror_does_not_stop_the_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Location::open(dir.path().to_str().unwrap(), "--azure-sdk-checkpoints").unwrap();
+    let sdk = crate::sdk_checkpoint::SdkCheckpoints::new(local, "ns", "g");
+    let mut inner =
+        Arc::try_unwrap(shared(1 << 20, Duration::from_secs(3600), false)).expect("not shared yet");
+    inner.sdk = Some(sdk.clone());
+    let s = Arc::new(inner);
+    let (tx, run) = start(&s, Resume::default(), Some((0, 5)));
+    tx.send(Input::Events((0..5).map(|o| ev(o, 10)).collect()))
+        .await
+        .unwrap();
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    assert_eq!((report.events, report.next_offset), (5, Some(5)));
+    assert_eq!(checkpoint(&s).await.unwrap().next_offset, 5);
+    assert_eq!(sdk.load("t", 0).await.unwrap(), None, "nothing mirrored");
+}
