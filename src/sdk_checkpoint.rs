@@ -11,11 +11,12 @@
 //!   Kafka offset is the event's sequence number.
 //! - no `offset`. It is the Event Hubs *byte* offset, which Kafka does not show, and the SDKs
 //!   prefer it over `sequencenumber`: a Kafka offset written there would be read as a byte offset
-//!   and silently restart a processor near the start of the partition. Without it, .NET, Java, Go
-//!   and Rust position by sequence number (exclusive): at the next event. Python's and JS's
-//!   stores require an offset and fail loudly instead, which beats silently re-reading; `""`
-//!   would not help them (Python reads it back as `"None"`, JS cannot parse it). Every write
-//!   replaces the blob, so an `offset` a processor wrote earlier does not outlive it.
+//!   and silently restart a processor near the start of the partition. Without it, .NET and Rust
+//!   (and, as far as we know, Java and Go) position by sequence number, exclusively: at the next
+//!   event. Python's and JS's stores require an offset and fail loudly instead, which beats
+//!   silently re-reading; `""` would not help them (Python reads it back as `"None"`, JS cannot
+//!   parse it). Every write replaces the blob, so an `offset` a processor wrote earlier does not
+//!   outlive it.
 //!
 //! hubcap's own checkpoint stays the source of truth; this is a mirror, written after it and
 //! never ahead of it, so a mirror that lags (a failed write only warns) makes a taking-over
