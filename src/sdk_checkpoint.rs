@@ -13,9 +13,9 @@
 //!   prefer it over `sequencenumber`: a Kafka offset written there would be read as a byte offset
 //!   and silently restart a processor near the start of the partition. Without it, .NET and Rust
 //!   (and, as far as we know, Java and Go) position by sequence number, exclusively: at the next
-//!   event. Python's and JS's stores require an offset and fail loudly instead, which beats
-//!   silently re-reading; `""` would not help them (Python reads it back as `"None"`, JS cannot
-//!   parse it). Every write replaces the blob, so an `offset` a processor wrote earlier does not
+//!   event. Python and JS position by `offset` only; their stores fail loudly on a blob without
+//!   one, which beats silently re-reading, and `""` would not help them (Python reads it back as
+//!   `"None"`). Every write replaces the blob, so an `offset` a processor wrote earlier does not
 //!   outlive it.
 //!
 //! hubcap's own checkpoint stays the source of truth; this is a mirror, written after it and
