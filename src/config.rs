@@ -378,7 +378,7 @@ impl RunArgs {
         for (what, value) in [("the namespace", &namespace), ("--group", &self.group)] {
             if let Some(problem) = segment_problem(value) {
                 return Err(ConfigError::SdkCheckpoints(format!(
-                    "{what} {value:?} {problem}: it cannot be one part of a checkpoint blob name (set --azure-sdk-namespace or change it)"
+                    "{what} {value:?} {problem}, so it cannot be one part of a checkpoint blob name"
                 )));
             }
         }
