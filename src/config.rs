@@ -162,6 +162,19 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_RETRY_FOR", default_value = "5m")]
     pub retry_for: HumanDuration,
 
+    /// Also keep Azure SDK checkpoints in this container (az://CONTAINER, the one an
+    /// EventProcessorClient's BlobCheckpointStore uses): per partition, a zero-length blob
+    /// NAMESPACE/HUB/GROUP/checkpoint/ID whose metadata names the last archived event, so a
+    /// processor can take over where hubcap stopped; a partition without a hubcap checkpoint
+    /// starts after the one found there.
+    #[arg(long, env = "HUBCAP_AZURE_SDK_CHECKPOINTS", value_name = "URL")]
+    pub azure_sdk_checkpoints: Option<String>,
+
+    /// The fully qualified Event Hubs namespace in the Azure SDK checkpoint names; default: the
+    /// connection string's host, else the first broker's host.
+    #[arg(long, env = "HUBCAP_AZURE_SDK_NAMESPACE", value_name = "HOST")]
+    pub azure_sdk_namespace: Option<String>,
+
     /// A librdkafka setting, key=value (security, SASL, TLS, …); repeatable. Settings hubcap
     /// relies on (group.id, enable.auto.commit, …) are applied after these and win.
     /// (Parsed in `validate`, not by clap: clap's errors would echo a malformed value, which
@@ -258,13 +271,17 @@ pub enum ConfigError {
     Group,
     #[error("-X {0}")]
     KafkaSetting(String),
+    #[error("--azure-sdk-checkpoints: {0}")]
+    SdkCheckpoints(String),
 }
 
 impl RunArgs {
     pub fn validate(mut self) -> Result<RunConfig, ConfigError> {
         let mut kafka = Vec::new();
+        let mut eventhubs_host = None;
         if let Some(secret) = &self.eventhubs_connection_string {
             let conn = crate::eventhubs::parse(&secret.0).map_err(ConfigError::EventHubs)?;
+            eventhubs_host = Some(conn.host.clone());
             if self.brokers.trim().is_empty() {
                 self.brokers = conn.bootstrap_servers();
             }
@@ -321,6 +338,7 @@ impl RunArgs {
                     .map_or(0, |s| usize::try_from(s.0).unwrap_or(usize::MAX)),
             },
         };
+        self.validate_sdk_checkpoints(eventhubs_host)?;
         let template = PathTemplate::parse(&self.path_format, format.extension())?;
         let namespace = self
             .namespace
@@ -342,6 +360,40 @@ impl RunArgs {
             format,
             kafka,
         })
+    }
+}
+
+impl RunArgs {
+    /// `--azure-sdk-checkpoints`: a store that keeps blob metadata, and names the SDKs can split
+    /// on `/`. Fills in the default namespace.
+    fn validate_sdk_checkpoints(
+        &mut self,
+        eventhubs_host: Option<String>,
+    ) -> Result<(), ConfigError> {
+        use crate::sdk_checkpoint::{namespace_from_brokers, segment_problem};
+        let Some(url) = &self.azure_sdk_checkpoints else {
+            return Ok(());
+        };
+        if !url.contains("://") || url.starts_with("file:") {
+            return Err(ConfigError::SdkCheckpoints(
+                "a local directory cannot keep blob metadata; give the container an Azure SDK processor uses, e.g. az://checkpoints".into(),
+            ));
+        }
+        let namespace = self
+            .azure_sdk_namespace
+            .clone()
+            .or(eventhubs_host)
+            .unwrap_or_else(|| namespace_from_brokers(&self.brokers));
+        // Topics were checked already: their characters are all allowed.
+        for (what, value) in [("the namespace", &namespace), ("--group", &self.group)] {
+            if let Some(problem) = segment_problem(value) {
+                return Err(ConfigError::SdkCheckpoints(format!(
+                    "{what} {value:?} {problem}, so it cannot be one part of a checkpoint blob name"
+                )));
+            }
+        }
+        self.azure_sdk_namespace = Some(namespace);
+        Ok(())
     }
 }
 

@@ -78,6 +78,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         compression: crate::parquet::ParquetCompression::Zstd,
         row_group_size: None,
         eventhubs_connection_string: None,
+        azure_sdk_checkpoints: None,
+        azure_sdk_namespace: None,
         empty_files: false,
         once: true,
         shutdown_timeout: HumanDuration(Duration::from_secs(30)),

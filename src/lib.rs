@@ -3,7 +3,8 @@
 //! The data path, one module per stage: [`source`] (Kafka consumer, rebalance) →
 //! [`partition`] (one worker per partition) → [`window`] (roll policy) → [`encoder`] ([`avro`], [`parquet`]) →
 //! [`path`] (object names) → [`upload`] (object_store) → [`checkpoint`] (compare-and-swap
-//! checkpoints). [`run`] wires them together; [`config`] is the command line.
+//! checkpoints), mirrored for the Azure SDKs by [`sdk_checkpoint`]. [`run`] wires them together;
+//! [`config`] is the command line.
 
 pub mod audit;
 pub mod avro;
@@ -22,6 +23,7 @@ pub mod partition;
 pub mod path;
 pub mod retry;
 pub mod run;
+pub mod sdk_checkpoint;
 pub mod source;
 pub mod store;
 pub mod upload;

@@ -20,6 +20,7 @@ use crate::manifest::{
 };
 use crate::path::{name_time, NameParts, PathTemplate};
 use crate::retry::Transient;
+use crate::sdk_checkpoint::{SdkCheckpointError, SdkCheckpoints};
 use crate::store::Location;
 use crate::upload::Upload;
 use crate::window::{RollPolicy, RollReason};
@@ -29,6 +30,8 @@ use crate::window::{RollPolicy, RollReason};
 pub struct Shared {
     pub output: Location,
     pub checkpoints: CheckpointStore,
+    /// `--azure-sdk-checkpoints`: the mirror for Azure SDK processors.
+    pub sdk: Option<SdkCheckpoints>,
     pub manifests: Manifests,
     pub namespace: String,
     pub template: PathTemplate,
@@ -96,6 +99,8 @@ pub enum WorkerError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Sdk(#[from] SdkCheckpointError),
     #[error("upload of {path} failed: {}", crate::retry::describe(.source))]
     Upload {
         path: String,
@@ -125,6 +130,7 @@ impl WorkerError {
             WorkerError::Checkpoint(CheckpointError::Store { source, .. })
             | WorkerError::Manifest(ManifestError::Store { source, .. }) => source.is_transient(),
             WorkerError::Manifest(ManifestError::Contended { .. }) => true,
+            WorkerError::Sdk(e) => e.is_transient(),
             // A multipart upload the store expired or lost fails as `NotFound`: start it over.
             WorkerError::Upload {
                 source: object_store::Error::NotFound { .. },
@@ -190,7 +196,7 @@ pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resu
 
 async fn claim(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, WorkerError> {
     let Some(found) = shared.checkpoints.load(topic, partition).await? else {
-        return Ok(Resume::default());
+        return take_over_from_sdk(shared, topic, partition).await;
     };
     let mut c = found.checkpoint;
     let mut replay = None;
@@ -221,10 +227,38 @@ async fn claim(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, W
     c.owner.clone_from(&shared.owner);
     c.updated_at = now_rfc3339();
     let version = shared.checkpoints.save(&c, Some(found.version)).await?;
+    if let Some(sdk) = &shared.sdk {
+        sdk.follow(topic, partition, c.next_offset).await;
+    }
     Ok(Resume {
         checkpoint: Some(c),
         version: Some(version),
         replay,
+    })
+}
+
+/// A partition without a hubcap checkpoint: with `--azure-sdk-checkpoints`, it starts after the
+/// event an Azure SDK processor checkpointed last. hubcap's checkpoint is created there at once
+/// (as a claim), so from then on only hubcap's own checkpoint counts.
+async fn take_over_from_sdk(
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+) -> Result<Resume, WorkerError> {
+    let Some(sdk) = &shared.sdk else {
+        return Ok(Resume::default());
+    };
+    let Some(next_offset) = sdk.start_offset(topic, partition).await? else {
+        return Ok(Resume::default());
+    };
+    let c = shared
+        .checkpoints
+        .document(topic, partition, next_offset, &shared.owner);
+    let version = shared.checkpoints.save(&c, None).await?;
+    Ok(Resume {
+        checkpoint: Some(c),
+        version: Some(version),
+        replay: None,
     })
 }
 
@@ -675,6 +709,8 @@ impl PartitionWorker {
                 &self.shared.owner,
             )
         });
+        // A commit (no file pending) is mirrored to the Azure SDK checkpoint, if any.
+        let committed = pending.is_none();
         c.next_offset = next_offset;
         c.pending = pending;
         c.updated_at = now_rfc3339();
@@ -685,6 +721,9 @@ impl PartitionWorker {
                 .await?,
         );
         self.checkpoint = Some(c);
+        if let (Some(sdk), true) = (&self.shared.sdk, committed) {
+            sdk.mirror(&self.topic, self.partition, next_offset).await;
+        }
         Ok(())
     }
 

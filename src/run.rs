@@ -15,6 +15,7 @@ use crate::config::{is_secret_setting, RunConfig};
 use crate::manifest::Manifests;
 use crate::partition::{CommitQueue, PartitionReport, RewindQueue, Shared};
 use crate::retry::RetryPolicy;
+use crate::sdk_checkpoint::SdkCheckpoints;
 use crate::source::{self, SourceOptions};
 use crate::store::{Location, StoreError};
 
@@ -176,14 +177,20 @@ pub async fn run_with(
     stop: Arc<AtomicBool>,
 ) -> Result<Summary, RunError> {
     info!("starting: {}", describe(&cfg, &output, &checkpoints));
+    let sdk = SdkCheckpoints::from_config(&cfg, retry_policy(cfg.args.retry_for.0))?;
     let kafka = kafka_config(&cfg);
     let (partitions, watermarks) = preflight(&cfg, &kafka).await?;
     let checkpoints = CheckpointStore::new(checkpoints, &cfg.args.group);
     check_checkpoints(&checkpoints, &partitions).await?;
+    if let Some(sdk) = &sdk {
+        let probe = sdk.probe().await;
+        probe.map_err(|e| RunError::Checkpoints(vec![e.to_string()]))?;
+    }
 
     let shared = Arc::new(Shared {
         output: output.clone(),
         checkpoints,
+        sdk,
         manifests: Manifests::new(&output, &cfg.args.group),
         namespace: cfg.namespace.clone(),
         template: cfg.template.clone(),

@@ -19,6 +19,7 @@ fn shared_on(
 ) -> Arc<Shared> {
     Arc::new(Shared {
         checkpoints: CheckpointStore::new(output.child("_checkpoints"), "g"),
+        sdk: None,
         manifests: Manifests::new(&output, "g"),
         output,
         namespace: "ns".into(),
@@ -580,4 +581,61 @@ async fn a_claim_raced_by_the_former_owner_is_made_again_on_what_it_wrote() {
     );
     let c = checkpoint(&s).await.unwrap();
     assert_eq!((c.next_offset, c.owner.as_str()), (20, "me"));
+}
+
+/// `--azure-sdk-checkpoints` on memory stores: a partition without a checkpoint starts after the
+/// SDK checkpoint, and every checkpoint the worker commits is mirrored.
+#[tokio::test]
+async fn sdk_checkpoints_are_taken_over_and_then_mirrored() {
+    let sdk_store = Location::open("memory://", "--azure-sdk-checkpoints").unwrap();
+    let sdk = crate::sdk_checkpoint::SdkCheckpoints::new(sdk_store, "ns.example", "G");
+    let s = shared(1 << 10, Duration::from_secs(3600), false);
+    let mut inner = Arc::try_unwrap(s).expect("not shared yet");
+    inner.sdk = Some(sdk.clone());
+    let s = Arc::new(inner);
+
+    // A processor stopped after the event at offset 9.
+    sdk.save("t", 0, 10).await.unwrap();
+    let r = resume(&s, "t", 0).await.unwrap();
+    assert_eq!(r.next_offset(), Some(10));
+    assert_eq!(checkpoint(&s).await.unwrap().next_offset, 10, "claimed");
+
+    let (tx, run) = start(&s, r, Some((0, 30)));
+    tx.send(Input::Events((0..30).map(|o| ev(o, 100)).collect()))
+        .await
+        .unwrap();
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    assert!(report.files > 1, "several files, each mirrored");
+    let offsets: Vec<i64> = files(&s).await.into_iter().flat_map(|f| f.2).collect();
+    assert_eq!(offsets, (10..30).collect::<Vec<_>>());
+    let mirrored = sdk.load("t", 0).await.unwrap().unwrap();
+    assert_eq!(mirrored.sequence_number, 29);
+
+    // hubcap's checkpoint wins over an SDK checkpoint written later.
+    sdk.save("t", 0, 50).await.unwrap();
+    assert_eq!(resume(&s, "t", 0).await.unwrap().next_offset(), Some(30));
+    assert_eq!(sdk.load("t", 0).await.unwrap().unwrap().next_offset(), 30);
+}
+
+/// A mirror that cannot be written (here: a local directory, which keeps no blob metadata) only
+/// warns: the partition is archived and checkpointed all the same.
+#[tokio::test]
+async fn a_failing_sdk_mirror_does_not_stop_the_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Location::open(dir.path().to_str().unwrap(), "--azure-sdk-checkpoints").unwrap();
+    let sdk = crate::sdk_checkpoint::SdkCheckpoints::new(local, "ns", "g");
+    let mut inner =
+        Arc::try_unwrap(shared(1 << 20, Duration::from_secs(3600), false)).expect("not shared yet");
+    inner.sdk = Some(sdk.clone());
+    let s = Arc::new(inner);
+    let (tx, run) = start(&s, Resume::default(), Some((0, 5)));
+    tx.send(Input::Events((0..5).map(|o| ev(o, 10)).collect()))
+        .await
+        .unwrap();
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    assert_eq!((report.events, report.next_offset), (5, Some(5)));
+    assert_eq!(checkpoint(&s).await.unwrap().next_offset, 5);
+    assert_eq!(sdk.load("t", 0).await.unwrap(), None, "nothing mirrored");
 }
