@@ -1,5 +1,5 @@
-//! The Cargo examples, run as a user would run them: `examples/rudderstack_producer.rs` against a
-//! real broker, archived by hubcap, read back with fastavro.
+//! The examples, run as a user would run them: `examples/rudderstack_producer.rs` against a real
+//! broker, archived by hubcap, read back with fastavro and with `examples/read_archive.py`.
 //!
 //! `cargo test --tests` does not build examples, so the test builds the one it needs with the
 //! same cargo and profile (Cargo's lock on the target directory is released once the test
@@ -81,6 +81,7 @@ async fn rudderstack_producer_keys_by_user_id_then_anonymous_id() {
     let mut kinds = BTreeSet::new();
     let (mut by_user, mut by_anonymous, mut events) = (0, 0, 0);
     let mut partition_of_user = std::collections::BTreeMap::new();
+    let mut events_of = std::collections::BTreeMap::<String, usize>::new();
     for f in &files {
         let partition = partition_of(f["name"].as_str().unwrap(), &topic);
         for r in f["records"].as_array().unwrap() {
@@ -98,6 +99,7 @@ async fn rudderstack_producer_keys_by_user_id_then_anonymous_id() {
                 }
             };
             assert_eq!(key, expected, "record {partition}/{}: key", r["seq"]);
+            *events_of.entry(key.to_string()).or_default() += 1;
             assert_eq!(
                 *partition_of_user
                     .entry(key.to_string())
@@ -128,4 +130,50 @@ async fn rudderstack_producer_keys_by_user_id_then_anonymous_id() {
         kinds,
         BTreeSet::from(["identify", "page", "track"].map(String::from))
     );
+    let user = events_of.keys().find(|k| k.starts_with("user-")).unwrap();
+    read_archive_finds_them(
+        out.path(),
+        user,
+        partition_of_user[user],
+        events_of[user],
+        count as usize,
+    );
+}
+
+/// `examples/read_archive.py` on the same archive: per-partition counts that add up, and one
+/// user's events, all of them, in offset order.
+fn read_archive_finds_them(
+    archive: &std::path::Path,
+    user: &str,
+    partition: i32,
+    events_of_user: usize,
+    count: usize,
+) {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/read_archive.py");
+    let summary = String::from_utf8(run_python(&example, &[archive.to_str().unwrap()])).unwrap();
+    let total: usize = summary
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, count, "{summary}");
+
+    let lines =
+        String::from_utf8(run_python(&example, &[archive.to_str().unwrap(), user])).unwrap();
+    let seqs: Vec<i64> = lines
+        .lines()
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            assert_eq!(f.next().unwrap(), partition.to_string(), "{l}");
+            assert!(l.contains(&format!("'userId': '{user}'")), "{l}");
+            f.next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(seqs.len(), events_of_user, "{user}'s events:\n{lines}");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{user}: {seqs:?}");
 }
