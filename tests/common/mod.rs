@@ -16,6 +16,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
 
+pub mod moto;
+#[allow(unused_imports)] // not every test binary starts moto
+pub use moto::*;
+
 /// Where scripts/setup-test-env installed the tools.
 pub fn tools() -> PathBuf {
     std::env::var_os("HUBCAP_TOOLS")
