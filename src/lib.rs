@@ -3,7 +3,8 @@
 //! The data path, one module per stage: [`source`] (Kafka consumer, rebalance) →
 //! [`partition`] (one worker per partition) → [`window`] (roll policy) → [`encoder`] ([`avro`], [`parquet`]) →
 //! [`path`] (object names) → [`upload`] (object_store) → [`checkpoint`] (compare-and-swap
-//! checkpoints). [`run`] wires them together; [`config`] is the command line.
+//! checkpoints). [`run`] wires them together; [`config`] is the command line; [`metrics`] and
+//! [`progress`] observe the workers.
 
 pub mod audit;
 pub mod avro;
@@ -16,9 +17,11 @@ pub mod eventhubs;
 pub mod faults;
 pub mod inspect;
 pub mod manifest;
+pub mod metrics;
 pub mod parquet;
 pub mod partition;
 pub mod path;
+pub mod progress;
 pub mod retry;
 pub mod run;
 pub mod source;
