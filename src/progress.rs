@@ -219,46 +219,93 @@ async fn lines(metrics: Arc<Metrics>, every: Duration, mut stopped: watch::Recei
     }
 }
 
+/// A partition's bar and its rate.
+struct Shown {
+    bar: ProgressBar,
+    rate: Rate,
+}
+
+/// Records per second, smoothed over the view's ticks.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    done: u64,
+    at: Instant,
+    per_sec: Option<f64>,
+}
+
+impl Rate {
+    pub fn new(done: u64, at: Instant) -> Rate {
+        Rate {
+            done,
+            at,
+            per_sec: None,
+        }
+    }
+
+    /// Folds in `done` at `at` (an exponential moving average, so one slow tick does not
+    /// swing the ETA) and returns the rate.
+    pub fn update(&mut self, done: u64, at: Instant) -> f64 {
+        let secs = at.duration_since(self.at).as_secs_f64();
+        if secs > 0.0 {
+            let now = done.saturating_sub(self.done) as f64 / secs;
+            let smoothed = self.per_sec.map_or(now, |r| 0.8 * r + 0.2 * now);
+            self.per_sec = Some(smoothed);
+            (self.done, self.at) = (done, at);
+        }
+        self.per_sec.unwrap_or(0.0)
+    }
+}
+
 /// The terminal form: one bar per partition, redrawn a few times a second.
 async fn bars(metrics: Arc<Metrics>, mut stopped: watch::Receiver<bool>) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
     if let Ok(mut b) = BARS.write() {
         *b = Some(multi.clone());
     }
-    let style = ProgressStyle::with_template(
-        "{prefix:<28!} [{bar:30}] {pos:>9}/{len:<9} {percent:>3}% {msg:>14} {per_sec:>12} ETA {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
-    let mut shown: BTreeMap<(String, i32), ProgressBar> = BTreeMap::new();
+    let style = ProgressStyle::with_template("{prefix:<24!} {wide_bar} {percent:>3}% {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let mut shown: BTreeMap<(String, i32), Shown> = BTreeMap::new();
     loop {
         let running = tick(&mut stopped, Duration::from_millis(250)).await;
+        let now = Instant::now();
         for p in metrics.snapshot() {
             let Some(part) = Part::of(&p) else { continue };
-            let bar = shown
+            let s = shown
                 .entry((p.topic.clone(), p.partition))
                 .or_insert_with(|| {
                     let bar = multi.add(ProgressBar::new(part.total).with_style(style.clone()));
                     bar.set_prefix(format!("{} / {}", p.topic, p.partition));
-                    bar
+                    Shown {
+                        bar,
+                        rate: Rate::new(part.done, now),
+                    }
                 });
-            if bar.is_finished() {
+            if s.bar.is_finished() {
                 continue;
             }
-            bar.set_length(part.total);
-            bar.set_position(part.done);
-            bar.set_message(format!("{} left", part.left()));
+            let rate = s.rate.update(part.done, now);
+            // The message first: setting the position may draw.
+            s.bar.set_message(format!(
+                "{}/{} · {} left · {rate:.0}/s · ETA {}",
+                part.done,
+                part.total,
+                part.left(),
+                eta(part.left(), rate)
+            ));
+            s.bar.set_length(part.total);
+            s.bar.set_position(part.done);
             if part.left() == 0 {
-                bar.finish();
+                s.bar.finish();
             }
         }
         if !running {
             break;
         }
     }
-    for bar in shown.values() {
-        if !bar.is_finished() {
-            bar.abandon();
+    for s in shown.values() {
+        if !s.bar.is_finished() {
+            s.bar.abandon();
         }
     }
     if let Ok(mut b) = BARS.write() {
@@ -320,6 +367,17 @@ mod tests {
                 done: 30
             })
         );
+    }
+
+    #[test]
+    fn rates_are_smoothed() {
+        let t0 = Instant::now();
+        let mut r = Rate::new(0, t0);
+        assert_eq!(r.update(100, t0 + Duration::from_secs(1)), 100.0);
+        // A stalled second pulls the rate down, not to zero.
+        assert_eq!(r.update(100, t0 + Duration::from_secs(2)), 80.0);
+        // No time passed: the rate stands.
+        assert_eq!(r.update(500, t0 + Duration::from_secs(2)), 80.0);
     }
 
     #[test]
