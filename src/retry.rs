@@ -214,6 +214,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_errors_are_retried_until_success() {
         let calls = AtomicU32::new(0);
+        let counted = crate::metrics::retries(Operation::Read);
         let got: Result<u32, object_store::Error> =
             retry(&policy(), Operation::Read, &"op", || async {
                 match calls.fetch_add(1, Ordering::SeqCst) {
@@ -224,6 +225,8 @@ mod tests {
             .await;
         assert_eq!(got.unwrap(), 2);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // Each retry counts (other tests may add theirs: the counters are process-wide).
+        assert!(crate::metrics::retries(Operation::Read) >= counted + 2);
     }
 
     #[tokio::test(start_paused = true)]

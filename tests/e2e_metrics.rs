@@ -367,9 +367,6 @@ async fn once_in_a_terminal_draws_bars_without_garbling_log_lines() {
         plain.contains("total"),
         "the summary table follows:\n{plain}"
     );
-    if let Ok(path) = std::env::var("HUBCAP_SAVE_SCREEN") {
-        std::fs::write(path, &screen).unwrap();
-    }
 }
 
 /// The text with ANSI escape sequences removed.
