@@ -1,4 +1,6 @@
+use super::http::route;
 use super::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NOW: i64 = 1_800_000_000_000;
 
