@@ -45,6 +45,12 @@ pub enum LogFormat {
 pub enum Command {
     /// Archive topics as a consumer group, continuously or (with --once) up to their end.
     Run(Box<RunArgs>),
+    /// Print the configuration `run` would use, as TOML with secrets redacted, and exit.
+    ///
+    /// Takes the same flags as `run`. Precedence: flags > HUBCAP_* environment > --config file >
+    /// defaults; each value is followed by a comment saying where it came from. Exits non-zero
+    /// (after printing) when `run` would refuse the settings.
+    Config(Box<RunArgs>),
     /// Start an in-process Kafka cluster, produce sample events and archive them to ./capture.
     Demo(DemoArgs),
     /// Print the records of an Avro or Parquet file, or of every file under a prefix, as JSON
@@ -55,7 +61,10 @@ pub enum Command {
     Audit(crate::audit::AuditArgs),
 }
 
+/// `--config PATH` is not a field: [`crate::config_file::parse`] has applied the file by the time
+/// these are parsed.
 #[derive(Debug, Clone, Args)]
+#[command(arg(crate::config_file::config_arg()))]
 pub struct RunArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
     #[arg(
@@ -261,8 +270,9 @@ pub enum ConfigError {
     Brokers,
     #[error("no --topic; give one, or an entity-scoped connection string (…;EntityPath=HUB)")]
     NoTopic,
+    /// Not `#[from]`: a source would be printed twice by `{:#}`, after this message's `{0}`.
     #[error("--eventhubs-connection-string: {0}")]
-    EventHubs(#[from] crate::eventhubs::ConnectionStringError),
+    EventHubs(crate::eventhubs::ConnectionStringError),
     #[error("--group is empty; give the consumer group id, e.g. --group hubcap")]
     Group,
     #[error("-X {0}")]
@@ -273,7 +283,7 @@ impl RunArgs {
     pub fn validate(mut self) -> Result<RunConfig, ConfigError> {
         let mut kafka = Vec::new();
         if let Some(secret) = &self.eventhubs_connection_string {
-            let conn = crate::eventhubs::parse(&secret.0)?;
+            let conn = crate::eventhubs::parse(&secret.0).map_err(ConfigError::EventHubs)?;
             if self.brokers.trim().is_empty() {
                 self.brokers = conn.bootstrap_servers();
             }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod avro;
 pub mod checkpoint;
 pub mod config;
+pub mod config_file;
 pub mod demo;
 pub mod encoder;
 pub mod event;

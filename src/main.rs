@@ -3,13 +3,20 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use clap::Parser;
-use hubcap::config::{Cli, Command, LogFormat};
+use hubcap::config::{Command, LogFormat};
+use hubcap::config_file::{ConfigFileError, Effective, Parsed};
 use hubcap::progress::View;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let Parsed { cli, effective } = match hubcap::config_file::parse(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        Err(ConfigFileError::Args(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("hubcap: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = EnvFilter::try_from_env("HUBCAP_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
     let logs = tracing_subscriber::fmt()
@@ -30,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(dispatch(cli.command, cli.log_format)) {
+    match rt.block_on(dispatch(cli.command, effective, cli.log_format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cli.log_format == LogFormat::Json => {
             tracing::error!(error = format!("{e:#}"), "hubcap failed");
@@ -43,9 +50,16 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
+async fn dispatch(
+    command: Command,
+    effective: Effective,
+    log_format: LogFormat,
+) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
+            if let Some(file) = effective.file() {
+                tracing::info!(file = %file.display(), "read settings from the configuration file");
+            }
             let cfg = args.validate()?;
             let once = cfg.args.once;
             // Bars only where a person watches them, and not between JSON lines.
@@ -65,6 +79,12 @@ async fn dispatch(command: Command, log_format: LogFormat) -> anyhow::Result<()>
             } else {
                 eprintln!("{}", summary.table());
             }
+            Ok(())
+        }
+        Command::Config(args) => {
+            // Printed even when invalid: the error below is about what was printed.
+            print!("{}", effective.to_toml());
+            args.validate()?;
             Ok(())
         }
         Command::Audit(args) => {
