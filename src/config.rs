@@ -175,6 +175,25 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_AZURE_SDK_NAMESPACE", value_name = "HOST")]
     pub azure_sdk_namespace: Option<String>,
 
+    /// Serve Prometheus metrics on http://ADDR/metrics, with /healthz and /readyz, at this
+    /// IP:PORT (e.g. 127.0.0.1:9464; 0.0.0.0:9464 for every interface). Off by default.
+    #[arg(long, env = "HUBCAP_METRICS_ADDR", value_name = "IP:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// No live progress bars: on a terminal, --once then reports its progress in periodic log
+    /// lines, as it always does off a terminal (HUBCAP_LOG=warn hides those too).
+    #[arg(long, short = 'q', env = "HUBCAP_QUIET")]
+    pub quiet: bool,
+
+    /// How often --once logs its progress in log-line form.
+    #[arg(
+        long,
+        env = "HUBCAP_PROGRESS_INTERVAL",
+        default_value = "10s",
+        hide = true
+    )]
+    pub progress_interval: HumanDuration,
+
     /// A librdkafka setting, key=value (security, SASL, TLS, …); repeatable. Settings hubcap
     /// relies on (group.id, enable.auto.commit, …) are applied after these and win.
     /// (Parsed in `validate`, not by clap: clap's errors would echo a malformed value, which
@@ -319,6 +338,11 @@ impl RunArgs {
         if self.window_time.0.is_zero() {
             return Err(ConfigError::Zero {
                 flag: "window-time",
+            });
+        }
+        if self.progress_interval.0.is_zero() {
+            return Err(ConfigError::Zero {
+                flag: "progress-interval",
             });
         }
         if self.row_group_size.is_some_and(|s| s.0 == 0) {

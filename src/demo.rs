@@ -84,9 +84,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         once: true,
         shutdown_timeout: HumanDuration(Duration::from_secs(30)),
         retry_for: HumanDuration(Duration::from_secs(60)),
+        metrics_addr: None,
+        quiet: true,
+        progress_interval: HumanDuration(Duration::from_secs(10)),
         kafka: vec![],
     };
-    let summary = run(run_args.validate()?, Arc::new(AtomicBool::new(false))).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let summary = run(run_args.validate()?, stop, crate::progress::View::Log).await?;
     drop(cluster);
     Ok(summary)
 }

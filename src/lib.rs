@@ -4,7 +4,7 @@
 //! [`partition`] (one worker per partition) → [`window`] (roll policy) → [`encoder`] ([`avro`], [`parquet`]) →
 //! [`path`] (object names) → [`upload`] (object_store) → [`checkpoint`] (compare-and-swap
 //! checkpoints), mirrored for the Azure SDKs by [`sdk_checkpoint`]. [`run`] wires them together;
-//! [`config`] is the command line.
+//! [`config`] is the command line; [`metrics`] and [`progress`] observe the workers.
 
 pub mod audit;
 pub mod avro;
@@ -18,9 +18,11 @@ pub mod eventhubs;
 pub mod faults;
 pub mod inspect;
 pub mod manifest;
+pub mod metrics;
 pub mod parquet;
 pub mod partition;
 pub mod path;
+pub mod progress;
 pub mod retry;
 pub mod run;
 pub mod sdk_checkpoint;

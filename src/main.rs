@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use hubcap::config::{Command, LogFormat};
 use hubcap::config_file::{ConfigFileError, Effective, Parsed};
+use hubcap::progress::View;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -20,7 +21,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Hides --once's progress bars while a line is written.
+        .with_writer(hubcap::progress::LogWriter);
     match cli.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().with_current_span(false).init(),
@@ -35,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(dispatch(cli.command, effective)) {
+    match rt.block_on(dispatch(cli.command, effective, cli.log_format)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cli.log_format == LogFormat::Json => {
             tracing::error!(error = format!("{e:#}"), "hubcap failed");
@@ -48,7 +50,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command, effective: Effective) -> anyhow::Result<()> {
+async fn dispatch(
+    command: Command,
+    effective: Effective,
+    log_format: LogFormat,
+) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             if let Some(file) = effective.file() {
@@ -56,9 +62,18 @@ async fn dispatch(command: Command, effective: Effective) -> anyhow::Result<()> 
             }
             let cfg = args.validate()?;
             let once = cfg.args.once;
+            // Bars only where a person watches them, and not between JSON lines.
+            let view = if std::io::stderr().is_terminal()
+                && log_format == LogFormat::Text
+                && !cfg.args.quiet
+            {
+                View::Bars
+            } else {
+                View::Log
+            };
             let stop = Arc::new(AtomicBool::new(false));
             tokio::spawn(stop_on_signal(stop.clone()));
-            let summary = hubcap::run::run(cfg, stop).await?;
+            let summary = hubcap::run::run(cfg, stop, view).await?;
             if once {
                 println!("{}", summary.table());
             } else {

@@ -18,6 +18,7 @@ use crate::event::Event;
 use crate::manifest::{
     time_text, ManifestEntry, ManifestError, Manifests, VERSION as MANIFEST_VERSION,
 };
+use crate::metrics::{Metrics, Operation, PartitionStats};
 use crate::path::{name_time, NameParts, PathTemplate};
 use crate::retry::Transient;
 use crate::sdk_checkpoint::{SdkCheckpointError, SdkCheckpoints};
@@ -46,6 +47,8 @@ pub struct Shared {
     pub rewinds: RewindQueue,
     /// Partition workers running, for sizing Parquet row groups.
     pub workers: std::sync::atomic::AtomicUsize,
+    /// Per-partition numbers for `/metrics`, `/readyz` and the progress view.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Requests from workers to the consumer thread, at most one per partition (a newer request
@@ -312,6 +315,7 @@ pub struct PartitionWorker {
     /// paused-time tests see windows open at distinct times.
     origin: (Instant, DateTime<Utc>),
     report: PartitionReport,
+    stats: Arc<PartitionStats>,
 }
 
 enum Flow {
@@ -333,13 +337,16 @@ impl PartitionWorker {
         shared
             .workers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stats = shared.metrics.partition(topic, partition);
+        let low = end.map_or(0, |(low, _)| low);
+        stats.assigned(next.unwrap_or(low), next, end.map(|(_, high)| high));
         PartitionWorker {
             shared,
             topic: topic.to_string(),
             partition,
             input,
             end: end.map(|(_, high)| high),
-            low: end.map_or(0, |(low, _)| low),
+            low,
             checkpoint: resume.checkpoint,
             version: resume.version,
             replay: resume.replay,
@@ -354,6 +361,7 @@ impl PartitionWorker {
                 next_offset: next,
                 ..Default::default()
             },
+            stats,
         }
     }
 
@@ -373,6 +381,7 @@ impl PartitionWorker {
             if let Some(f) = self.open.take() {
                 f.upload.abort().await;
             }
+            self.stats.window_closed();
             let e = match result {
                 Ok(()) => break Ok(()),
                 Err(e) if !e.is_transient() => break Err(e),
@@ -389,6 +398,7 @@ impl PartitionWorker {
                 break Err(e);
             }
             let delay = policy.delay(*attempts);
+            crate::metrics::count_retry(Operation::PartitionRestart);
             warn!(topic = %self.topic, partition = self.partition, attempt = *attempts, retry_in = ?delay, error = %e,
                 "archiving the partition failed; it starts again from its checkpoint");
             match self.restart(delay).await {
@@ -419,6 +429,7 @@ impl PartitionWorker {
                                 return self.close(RollReason::End).await;
                             }
                         }
+                        self.observe_window();
                     }
                     Some(Input::Eof) if self.end.is_some() => {
                         self.close(RollReason::End).await?;
@@ -538,7 +549,17 @@ impl PartitionWorker {
         Ok(())
     }
 
+    /// Per batch, not per record: the open window's size and the position, for metrics.
+    fn observe_window(&self) {
+        let (records, bytes) = self
+            .open
+            .as_ref()
+            .map_or((0, 0), |f| (f.file.records(), f.file.size_with(0)));
+        self.stats.window(records, bytes, self.next);
+    }
+
     fn start_file(&self, first: &Event) -> OpenFile {
+        self.stats.window_opened(first.timestamp_ms);
         let name = match &self.replay {
             Some(r) => r.path.clone(),
             None => self.name(
@@ -650,7 +671,10 @@ impl PartitionWorker {
         }
 
         // 2. Publish: the object appears, complete, or not at all; then list it.
+        let upload_started = std::time::Instant::now();
         f.upload.finish().await.map_err(upload_err(&f.name))?;
+        let took = upload_started.elapsed();
+        self.shared.metrics.upload_duration.observe(took);
         let entry = manifest_entry(&self.shared, &self.topic, self.partition, &pending);
         self.shared
             .manifests
@@ -667,6 +691,7 @@ impl PartitionWorker {
         self.report.files += 1;
         self.report.events += records;
         self.report.bytes += size;
+        self.stats.file_archived(records, size);
         info!(
             topic = %self.topic,
             partition = self.partition,
@@ -712,14 +737,21 @@ impl PartitionWorker {
         // A commit (no file pending) is mirrored to the Azure SDK checkpoint, if any.
         let committed = pending.is_none();
         c.next_offset = next_offset;
+        let archived = pending.is_none();
         c.pending = pending;
         c.updated_at = now_rfc3339();
+        let started = std::time::Instant::now();
         self.version = Some(
             self.shared
                 .checkpoints
                 .save(&c, self.version.take())
                 .await?,
         );
+        self.shared
+            .metrics
+            .checkpoint_duration
+            .observe(started.elapsed());
+        self.stats.checkpointed(next_offset, archived);
         self.checkpoint = Some(c);
         if let (Some(sdk), true) = (&self.shared.sdk, committed) {
             sdk.mirror(&self.topic, self.partition, next_offset).await;
@@ -762,6 +794,7 @@ impl Drop for PartitionWorker {
         self.shared
             .workers
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats.released();
     }
 }
 

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
+pub use crate::metrics::Operation;
+
 /// How long and how often to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -150,9 +152,11 @@ impl Transient for object_store::Error {
 }
 
 /// Runs `op` until it succeeds, fails with an error that is not transient, or `policy` gives up.
-/// `what` names the operation in log lines ("writing checkpoint x/0.json").
+/// `what` names the operation in log lines ("writing checkpoint x/0.json"); each retry counts
+/// in `hubcap_retries_total{operation=kind}`.
 pub async fn retry<T, E, F, Fut>(
     policy: &RetryPolicy,
+    kind: Operation,
     what: &(dyn Display + Sync),
     mut op: F,
 ) -> Result<T, E>
@@ -180,6 +184,7 @@ where
             return Err(e);
         }
         let delay = policy.delay(attempt);
+        crate::metrics::count_retry(kind);
         warn!(attempt, retry_in = ?delay, error = %e.brief(), "{what} failed; retrying");
         tokio::time::sleep(delay).await;
     }
@@ -209,28 +214,33 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_errors_are_retried_until_success() {
         let calls = AtomicU32::new(0);
-        let got: Result<u32, object_store::Error> = retry(&policy(), &"op", || async {
-            match calls.fetch_add(1, Ordering::SeqCst) {
-                0 | 1 => Err(generic()),
-                n => Ok(n),
-            }
-        })
-        .await;
+        let counted = crate::metrics::retries(Operation::Read);
+        let got: Result<u32, object_store::Error> =
+            retry(&policy(), Operation::Read, &"op", || async {
+                match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err(generic()),
+                    n => Ok(n),
+                }
+            })
+            .await;
         assert_eq!(got.unwrap(), 2);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+        // Each retry counts (other tests may add theirs: the counters are process-wide).
+        assert!(crate::metrics::retries(Operation::Read) >= counted + 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn permanent_errors_are_not_retried() {
         let calls = AtomicU32::new(0);
-        let got: Result<(), object_store::Error> = retry(&policy(), &"op", || async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Err(object_store::Error::PermissionDenied {
-                path: "x".into(),
-                source: "403".into(),
+        let got: Result<(), object_store::Error> =
+            retry(&policy(), Operation::Read, &"op", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(object_store::Error::PermissionDenied {
+                    path: "x".into(),
+                    source: "403".into(),
+                })
             })
-        })
-        .await;
+            .await;
         assert!(matches!(
             got,
             Err(object_store::Error::PermissionDenied { .. })
@@ -242,13 +252,14 @@ mod tests {
     async fn gives_up_after_the_policy_and_bounds_hung_attempts() {
         let start = Instant::now();
         let calls = AtomicU32::new(0);
-        let got: Result<(), object_store::Error> = retry(&policy(), &"op", || async {
-            if calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
-                std::future::pending::<()>().await; // hangs: only the timeout ends it
-            }
-            Err(generic())
-        })
-        .await;
+        let got: Result<(), object_store::Error> =
+            retry(&policy(), Operation::Read, &"op", || async {
+                if calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
+                    std::future::pending::<()>().await; // hangs: only the timeout ends it
+                }
+                Err(generic())
+            })
+            .await;
         let err = got.unwrap_err().to_string();
         let took = start.elapsed();
         assert!(

@@ -13,7 +13,9 @@ use tracing::info;
 use crate::checkpoint::CheckpointStore;
 use crate::config::{is_secret_setting, RunConfig};
 use crate::manifest::Manifests;
+use crate::metrics::{BindError, Metrics};
 use crate::partition::{CommitQueue, PartitionReport, RewindQueue, Shared};
+use crate::progress::{Progress, View};
 use crate::retry::RetryPolicy;
 use crate::sdk_checkpoint::SdkCheckpoints;
 use crate::source::{self, SourceOptions};
@@ -21,11 +23,18 @@ use crate::store::{Location, StoreError};
 
 /// How long to wait for Kafka metadata before calling the brokers unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often librdkafka reports statistics (high watermarks) with `--metrics-addr`.
+const STATISTICS_INTERVAL_MS: &str = "2000";
+/// Beyond the time window, how long a partition with records behind may go without archiving a
+/// file before `/readyz` calls it stuck (the last upload and checkpoint of a window).
+const STALL_MARGIN: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Metrics(#[from] BindError),
     #[error("cannot create a Kafka consumer: {}; check the -X settings", client_error(.0))]
     Client(rdkafka::error::KafkaError),
     #[error("cannot reach Kafka at {brokers} within {timeout:?} ({source}); check --brokers and the -X security settings")]
@@ -107,6 +116,10 @@ pub fn kafka_config(cfg: &RunConfig) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         // Prefetch per partition; bounds memory with many partitions.
         .set("queued.max.messages.kbytes", "16384");
+    if cfg.args.metrics_addr.is_some() {
+        // High watermarks for the lag metrics, read off the poll thread's statistics callback.
+        c.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    }
     for (k, v) in &cfg.kafka {
         c.set(k, v);
     }
@@ -132,7 +145,7 @@ pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> S
         })
         .collect();
     format!(
-        "brokers={} topics={} group={} output={} checkpoints={} window-size={} window-time={} format={} codec={} empty-files={} once={} namespace={} kafka=[{}]",
+        "brokers={} topics={} group={} output={} checkpoints={} window-size={} window-time={} format={} codec={} empty-files={} once={} namespace={} metrics={} kafka=[{}]",
         cfg.args.brokers,
         cfg.args.topics.join(","),
         cfg.args.group,
@@ -145,20 +158,23 @@ pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> S
         cfg.args.empty_files,
         cfg.args.once,
         cfg.namespace,
+        cfg.args
+            .metrics_addr
+            .map_or("off".to_string(), |a| a.to_string()),
         kafka.join(" ")
     )
 }
 
 /// Runs the archiver until `stop` is set or, with `--once`, until every assigned partition
-/// reached its end offset.
-pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>) -> Result<Summary, RunError> {
+/// reached its end offset. `view`: how `--once` shows its progress.
+pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>, view: View) -> Result<Summary, RunError> {
     let retry = retry_policy(cfg.args.retry_for.0);
     let output = Location::open(&cfg.args.output, "--output")?.with_retry(retry);
     let checkpoints = match &cfg.args.checkpoints {
         Some(url) => Location::open(url, "--checkpoints")?.with_retry(retry),
         None => output.child("_checkpoints"),
     };
-    run_with(cfg, output, checkpoints, stop).await
+    run_observed(cfg, output, checkpoints, stop, view).await
 }
 
 /// The retry policy of `--retry-for`: each attempt is bounded by the same time, at most 2 min.
@@ -169,15 +185,49 @@ pub fn retry_policy(retry_for: Duration) -> RetryPolicy {
     }
 }
 
-/// [`run`] on stores already opened (tests wrap them, e.g. to inject faults).
+/// [`run`] on stores already opened (tests wrap them, e.g. to inject faults), progress in log
+/// lines.
 pub async fn run_with(
     cfg: RunConfig,
     output: Location,
     checkpoints: Location,
     stop: Arc<AtomicBool>,
 ) -> Result<Summary, RunError> {
+    run_observed(cfg, output, checkpoints, stop, View::Log).await
+}
+
+/// Aborts a background task when dropped (the metrics server outlives no run).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// [`run_with`], with `--once` progress shown as `view`.
+pub async fn run_observed(
+    cfg: RunConfig,
+    output: Location,
+    checkpoints: Location,
+    stop: Arc<AtomicBool>,
+    view: View,
+) -> Result<Summary, RunError> {
     info!("starting: {}", describe(&cfg, &output, &checkpoints));
     let sdk = SdkCheckpoints::from_config(&cfg, retry_policy(cfg.args.retry_for.0))?;
+    let metrics = Arc::new(Metrics::new(cfg.args.window_time.0 + STALL_MARGIN));
+    for topic in &cfg.args.topics {
+        metrics.topic(topic);
+    }
+    // Bound before Kafka is checked, so that a taken port fails the start at once and
+    // /healthz answers while the run starts.
+    let _server = match cfg.args.metrics_addr {
+        Some(addr) => {
+            let server = crate::metrics::Server::bind(addr, metrics.clone()).await?;
+            Some(AbortOnDrop(tokio::spawn(server.serve())))
+        }
+        None => None,
+    };
     let kafka = kafka_config(&cfg);
     let (partitions, watermarks) = preflight(&cfg, &kafka).await?;
     let checkpoints = CheckpointStore::new(checkpoints, &cfg.args.group);
@@ -202,7 +252,12 @@ pub async fn run_with(
         commits: CommitQueue::default(),
         rewinds: RewindQueue::default(),
         workers: Default::default(),
+        metrics: metrics.clone(),
     });
+    let progress = cfg
+        .args
+        .once
+        .then(|| Progress::start(metrics.clone(), view, cfg.args.progress_interval.0));
     let rt = tokio::runtime::Handle::current();
     let mut threads = Vec::new();
     for topic in &cfg.args.topics {
@@ -233,15 +288,25 @@ pub async fn run_with(
     };
     let mut errors = Vec::new();
     for t in threads {
-        let outcome = tokio::task::spawn_blocking(move || t.join())
-            .await
-            .map_err(|e| RunError::Failed(vec![e.to_string()]))?
-            .map_err(|_| RunError::Failed(vec!["a consumer thread panicked".into()]))?;
+        let outcome = match tokio::task::spawn_blocking(move || t.join()).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => {
+                errors.push("a consumer thread panicked".into());
+                continue;
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
         summary.reports.extend(outcome.reports);
         if cfg.args.once && !outcome.caught_up && outcome.errors.is_empty() {
             errors.push("stopped by a signal before every partition reached its end offset; what was archived is checkpointed, run again to finish".into());
         }
         errors.extend(outcome.errors);
+    }
+    if let Some(p) = progress {
+        p.finish().await;
     }
     if errors.is_empty() {
         Ok(summary)

@@ -30,6 +30,7 @@ use object_store::{Attribute, Attributes, ObjectStoreExt, PutMode, PutOptions, P
 use tracing::{debug, info, warn};
 
 use crate::config::RunConfig;
+use crate::metrics::Operation;
 use crate::retry::{retry, RetryPolicy};
 use crate::store::{Location, StoreError};
 
@@ -255,7 +256,10 @@ impl SdkCheckpoints {
         let path = self.path(&blob)?;
         let store = &self.location.store;
         // `head` returns no metadata; a zero-length `get` does.
-        let got = retry(policy, &format!("reading {blob}"), || store.get(&path)).await;
+        let got = retry(policy, Operation::Read, &format!("reading {blob}"), || {
+            store.get(&path)
+        })
+        .await;
         let attributes = match got {
             Ok(got) => got.attributes,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -300,7 +304,7 @@ impl SdkCheckpoints {
             attributes.insert(Attribute::Metadata(k.into()), v.into());
         }
         let store = &self.location.store;
-        retry(policy, &format!("writing {blob}"), || {
+        retry(policy, Operation::Write, &format!("writing {blob}"), || {
             let opts = PutOptions {
                 mode: PutMode::Overwrite,
                 attributes: attributes.clone(),

@@ -104,6 +104,45 @@ impl ClientContext for SourceContext {
             warn!(topic = %self.opts.topic, %error, reason, "kafka client error");
         }
     }
+
+    /// librdkafka's statistics (`statistics.interval.ms`, set with `--metrics-addr`): only the
+    /// high watermarks are read, for `hubcap_consumer_lag_records`.
+    fn stats_raw(&self, statistics: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Stats {
+            #[serde(default)]
+            topics: HashMap<String, Topic>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Topic {
+            #[serde(default)]
+            partitions: HashMap<String, Partition>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Partition {
+            partition: i32,
+            #[serde(default = "unknown")]
+            hi_offset: i64,
+        }
+        fn unknown() -> i64 {
+            -1
+        }
+        let stats: Stats = match serde_json::from_slice(statistics) {
+            Ok(s) => s,
+            Err(e) => return debug!(error = %e, "unreadable librdkafka statistics"),
+        };
+        let Some(topic) = stats.topics.get(&self.opts.topic) else {
+            return;
+        };
+        for p in topic.partitions.values() {
+            if p.partition < 0 || p.hi_offset < 0 {
+                continue;
+            }
+            if let Some(stats) = self.shared.metrics.existing(&self.opts.topic, p.partition) {
+                stats.set_high_watermark(p.hi_offset);
+            }
+        }
+    }
 }
 
 impl ConsumerContext for SourceContext {
@@ -180,6 +219,7 @@ impl SourceContext {
         });
         let mut state = self.state();
         state.assigned = true;
+        self.shared.metrics.topic(&topic).joined();
         let Ok(resumed) = resumed else {
             drop(state);
             self.fail(format!(
@@ -298,6 +338,7 @@ impl SourceContext {
                 match result {
                     Ok(()) => {}
                     Err(e) if e.is_fenced() => {
+                        self.shared.metrics.topic(&report.topic).fenced();
                         warn!(topic = %report.topic, partition = report.partition, error = %e, "partition stopped: another instance owns it now");
                     }
                     Err(e) => state.outcome.errors.push(format!(
@@ -394,6 +435,7 @@ impl SourceContext {
             let mut state = self.state();
             if state.kafka_down_since.is_none() {
                 state.kafka_down_since = Some(std::time::Instant::now());
+                self.shared.metrics.topic(&self.opts.topic).kafka_down(true);
                 return false;
             }
         }
@@ -421,6 +463,7 @@ impl SourceContext {
             let mut state = self.state();
             state.kafka_down_since = None;
             state.kafka_warned_at = None;
+            self.shared.metrics.topic(topic).kafka_down(false);
             return;
         }
         let down = since.elapsed();

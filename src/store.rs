@@ -25,7 +25,7 @@ use object_store::{
 };
 use url::Url;
 
-use crate::retry::{retry, RetryPolicy, Transient};
+use crate::retry::{retry, Operation, RetryPolicy, Transient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -183,17 +183,23 @@ impl Location {
 
     /// Object metadata, retrying transient errors; `NotFound` is returned as is.
     pub async fn head(&self, path: &Path) -> object_store::Result<ObjectMeta> {
-        retry(&self.retry, &format!("checking {path}"), || {
-            self.store.head(path)
-        })
+        retry(
+            &self.retry,
+            Operation::Head,
+            &format!("checking {path}"),
+            || self.store.head(path),
+        )
         .await
     }
 
     /// Writes a whole object, retrying transient errors (the same bytes each time).
     pub async fn put(&self, path: &Path, data: PutPayload) -> object_store::Result<()> {
-        retry(&self.retry, &format!("writing {path}"), || async {
-            self.store.put(path, data.clone()).await.map(|_| ())
-        })
+        retry(
+            &self.retry,
+            Operation::Write,
+            &format!("writing {path}"),
+            || async { self.store.put(path, data.clone()).await.map(|_| ()) },
+        )
         .await
     }
 
@@ -272,9 +278,12 @@ pub async fn get_versioned(
     loc: &Location,
     path: &Path,
 ) -> Result<Option<(Bytes, UpdateVersion)>, CasError> {
-    retry(&loc.retry, &format!("reading {path}"), || {
-        get_versioned_once(loc, path)
-    })
+    retry(
+        &loc.retry,
+        Operation::Read,
+        &format!("reading {path}"),
+        || get_versioned_once(loc, path),
+    )
     .await
 }
 
@@ -292,21 +301,26 @@ pub async fn put_cas(
     expected: Option<UpdateVersion>,
 ) -> Result<UpdateVersion, CasError> {
     let failed_before = std::sync::atomic::AtomicBool::new(false);
-    retry(&loc.retry, &format!("writing {path}"), || async {
-        match put_cas_once(loc, path, data.clone(), expected.clone()).await {
-            Ok(v) => Ok(v),
-            Err(CasError::Conflict) if failed_before.load(Ordering::Relaxed) => {
-                match get_versioned_once(loc, path).await? {
-                    Some((now, v)) if now == data => Ok(v),
-                    _ => Err(CasError::Conflict),
+    retry(
+        &loc.retry,
+        Operation::ConditionalWrite,
+        &format!("writing {path}"),
+        || async {
+            match put_cas_once(loc, path, data.clone(), expected.clone()).await {
+                Ok(v) => Ok(v),
+                Err(CasError::Conflict) if failed_before.load(Ordering::Relaxed) => {
+                    match get_versioned_once(loc, path).await? {
+                        Some((now, v)) if now == data => Ok(v),
+                        _ => Err(CasError::Conflict),
+                    }
+                }
+                Err(e) => {
+                    failed_before.store(true, Ordering::Relaxed);
+                    Err(e)
                 }
             }
-            Err(e) => {
-                failed_before.store(true, Ordering::Relaxed);
-                Err(e)
-            }
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
-use crate::retry::{retry, RetryPolicy, Transient};
+use crate::retry::{retry, Operation, RetryPolicy, Transient};
 
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
@@ -83,8 +83,10 @@ impl Upload {
             }
             State::Buffer { parts, .. } => {
                 let what = format!("starting the upload of {}", self.path);
-                let upload =
-                    retry(&self.retry, &what, || self.store.put_multipart(&self.path)).await?;
+                let upload = retry(&self.retry, Operation::Upload, &what, || {
+                    self.store.put_multipart(&self.path)
+                })
+                .await?;
                 let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_size);
                 for part in parts.drain(..) {
                     writer.put(part);
@@ -110,7 +112,7 @@ impl Upload {
             State::Buffer { parts, .. } => {
                 let payload: PutPayload = parts.into_iter().collect();
                 let what = format!("writing {}", self.path);
-                retry(&self.retry, &what, || async {
+                retry(&self.retry, Operation::Upload, &what, || async {
                     self.store
                         .put(&self.path, payload.clone())
                         .await

@@ -35,6 +35,7 @@ fn shared_on(
         commits: CommitQueue::default(),
         rewinds: RewindQueue::default(),
         workers: Default::default(),
+        metrics: Default::default(),
     })
 }
 
