@@ -19,51 +19,8 @@ async fn azure_blob_archive_and_checkpoint_cas_on_azurite() {
     let container = unique("hubcap").to_lowercase();
     az.create_container(&container);
 
-    cas_race_has_exactly_one_winner(&container).await;
+    checkpoint_cas_race(&format!("az://{container}/cas")).await;
     archive_round_trips(&az, &container).await;
-}
-
-/// Eight instances race to move the same checkpoint version forward: exactly one wins, every
-/// round.
-async fn cas_race_has_exactly_one_winner(container: &str) {
-    let loc = Location::open(&format!("az://{container}/cas"), "--checkpoints").unwrap();
-    let store = CheckpointStore::new(loc, "g");
-    let mut version = store
-        .save(&store.document("t", 0, 0, "seed"), None)
-        .await
-        .unwrap();
-    for round in 1..=5 {
-        let tasks: Vec<_> = (0..8)
-            .map(|i| {
-                let (store, version) = (store.clone(), version.clone());
-                tokio::spawn(async move {
-                    let c = store.document("t", 0, round * 100 + i, &format!("writer-{i}"));
-                    store.save(&c, Some(version)).await.map(|v| (v, c))
-                })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(won) => winners.push(won),
-                Err(e) => assert!(e.is_fenced(), "round {round}: {e}"),
-            }
-        }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one writer wins");
-        let (v, c) = winners.pop().unwrap();
-        let stored = store.load("t", 0).await.unwrap().unwrap();
-        assert_eq!(
-            stored.checkpoint, c,
-            "the winner's document is the stored one"
-        );
-        version = v;
-    }
-    // A create over an existing checkpoint is refused too.
-    assert!(store
-        .save(&store.document("t", 0, 1, "late"), None)
-        .await
-        .unwrap_err()
-        .is_fenced());
 }
 
 /// The emulator's address reaches hubcap through the environment set at the start of the test.

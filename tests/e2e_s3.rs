@@ -37,7 +37,7 @@ async fn s3_archive_resume_and_checkpoint_cas_on_moto() {
     moto.create_bucket(&bucket);
 
     store_cas_contract(&bucket).await;
-    cas_race_has_exactly_one_winner(&bucket).await;
+    checkpoint_cas_race(&format!("s3://{bucket}/cas")).await;
     archive_resumes_from_s3_checkpoints(&moto, &bucket).await;
 }
 
@@ -72,48 +72,6 @@ async fn store_cas_contract(bucket: &str) {
         .unwrap();
     let (data, _) = get_versioned(&loc, &path).await.unwrap().unwrap();
     assert_eq!(&data[..], b"three");
-}
-
-/// Eight instances race to move the same checkpoint version forward: exactly one wins, every
-/// round, and the losers are told they were fenced.
-async fn cas_race_has_exactly_one_winner(bucket: &str) {
-    let loc = Location::open(&format!("s3://{bucket}/cas"), "--checkpoints").unwrap();
-    let store = CheckpointStore::new(loc, "g");
-    let mut version = store
-        .save(&store.document("t", 0, 0, "seed"), None)
-        .await
-        .unwrap();
-    for round in 1..=5 {
-        let tasks: Vec<_> = (0..8)
-            .map(|i| {
-                let (store, version) = (store.clone(), version.clone());
-                tokio::spawn(async move {
-                    let c = store.document("t", 0, round * 100 + i, &format!("writer-{i}"));
-                    store.save(&c, Some(version)).await.map(|v| (v, c))
-                })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(won) => winners.push(won),
-                Err(e) => assert!(e.is_fenced(), "round {round}: {e}"),
-            }
-        }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one writer wins");
-        let (v, c) = winners.pop().unwrap();
-        let stored = store.load("t", 0).await.unwrap().unwrap();
-        assert_eq!(
-            stored.checkpoint, c,
-            "the winner's document is the stored one"
-        );
-        version = v;
-    }
-    assert!(store
-        .save(&store.document("t", 0, 1, "late"), None)
-        .await
-        .unwrap_err()
-        .is_fenced());
 }
 
 /// A `--once` run archives to S3 with its checkpoints there; `hubcap audit` finds the archive

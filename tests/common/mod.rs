@@ -1174,3 +1174,45 @@ pub fn run_config(args: &[&str]) -> hubcap::config::RunConfig {
         _ => unreachable!("parsed a run command"),
     }
 }
+
+/// Eight instances race to move the same checkpoint version at `url` forward: exactly one wins,
+/// every round, the losers are told they were fenced, and a late create is refused too.
+pub async fn checkpoint_cas_race(url: &str) {
+    let loc = hubcap::store::Location::open(url, "--checkpoints").unwrap();
+    let store = hubcap::checkpoint::CheckpointStore::new(loc, "g");
+    let mut version = store
+        .save(&store.document("t", 0, 0, "seed"), None)
+        .await
+        .unwrap();
+    for round in 1..=5 {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, version) = (store.clone(), version.clone());
+                tokio::spawn(async move {
+                    let c = store.document("t", 0, round * 100 + i, &format!("writer-{i}"));
+                    store.save(&c, Some(version)).await.map(|v| (v, c))
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(won) => winners.push(won),
+                Err(e) => assert!(e.is_fenced(), "round {round}: {e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one writer wins");
+        let (v, c) = winners.pop().unwrap();
+        let stored = store.load("t", 0).await.unwrap().unwrap();
+        assert_eq!(
+            stored.checkpoint, c,
+            "the winner's document is the stored one"
+        );
+        version = v;
+    }
+    assert!(store
+        .save(&store.document("t", 0, 1, "late"), None)
+        .await
+        .unwrap_err()
+        .is_fenced());
+}
