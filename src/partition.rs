@@ -734,10 +734,10 @@ impl PartitionWorker {
                 &self.shared.owner,
             )
         });
-        // A commit (no file pending) is mirrored to the Azure SDK checkpoint, if any.
+        // A commit (no file pending) counts as archived and is mirrored to the Azure SDK
+        // checkpoint, if any.
         let committed = pending.is_none();
         c.next_offset = next_offset;
-        let archived = pending.is_none();
         c.pending = pending;
         c.updated_at = now_rfc3339();
         let started = std::time::Instant::now();
@@ -751,7 +751,7 @@ impl PartitionWorker {
             .metrics
             .checkpoint_duration
             .observe(started.elapsed());
-        self.stats.checkpointed(next_offset, archived);
+        self.stats.checkpointed(next_offset, committed);
         self.checkpoint = Some(c);
         if let (Some(sdk), true) = (&self.shared.sdk, committed) {
             sdk.mirror(&self.topic, self.partition, next_offset).await;
