@@ -175,6 +175,12 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_AZURE_SDK_NAMESPACE", value_name = "HOST")]
     pub azure_sdk_namespace: Option<String>,
 
+    /// The Event Hubs consumer group in the Azure SDK checkpoint names (the processor's, e.g.
+    /// $Default); default: --group. Event Hubs keeps Kafka group ids apart from its consumer
+    /// groups, so the two may differ.
+    #[arg(long, env = "HUBCAP_AZURE_SDK_CONSUMER_GROUP", value_name = "NAME")]
+    pub azure_sdk_consumer_group: Option<String>,
+
     /// Serve Prometheus metrics on http://ADDR/metrics, with /healthz and /readyz, at this
     /// IP:PORT (e.g. 127.0.0.1:9464; 0.0.0.0:9464 for every interface). Off by default.
     #[arg(long, env = "HUBCAP_METRICS_ADDR", value_name = "IP:PORT")]
@@ -408,8 +414,12 @@ impl RunArgs {
             .clone()
             .or(eventhubs_host)
             .unwrap_or_else(|| namespace_from_brokers(&self.brokers));
+        let (group_flag, group) = match &self.azure_sdk_consumer_group {
+            Some(g) => ("--azure-sdk-consumer-group", g.clone()),
+            None => ("--group", self.group.clone()),
+        };
         // Topics were checked already: their characters are all allowed.
-        for (what, value) in [("the namespace", &namespace), ("--group", &self.group)] {
+        for (what, value) in [("the namespace", &namespace), (group_flag, &group)] {
             if let Some(problem) = segment_problem(value) {
                 return Err(ConfigError::SdkCheckpoints(format!(
                     "{what} {value:?} {problem}, so it cannot be one part of a checkpoint blob name"
@@ -417,6 +427,7 @@ impl RunArgs {
             }
         }
         self.azure_sdk_namespace = Some(namespace);
+        self.azure_sdk_consumer_group = Some(group);
         Ok(())
     }
 }

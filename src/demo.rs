@@ -80,6 +80,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         eventhubs_connection_string: None,
         azure_sdk_checkpoints: None,
         azure_sdk_namespace: None,
+        azure_sdk_consumer_group: None,
         empty_files: false,
         once: true,
         shutdown_timeout: HumanDuration(Duration::from_secs(30)),

@@ -202,19 +202,20 @@ impl SdkCheckpoints {
         }
     }
 
-    /// `--azure-sdk-checkpoints`, if given (validation filled in the namespace).
+    /// `--azure-sdk-checkpoints`, if given (validation filled in the namespace and group).
     pub fn from_config(cfg: &RunConfig, retry: RetryPolicy) -> Result<Option<Self>, StoreError> {
         let Some(url) = &cfg.args.azure_sdk_checkpoints else {
             return Ok(None);
         };
         let location = Location::open(url, "--azure-sdk-checkpoints")?.with_retry(retry);
         let namespace = cfg.args.azure_sdk_namespace.clone().unwrap_or_default();
-        let sdk = SdkCheckpoints::new(location, &namespace, &cfg.args.group);
+        let group = (cfg.args.azure_sdk_consumer_group.as_ref()).unwrap_or(&cfg.args.group);
+        let sdk = SdkCheckpoints::new(location, &namespace, group);
         info!(
             "Azure SDK checkpoints: mirrored to {}/{}/{{topic}}/{}/checkpoint/{{partition}}",
             sdk.location.display.trim_end_matches('/'),
             namespace.to_lowercase(),
-            cfg.args.group.to_lowercase()
+            group.to_lowercase()
         );
         Ok(Some(sdk))
     }
@@ -571,6 +572,23 @@ mod tests {
             .concat(),
         );
         assert!(slash.contains("'/'"), "{slash}");
+
+        // The consumer group defaults to --group; its own flag sets it apart from the Kafka one.
+        let group = |extra: &[&str]| validated(extra).unwrap().args.azure_sdk_consumer_group;
+        let brokers = ["--brokers", "b:1"];
+        assert_eq!(group(&brokers), None, "off by default");
+        assert_eq!(
+            group(&[&sdk[..], &brokers[..]].concat()).as_deref(),
+            Some("$Default")
+        );
+        let own = ["--azure-sdk-consumer-group", "Processors"];
+        assert_eq!(
+            group(&[&sdk[..], &brokers[..], &own[..]].concat()).as_deref(),
+            Some("Processors")
+        );
+        let bad = ["--azure-sdk-consumer-group", "a/b"];
+        let err = refused(&[&sdk[..], &brokers[..], &bad[..]].concat());
+        assert!(err.contains("--azure-sdk-consumer-group"), "{err}");
     }
 
     fn memory() -> SdkCheckpoints {

@@ -74,7 +74,9 @@ async fn sdk_checkpoint_blobs_read_back_with_their_metadata_from_azurite() {
     az.create_private_container(&container);
     let t = Tansu::start();
     let topic = unique("Clicks");
-    let group = unique("Archive-Team");
+    let group = unique("archiver");
+    // The processors' Event Hubs consumer group, apart from hubcap's Kafka group id.
+    let sdk_group = unique("Archive-Team");
     t.create_topic(&topic, 3).await;
     let produced = produce(&t.brokers, &topic, 0, 300).await;
     wait_for_high_watermarks(&t.brokers, &topic, 3, 300);
@@ -93,6 +95,8 @@ async fn sdk_checkpoint_blobs_read_back_with_their_metadata_from_azurite() {
             &sdk_url,
             "--azure-sdk-namespace",
             "MyHub-NS.ServiceBus.Windows.Net",
+            "--azure-sdk-consumer-group",
+            &sdk_group,
         ],
     );
     assert!(ok, "hubcap failed:\n{stderr}");
@@ -106,7 +110,7 @@ async fn sdk_checkpoint_blobs_read_back_with_their_metadata_from_azurite() {
             let name = format!(
                 "myhub-ns.servicebus.windows.net/{}/{}/checkpoint/{p}",
                 topic.to_lowercase(),
-                group.to_lowercase()
+                sdk_group.to_lowercase()
             );
             let seq = (counts[p as usize] - 1).to_string();
             let metadata = [("sequencenumber".to_string(), Value::from(seq))];
