@@ -7,21 +7,20 @@
 //!   HUBCAP_BENCH_FORMATS=parquet HUBCAP_BENCH_ROW_GROUP=2MiB cargo bench --bench memory
 //!   HUBCAP_BENCH_ARGS="-X queued.max.messages.kbytes=4096" cargo bench --bench memory
 //!
-//! Needs the test tools (scripts/setup-test-env): it starts its own tansu broker.
+//! Needs the test tools (scripts/setup-test-env): it starts its own Apache Kafka broker.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{hubcap, unique, Tansu};
+use common::{hubcap, unique, Kafka};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 
 const PARTITIONS: i32 = 16;
 
-/// Loads `records` values of ~1 KiB, batched: the runs all read from offset 0, which the tansu
-/// batch-fetch bug does not affect.
+/// Loads `records` values of ~1 KiB, batched.
 fn preload(brokers: &str, topic: &str, records: usize) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -105,7 +104,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(600_000);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let t = Tansu::start();
+    let t = Kafka::start();
     let topic = unique("bench");
     rt.block_on(t.create_topic(&topic, PARTITIONS));
     let loading = Instant::now();

@@ -13,7 +13,8 @@
 //! Knobs (environment): HUBCAP_BENCH_RECORDS (2,000,000), HUBCAP_BENCH_PARTITIONS (8),
 //! HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES (comma-separated subset of
 //! baseline,avro-null,avro-deflate,parquet-zstd). Needs the test tools (scripts/setup-test-env):
-//! it starts its own tansu broker.
+//! it starts its own Apache Kafka broker (one JVM beside the cases on this machine's cores, so
+//! the baseline shows what that broker delivers here).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -21,7 +22,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{hubcap, unique, Tansu};
+use common::{hubcap, unique, Kafka};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -65,9 +66,7 @@ fn event(i: usize) -> (String, String, [(&'static str, String); 2]) {
     (user, body, headers)
 }
 
-/// Loads `records` events, batched: every case reads from offset 0, which the tansu batch-fetch
-/// bug (a fetch starting inside a batch) does not affect. Returns the bytes of keys, values and
-/// headers produced.
+/// Loads `records` events, batched. Returns the bytes of keys, values and headers produced.
 fn preload(brokers: &str, topic: &str, partitions: i32, records: usize) -> u64 {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -205,7 +204,7 @@ fn main() {
         "baseline,avro-null,avro-deflate,parquet-zstd",
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let t = Tansu::start();
+    let t = Kafka::start();
     let topic = unique("throughput");
     rt.block_on(t.create_topic(&topic, partitions));
     bench(&t.brokers, &topic, partitions, records, runs, &cases);
@@ -315,7 +314,6 @@ fn bench(
 ) {
     let loading = Instant::now();
     let bytes = preload(brokers, topic, partitions, records);
-    // tansu 0.6 drops a few records of batched produce; every case reads what it holds.
     let total = common::stable_high_watermarks(brokers, topic, partitions);
     let per_record = bytes as f64 / records as f64;
     let mb = per_record * total as f64 / 1e6;

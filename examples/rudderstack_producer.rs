@@ -18,8 +18,8 @@
 //! producer sends none either unless `--headers` asks for `type` and `messageId` headers, which
 //! hubcap archives as Capture `Properties`.
 //!
-//! `-X key=value` passes librdkafka settings (SASL, TLS; `batch.num.messages=1` for tansu in the
-//! tests). Exits non-zero if any event is not acknowledged.
+//! `-X key=value` passes librdkafka settings (SASL, TLS, batching). Exits non-zero if any event
+//! is not acknowledged.
 
 use std::time::{Duration, Instant};
 

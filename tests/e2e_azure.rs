@@ -25,7 +25,7 @@ async fn azure_blob_archive_and_checkpoint_cas_on_azurite() {
 
 /// The emulator's address reaches hubcap through the environment set at the start of the test.
 async fn archive_round_trips(az: &Azurite, container: &str) {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("payments");
     let group = unique("g");
     t.create_topic(&topic, 4).await;

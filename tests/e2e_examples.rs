@@ -50,16 +50,14 @@ fn unhex(s: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn rudderstack_producer_keys_by_user_id_then_anonymous_id() {
     let producer = build_example("rudderstack_producer");
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("rudder");
     t.create_topic(&topic, 4).await;
     let count: i64 = 300;
     let (ok, stdout, stderr) = run_with_timeout(
         Command::new(&producer)
             .args(["--brokers", &t.brokers, "--topic", &topic])
-            .args(["--count", &count.to_string(), "--rate", "0", "--headers"])
-            // One record per batch: the tansu fetch bug (see tests/common).
-            .args(["-X", "batch.num.messages=1", "-X", "linger.ms=0"]),
+            .args(["--count", &count.to_string(), "--rate", "0", "--headers"]),
         Duration::from_secs(120),
     );
     assert!(ok, "the example producer failed:\n{stdout}{stderr}");

@@ -1,5 +1,5 @@
-//! Store faults, end to end: hubcap runs in-process against tansu, writing to Azurite through a
-//! fault-injecting store (failed writes and reads, writes whose answer is lost, hangs, latency),
+//! Store faults, end to end: hubcap runs in-process against Apache Kafka, writing to Azurite
+//! through a fault-injecting store (failed writes and reads, writes whose answer is lost, hangs, latency),
 //! and a watcher under the faults checks every checkpoint that lands: it never points past a
 //! file that is durable. The archive is read back with fastavro and audited.
 
@@ -164,7 +164,7 @@ async fn store_faults_never_move_a_checkpoint_past_durable_data() {
     }
     let container = unique("faults");
     az.create_container(&container);
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("ledger");
     let group = unique("g");
     t.create_topic(&topic, 4).await;
@@ -263,7 +263,7 @@ async fn once_gives_up_when_kafka_stays_unreachable() {
         .with_env_filter("info,librdkafka=warn,rdkafka=warn")
         .with_test_writer()
         .try_init();
-    let t = Tansu::start();
+    let t = Kafka::start();
     let topic = unique("vanishing");
     let group = unique("g");
     t.create_topic(&topic, 2).await;

@@ -1,4 +1,4 @@
-//! End to end against a real Kafka-protocol broker (tansu, in its own process), read back with
+//! End to end against Apache Kafka (one broker for the test binary, in its own JVM), read back with
 //! fastavro.
 
 mod common;
@@ -10,7 +10,7 @@ use common::*;
 
 const PARTITIONS: i32 = 4;
 
-fn run_args(t: &Tansu, topic: &str, group: &str, out: &std::path::Path) -> Vec<String> {
+fn run_args(t: &Kafka, topic: &str, group: &str, out: &std::path::Path) -> Vec<String> {
     [
         "run",
         "--brokers",
@@ -36,7 +36,7 @@ fn run_args(t: &Tansu, topic: &str, group: &str, out: &std::path::Path) -> Vec<S
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("orders");
     let group = unique("g");
     t.create_topic(&topic, PARTITIONS).await;
@@ -166,7 +166,7 @@ fn spawn_assigned(mut cmd: std::process::Command) -> std::process::Child {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("clicks");
     let group = unique("g");
     t.create_topic(&topic, PARTITIONS).await;
@@ -235,7 +235,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_flushes_open_windows_and_exits_zero() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("views");
     let group = unique("g");
     t.create_topic(&topic, PARTITIONS).await;
@@ -290,7 +290,7 @@ fn unreachable_brokers_and_unknown_topics_fail_fast_naming_the_fix() {
         "{stderr}"
     );
 
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let (ok, _, stderr) = run_once(&t.brokers, "no-such-topic", "g", output, &[]);
     assert!(!ok);
     assert!(
@@ -332,7 +332,7 @@ fn bad_flags_get_one_line_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_covers_several_topics_and_an_empty_one() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let busy = unique("busy");
     let empty = unique("empty");
     let group = unique("g");
@@ -362,7 +362,7 @@ async fn once_covers_several_topics_and_an_empty_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_are_one_object_per_line_with_the_fields() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("logs");
     t.create_topic(&topic, 2).await;
     produce(&t.brokers, &topic, 0, 50).await;

@@ -1,5 +1,5 @@
-//! `/metrics`, `/healthz` and `/readyz` during a continuous run against tansu, checked against
-//! the files on disk; `--once` progress in its log-line form and, in a pseudo-terminal, as bars.
+//! `/metrics`, `/healthz` and `/readyz` during a continuous run against Apache Kafka, checked
+//! against the files on disk; `--once` progress in its log-line form and, in a pseudo-terminal, as bars.
 
 mod common;
 
@@ -142,7 +142,7 @@ fn scrape_and_check(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scrape_during_a_run_counts_exactly_what_was_archived() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("metered");
     let group = unique("g");
     t.create_topic(&topic, PARTITIONS).await;
@@ -241,7 +241,7 @@ fn fields(line: &str) -> BTreeMap<String, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_off_a_terminal_logs_progress_lines_up_to_the_end() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("backlog");
     let group = unique("g");
     t.create_topic(&topic, 2).await;
@@ -315,7 +315,7 @@ async fn once_in_a_terminal_draws_bars_without_garbling_log_lines() {
         eprintln!("skipped: no util-linux script");
         return;
     }
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("tty");
     let group = unique("g");
     t.create_topic(&topic, 2).await;

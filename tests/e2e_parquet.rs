@@ -20,7 +20,7 @@ fn read_parquet(root: &std::path::Path, partition: i32) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn parquet_reads_back_in_pyarrow_and_duckdb_with_partition_pruning() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("lake");
     let group = unique("g");
     t.create_topic(&topic, 4).await;

@@ -78,7 +78,7 @@ async fn store_cas_contract(bucket: &str) {
 /// clean; a second run after more produce starts where the S3 checkpoints say and adds exactly
 /// the new records.
 async fn archive_resumes_from_s3_checkpoints(moto: &Moto, bucket: &str) {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("payments");
     let group = unique("g");
     t.create_topic(&topic, 4).await;

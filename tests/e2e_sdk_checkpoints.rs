@@ -72,7 +72,7 @@ async fn sdk_checkpoint_blobs_read_back_with_their_metadata_from_azurite() {
     let az = Azurite::start();
     let container = unique("sdk").to_lowercase();
     az.create_private_container(&container);
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("Clicks");
     let group = unique("archiver");
     // The processors' Event Hubs consumer group, apart from hubcap's Kafka group id.
@@ -142,7 +142,7 @@ async fn hubcap_starts_after_the_checkpoints_an_sdk_processor_wrote() {
     let az = Azurite::start();
     let container = unique("sdk").to_lowercase();
     az.create_private_container(&container);
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("Orders");
     let group = "$Default";
     let namespace = "Contoso-Events.ServiceBus.Windows.Net";

@@ -97,7 +97,7 @@ enum BadCheckpoint {
 /// checkpoint, and checks the run is refused with `message` and changes nothing; then fixes the
 /// checkpoint and checks one `--once` run archives exactly what remains.
 async fn refused_until_fixed(case: BadCheckpoint, message: &[&str]) {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("state");
     let other = unique("other");
     let group = unique("g");
@@ -230,8 +230,8 @@ async fn checkpoint_of_another_topic_is_refused_until_restored() {
 }
 
 /// A topic with a few records: the store is only reached after Kafka's preflight.
-async fn broker_with_topic() -> (Tansu, String) {
-    let t = Tansu::start();
+async fn broker_with_topic() -> (&'static Kafka, String) {
+    let t = Kafka::shared();
     let topic = unique("az");
     t.create_topic(&topic, 2).await;
     produce(&t.brokers, &topic, 0, 10).await;
@@ -462,7 +462,7 @@ fn path_template_with_unknown_token_is_refused() {
 /// reads a list of key/value pairs).
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_header_names_are_all_kept() {
-    let t = Tansu::start();
+    let t = Kafka::shared();
     let topic = unique("dup");
     t.create_topic(&topic, 1).await;
     let headers: [(&str, Option<&[u8]>); 4] = [
@@ -473,7 +473,6 @@ async fn duplicate_header_names_are_all_kept() {
     ];
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &t.brokers)
-        .set("batch.num.messages", "1")
         .create()
         .unwrap();
     for i in 0..2 {

@@ -1,5 +1,6 @@
-//! Test fixtures: a real tansu broker and Azurite per test (on free loopback ports, stopped on
-//! drop), a producer, the hubcap binary, and fastavro as the independent reader.
+//! Test fixtures: Apache Kafka (one broker per test binary, or per test), Azurite and moto per
+//! test (on free loopback ports, stopped on drop), a producer, the hubcap binary, and fastavro as
+//! the independent reader.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -8,15 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::Value;
 
+pub mod kafka;
 pub mod moto;
+#[allow(unused_imports)] // not every test binary starts Kafka
+pub use kafka::Kafka;
 #[allow(unused_imports)] // not every test binary starts moto
 pub use moto::*;
 
@@ -65,96 +67,6 @@ fn wait_for_port(port: u16, what: &str, child: &mut Child) {
 /// A unique name for a topic, group or container.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
-}
-
-/// A tansu broker with in-memory storage, in its own process.
-pub struct Tansu {
-    child: Child,
-    pub brokers: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Tansu {
-    pub fn start() -> Tansu {
-        let port = free_port();
-        Self::spawn(port, port)
-    }
-
-    /// A broker that clients reach only through a [`Proxy`], which can cut the network: tansu
-    /// listens on a port of its own and advertises the proxy's, so clients that bootstrap through
-    /// the proxy also connect through it afterwards.
-    pub fn start_behind_proxy() -> (Tansu, Proxy) {
-        let port = free_port();
-        let proxy = Proxy::start(port);
-        (Self::spawn(port, proxy.port), proxy)
-    }
-
-    fn spawn(port: u16, advertised: u16) -> Tansu {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised_url = format!("tcp://127.0.0.1:{advertised}");
-        let mut child = Command::new(tool("tansu/bin/tansu"))
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &advertised_url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        wait_for_port(port, "tansu", &mut child);
-        Tansu {
-            child,
-            brokers: format!("127.0.0.1:{advertised}"),
-            _dir: dir,
-        }
-    }
-
-    pub async fn create_topic(&self, name: &str, partitions: i32) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .create()
-            .unwrap();
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-        let results = admin
-            .create_topics([&topic], &AdminOptions::new())
-            .await
-            .unwrap();
-        for r in results {
-            r.unwrap();
-        }
-    }
-}
-
-impl Tansu {
-    /// The broker's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Freezes the broker (SIGSTOP): its sockets stay open but nothing answers, like a broker
-    /// that hangs or a network that drops everything. Restarting instead would lose the data,
-    /// since the memory engine keeps none across restarts.
-    pub fn pause(&self) {
-        send_signal(self.pid(), libc::SIGSTOP);
-    }
-
-    /// Thaws a paused broker (SIGCONT).
-    pub fn resume(&self) {
-        send_signal(self.pid(), libc::SIGCONT);
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Azurite's blob service, in memory, in its own process.
@@ -291,23 +203,51 @@ pub fn record(i: usize) -> (Option<Vec<u8>>, Option<Vec<u8>>, Headers) {
     (key, value, headers)
 }
 
-/// Produces `count` records, starting with record number `first`, one record per batch (the
-/// tansu fetch bug needs it; see the test-services notes), and returns what the broker acked.
+/// Produces `count` records, starting with record number `first`, batched as producers do (so
+/// files and resumes start in the middle of batches), and returns what the broker acked.
 pub async fn produce(brokers: &str, topic: &str, first: usize, count: usize) -> Vec<Produced> {
+    produce_stamped(brokers, topic, first, count, |i| {
+        1_790_000_000_000 + i as i64 * 250
+    })
+    .await
+}
+
+/// [`produce`] with record `i`'s timestamp from `timestamp(i)`.
+pub async fn produce_stamped(
+    brokers: &str,
+    topic: &str,
+    first: usize,
+    count: usize,
+    timestamp: impl Fn(usize) -> i64,
+) -> Vec<Produced> {
+    produce_with(brokers, topic, first, count, |i| {
+        let (key, value, headers) = record(i);
+        (key, value, headers, timestamp(i))
+    })
+    .await
+}
+
+/// Produces records `first..first + count`, record `i` being `make(i)` (key, value, headers,
+/// timestamp). Idempotent, so a broker restart or a lost answer never writes a record twice.
+pub async fn produce_with(
+    brokers: &str,
+    topic: &str,
+    first: usize,
+    count: usize,
+    make: impl Fn(usize) -> (Option<Vec<u8>>, Option<Vec<u8>>, Headers, i64),
+) -> Vec<Produced> {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
         .create()
         .unwrap();
-    let base_ts = 1_790_000_000_000i64;
     let mut out = Vec::with_capacity(count);
-    for chunk_start in (first..first + count).step_by(100) {
-        let chunk_end = (chunk_start + 100).min(first + count);
+    for chunk_start in (first..first + count).step_by(1000) {
+        let chunk_end = (chunk_start + 1000).min(first + count);
         let sends = (chunk_start..chunk_end).map(|i| {
-            let (key, value, headers) = record(i);
+            let (key, value, headers, ts) = make(i);
             let producer = producer.clone();
-            let ts = base_ts + i as i64 * 250;
             async move {
                 let mut h = OwnedHeaders::new();
                 for (k, v) in &headers {
@@ -344,7 +284,7 @@ pub async fn produce(brokers: &str, topic: &str, first: usize, count: usize) -> 
     out
 }
 
-/// Waits until the topic's high watermarks add up to `total` (they can lag acks on tansu).
+/// Waits until the topic's high watermarks add up to `total`.
 pub fn wait_for_high_watermarks(brokers: &str, topic: &str, partitions: i32, total: i64) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -914,18 +854,28 @@ impl Instance {
         }
     }
 
-    /// Where the process stands in the group, from its log: `Some(partitions)` when its last
-    /// rebalance event was an assignment, `None` before the first one or while revoked.
+    /// The partitions the process owns, from its log: what the assignments gave and the
+    /// revocations did not take away; `None` before its first assignment and after a revocation
+    /// that left it nothing (an eager rebalance, or a lost session, until it is assigned again).
     pub fn assignment(&self) -> Option<Vec<i32>> {
-        let mut current = None;
+        // Sets, not lists: with cooperative rebalancing (`cooperative-sticky`, or the KIP-848
+        // consumer protocol) each line names only the partitions added or taken away.
+        let mut current: Option<std::collections::BTreeSet<i32>> = None;
         for line in self.lines.lock().unwrap().iter() {
             if line.contains("partitions assigned") {
-                current = Some(logged_partitions(line));
+                current
+                    .get_or_insert_default()
+                    .extend(logged_partitions(line));
             } else if line.contains("partitions revoked") {
-                current = None;
+                if let Some(owned) = current.as_mut() {
+                    for p in logged_partitions(line) {
+                        owned.remove(&p);
+                    }
+                }
+                current = current.filter(|owned| !owned.is_empty());
             }
         }
-        current
+        current.map(|owned| owned.into_iter().collect())
     }
 
     /// Waits for the process to end within `timeout` (panicking with its log otherwise) and
@@ -1117,7 +1067,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, epoch: u64, state: &ProxyState) 
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
-/// The sum of the high watermarks once it stops moving (it can lag acks on tansu).
+/// The sum of the high watermarks once it stops moving (a producer may still be writing).
 pub fn stable_high_watermarks(brokers: &str, topic: &str, partitions: i32) -> usize {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
