@@ -9,7 +9,8 @@
 //! - a listing of the output, for files no manifest lists (archives older than manifests): their
 //!   names are mapped to topic, partition and first offset with `--path-format`, and the files
 //!   are read for their actual `SequenceNumber`s, which must increase;
-//! - with `--brokers`, each partition's low and high watermarks.
+//! - with `--brokers`, each partition's low and high watermarks, and what Kafka holds in each gap
+//!   (below).
 //!
 //! Per (group, topic, partition), the files whose first offset is below the checkpoint must cover
 //! the offsets from the first file up to the checkpoint exactly once. Reported, and failures:
@@ -18,8 +19,13 @@
 //!   checkpoint (and with `--brokers`, between the low watermark and the first file). On a plain
 //!   topic every offset holds a record, so a gap is a lost file. On compacted or transactional
 //!   topics, offsets without records (compaction, transaction markers, aborted records) make
-//!   gaps that lose nothing, and without reading Kafka itself the two cannot be told apart, so
-//!   gaps are failures by default and `--allow-gaps` reports them as warnings;
+//!   gaps that lose nothing. With `--brokers`, each gap whose offsets Kafka still holds is read
+//!   with a read_committed consumer from its first offset: when the first record delivered is
+//!   past the gap, or the partition ends first, Kafka holds no committed record there and the gap
+//!   is **explained**: reported, not a failure. A record inside the gap is a loss (its offset is
+//!   reported). A gap Kafka cannot answer for (below the low watermark, Kafka did not answer in
+//!   time, a transaction still open in it, a re-created topic) stays a gap, with why. Gaps that
+//!   are not explained are failures unless `--allow-gaps`, which reports them as warnings;
 //! - a file that reaches past the checkpoint, a file a manifest lists that is missing or has
 //!   another size, an unreadable file below the checkpoint, an unreadable checkpoint or manifest;
 //! - with `--brokers`: a checkpoint below the low watermark (retention deleted offsets before they
@@ -30,6 +36,14 @@
 //! next run archives those offsets again, mostly under the same names), a pending intent, and
 //! with `--brokers` the offsets not archived yet. Files of a partition that has no checkpoint are
 //! orphans too: nothing was promised for it.
+//!
+//! Reported, not a failure, because nothing hubcap promised was lost: with `--brokers`, offsets
+//! **removed before archiving**, from 0 up to where the archive starts, when Kafka no longer
+//! holds them and the archive starts at or below the low watermark (its first file starts
+//! there, or with no file the checkpoint is the low watermark, or an explained gap runs from the
+//! low watermark to the first file or checkpoint). hubcap starts a partition at the log start,
+//! so retention had deleted them before hubcap first read it. (A first file deleted from the
+//! archive after Kafka deleted its records too looks the same; nothing left can tell them apart.)
 //!
 //! Files a manifest lists are only checked for existence and size, not read: the manifest line
 //! was written from the file's own intent. A file listed by one group's manifest belongs to that
@@ -57,7 +71,7 @@ mod report;
 mod text;
 
 use decode::{avro_offsets, parquet_offsets};
-use kafka::fetch_watermarks;
+use kafka::{check_gaps, fetch_watermarks};
 pub use report::*;
 
 const CHECKPOINTS_DIR: &str = "_checkpoints";
@@ -86,10 +100,12 @@ pub struct AuditArgs {
     #[arg(long, env = "HUBCAP_PATH_FORMAT", default_value = crate::path::DEFAULT_TEMPLATE)]
     pub path_format: String,
     /// Report gaps (offsets no file holds) as warnings, not failures: for compacted or
-    /// transactional topics, whose offsets do not all hold records.
+    /// transactional topics, whose offsets do not all hold records, where `--brokers` cannot
+    /// tell (Kafka no longer holds the offsets).
     #[arg(long, env = "HUBCAP_ALLOW_GAPS")]
     pub allow_gaps: bool,
-    /// Kafka bootstrap servers: also compare with each partition's earliest/latest offsets.
+    /// Kafka bootstrap servers: also compare with each partition's earliest/latest offsets, and
+    /// read each gap from Kafka (read_committed): a gap without committed records is no failure.
     #[arg(long)]
     pub brokers: Option<String>,
     /// A librdkafka setting for --brokers, key=value (security, SASL, TLS); repeatable.
@@ -140,7 +156,7 @@ pub enum AuditError {
     },
     #[error("topic {topic} does not exist on {brokers}")]
     UnknownTopic { topic: String, brokers: String },
-    #[error("reading the watermarks stopped unexpectedly: {0}")]
+    #[error("reading Kafka stopped unexpectedly: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
@@ -167,6 +183,13 @@ pub async fn audit(
         topics.extend(args.topics.iter().cloned());
         let marks = fetch_watermarks(brokers, &args.kafka, topics).await?;
         report.compare_watermarks(&marks);
+        let queries = report.gaps_to_check();
+        let checks = if queries.is_empty() {
+            GapChecks::new()
+        } else {
+            check_gaps(brokers, &args.kafka, queries).await?
+        };
+        report.apply_gap_checks(&checks);
     }
     write_report(&report, args.json, out)?;
     Ok(report)

@@ -114,6 +114,11 @@ pub fn kafka_config(cfg: &RunConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("client.id", "hubcap")
         .set("auto.offset.reset", "earliest")
+        // Committed records only, never aborted ones or those of open transactions; a
+        // partition's end is then its last stable offset, so `--once` neither waits for open
+        // transactions nor skips them (librdkafka's default too, stated because the archive's
+        // contents depend on it). `-X isolation.level=read_uncommitted` archives everything.
+        .set("isolation.level", "read_committed")
         // Prefetch per partition; bounds memory with many partitions.
         .set("queued.max.messages.kbytes", "16384");
     if cfg.args.metrics_addr.is_some() {

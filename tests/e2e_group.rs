@@ -336,7 +336,7 @@ async fn a_frozen_instance_is_fenced_when_it_wakes_and_nothing_is_lost_or_double
     let out = tempfile::tempdir().unwrap();
     let producer = BackgroundProducer::start(&t.brokers, &topic, 20, Duration::from_millis(100));
 
-    let mut a = Instance::spawn("A", continuous(&t, &topic, &group, out.path()));
+    let mut a = Instance::spawn("A", continuous(t, &topic, &group, out.path()));
     a.wait_for_line(0, "partitions assigned", Duration::from_secs(60));
     a.wait_for_line(0, "file written", Duration::from_secs(30));
     // Half a window later, every window of A holds records. When A wakes, its windows publish
@@ -347,7 +347,7 @@ async fn a_frozen_instance_is_fenced_when_it_wakes_and_nothing_is_lost_or_double
     // Freeze A with its windows open; B joins and gets every partition once A's session expired.
     a.signal(libc::SIGSTOP);
     let frozen_at = Instant::now();
-    let mut b = Instance::spawn("B", continuous(&t, &topic, &group, out.path()));
+    let mut b = Instance::spawn("B", continuous(t, &topic, &group, out.path()));
     let all: Vec<i32> = (0..PARTITIONS).collect();
     let deadline = Instant::now() + Duration::from_secs(90);
     while b.assignment().as_ref() != Some(&all) {
@@ -426,7 +426,7 @@ async fn a_frozen_instance_is_fenced_when_it_wakes_and_nothing_is_lost_or_double
     let a_fenced = a.count_since(0, FENCED_LINE);
     let a_files = a.count_since(0, "file written");
     let b_files = b.count_since(0, "file written");
-    let audit = finish_and_audit(&t, &topic, &group, out.path(), &produced, PARTITIONS);
+    let audit = finish_and_audit(t, &topic, &group, out.path(), &produced, PARTITIONS);
     println!(
         "zombie test: B took over {took_over:.0?} after A froze; B wrote {b_files_before_wake} files while A slept; \
          A was fenced on {a_fenced} partitions; A wrote {a_files} files in all, B {b_files}; after the final --once: \

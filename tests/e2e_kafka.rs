@@ -46,7 +46,7 @@ async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing
 
     let (ok, stdout, stderr) = run_with_timeout(
         hubcap()
-            .args(run_args(&t, &topic, &group, out.path()))
+            .args(run_args(t, &topic, &group, out.path()))
             .args(["--once", "--window-size", "16KiB"]),
         Duration::from_secs(120),
     );
@@ -101,7 +101,7 @@ async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing
     let started = Instant::now();
     let (ok, _, stderr) = run_with_timeout(
         hubcap()
-            .args(run_args(&t, &topic, &group, out.path()))
+            .args(run_args(t, &topic, &group, out.path()))
             .arg("--once"),
         Duration::from_secs(60),
     );
@@ -114,7 +114,7 @@ async fn once_archives_every_offset_exactly_once_and_a_second_run_writes_nothing
     wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 1400);
     let (ok, _, stderr) = run_with_timeout(
         hubcap()
-            .args(run_args(&t, &topic, &group, out.path()))
+            .args(run_args(t, &topic, &group, out.path()))
             .arg("--once"),
         Duration::from_secs(60),
     );
@@ -192,14 +192,15 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         .unwrap_or(20);
     assert!(kills >= 2, "HUBCAP_KILLS must be at least 2");
     let mut files_after = Vec::new();
+    // Static membership (KIP-345), as a restarted scheduled job would use it: each new instance
+    // takes over the killed one's membership and partitions at once, without waiting for its
+    // session to expire (the group tests cover expiring sessions).
+    let instance_id = format!("group.instance.id={}", unique("member"));
     for _ in 0..kills {
         let mut cmd = hubcap();
-        cmd.args(run_args(&t, &topic, &group, out.path())).args([
-            "--window-size",
-            "8KiB",
-            "--window-time",
-            "1s",
-        ]);
+        cmd.args(run_args(t, &topic, &group, out.path()))
+            .args(["--window-size", "8KiB", "--window-time", "1s"])
+            .args(["-X", &instance_id]);
         let mut child = spawn_assigned(cmd);
         std::thread::sleep(Duration::from_millis(rand::random_range(200..3000)));
         child.kill().unwrap(); // SIGKILL
@@ -212,7 +213,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, total);
     let (ok, _, stderr) = run_with_timeout(
         hubcap()
-            .args(run_args(&t, &topic, &group, out.path()))
+            .args(run_args(t, &topic, &group, out.path()))
             .args(["--once", "--window-size", "8KiB"]),
         Duration::from_secs(180),
     );
@@ -242,7 +243,7 @@ async fn sigterm_flushes_open_windows_and_exits_zero() {
     let produced = produce(&t.brokers, &topic, 0, 200).await;
     let out = tempfile::tempdir().unwrap();
     let child = hubcap()
-        .args(run_args(&t, &topic, &group, out.path()))
+        .args(run_args(t, &topic, &group, out.path()))
         .args(["--window-time", "1h"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -341,7 +342,7 @@ async fn once_covers_several_topics_and_an_empty_one() {
     let produced = produce(&t.brokers, &busy, 0, 300).await;
     wait_for_high_watermarks(&t.brokers, &busy, PARTITIONS, 300);
     let out = tempfile::tempdir().unwrap();
-    let mut args = run_args(&t, &busy, &group, out.path());
+    let mut args = run_args(t, &busy, &group, out.path());
     args.extend(["--topic", &empty, "--once"].map(String::from));
     let (ok, stdout, stderr) = run_with_timeout(hubcap().args(&args), Duration::from_secs(120));
     assert!(ok, "{stderr}");

@@ -8,6 +8,12 @@ use serde::Serialize;
 /// Kafka's view of a partition: (low, high) watermarks, by (topic, partition).
 pub type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
 
+/// The gaps to look for in Kafka, by (topic, partition), each partition's in offset order.
+pub type GapQueries = BTreeMap<(String, i32), Vec<OffsetRange>>;
+
+/// What Kafka holds at each gap asked about, by (topic, partition, the gap's offsets).
+pub type GapChecks = BTreeMap<(String, i32, OffsetRange), GapCheck>;
+
 /// The outcome of `hubcap audit`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditReport {
@@ -64,7 +70,7 @@ pub struct PartitionAudit {
 }
 
 /// An inclusive range of offsets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct OffsetRange {
     pub first: i64,
     pub last: i64,
@@ -115,6 +121,31 @@ pub struct Gap {
     pub after: Option<String>,
     /// The file that starts after it; `None` when the gap runs up to the checkpoint.
     pub before: Option<String>,
+    /// With `--brokers`: what Kafka holds at these offsets.
+    pub kafka: Option<GapCheck>,
+}
+
+impl Gap {
+    /// Kafka holds no committed record at these offsets: the gap loses nothing.
+    pub fn explained(&self) -> bool {
+        self.kafka == Some(GapCheck::NoRecords)
+    }
+}
+
+/// What reading a gap's offsets from Kafka (`isolation.level=read_committed`) found. In JSON,
+/// `{"check": "no_records"}`, `{"check": "record_at", "offset": 12}` or
+/// `{"check": "not_checked", "reason": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum GapCheck {
+    /// No committed record: transaction markers, aborted records or compacted ones. Not a
+    /// failure: a read_committed consumer never receives anything there.
+    NoRecords,
+    /// Kafka still has a committed record at `offset`, in the gap: it was lost from the archive.
+    RecordAt { offset: i64 },
+    /// Kafka could not tell (it no longer holds the offsets, it did not answer in time): the gap
+    /// stays a gap.
+    NotChecked { reason: String },
 }
 
 /// Offsets held by two files.
@@ -154,6 +185,9 @@ pub struct KafkaCheck {
     /// Offsets Kafka's retention deleted before they were archived (the checkpoint is below the
     /// low watermark): lost.
     pub retention_lost: Option<OffsetRange>,
+    /// Offsets below the archive's first one that retention deleted before hubcap first read
+    /// the partition: never archived, and nothing hubcap promised. Not a failure.
+    pub removed_before_archived: Option<OffsetRange>,
     /// Offsets in Kafka from the checkpoint on: the next run archives them.
     pub unarchived: Option<OffsetRange>,
     /// The checkpoint is past the partition's end: the topic was re-created or its offsets
@@ -202,8 +236,9 @@ impl Failures {
 }
 
 impl AuditReport {
-    /// No gaps (unless allowed), overlaps, missing or unreadable files below any checkpoint, no
-    /// unreadable checkpoint or manifest, and (with `--brokers`) nothing lost to retention.
+    /// No gaps (unless allowed, or Kafka holds no committed record in them), overlaps, missing or
+    /// unreadable files below any checkpoint, no unreadable checkpoint or manifest, and (with
+    /// `--brokers`) nothing lost to retention.
     /// Orphans and pending intents are reported but settle on the next run.
     pub fn clean(&self) -> bool {
         self.failures().total() == 0
@@ -255,6 +290,36 @@ impl AuditReport {
             }
         }
         self.sort();
+    }
+
+    /// The gaps to read from Kafka: those of partitions compared with the watermarks whose
+    /// offsets Kafka still holds, each once (groups archiving the same partition share them).
+    pub fn gaps_to_check(&self) -> GapQueries {
+        let mut wanted: BTreeMap<(String, i32), BTreeSet<OffsetRange>> = BTreeMap::new();
+        for p in &self.partitions {
+            let Some(k) = p.kafka.as_ref().filter(|k| !k.checkpoint_ahead) else {
+                continue;
+            };
+            for g in p.gaps.iter().filter(|g| g.offsets.first >= k.low) {
+                wanted
+                    .entry((p.topic.clone(), p.partition))
+                    .or_default()
+                    .insert(g.offsets);
+            }
+        }
+        wanted
+            .into_iter()
+            .map(|(key, gaps)| (key, gaps.into_iter().collect()))
+            .collect()
+    }
+
+    /// Records what Kafka holds at each gap of the partitions compared with the watermarks
+    /// (`checks` answers [`gaps_to_check`](Self::gaps_to_check)). A gap that holds no committed
+    /// record is no longer a failure.
+    pub fn apply_gap_checks(&mut self, checks: &GapChecks) {
+        for p in &mut self.partitions {
+            p.apply_gap_checks(checks);
+        }
     }
 
     pub(crate) fn sort(&mut self) {
@@ -310,6 +375,7 @@ impl PartitionAudit {
                     },
                     after: Some(by),
                     before: None,
+                    kafka: None,
                 });
             }
         }
@@ -335,6 +401,7 @@ impl PartitionAudit {
                 },
                 after: Some(by.to_string()),
                 before: Some(f.path.clone()),
+                kafka: None,
             });
         }
     }
@@ -354,6 +421,7 @@ impl PartitionAudit {
             low,
             high,
             retention_lost: None,
+            removed_before_archived: self.removed_before_archived(low),
             unarchived: None,
             checkpoint_ahead: false,
         };
@@ -366,21 +434,7 @@ impl PartitionAudit {
                         last: low - 1,
                     });
                 }
-                // Kafka still holds offsets below the first file that the checkpoint has passed:
-                // they were never archived.
-                let start = self.covered.first().map_or(next, |r| r.first).min(next);
-                if low < start {
-                    let before = (start < next).then(|| self.first_file.clone()).flatten();
-                    let gap = Gap {
-                        offsets: OffsetRange {
-                            first: low,
-                            last: start - 1,
-                        },
-                        after: None,
-                        before,
-                    };
-                    self.gaps.insert(0, gap);
-                }
+                self.add_head_gap(low, next);
                 next.max(low)
             }
             None => low,
@@ -394,6 +448,93 @@ impl PartitionAudit {
         self.kafka = Some(k);
     }
 
+    /// The offset the archive starts at: its first file's, or with no file below the
+    /// checkpoint, the checkpoint itself.
+    fn archive_start(&self, next: i64) -> i64 {
+        self.covered.first().map_or(next, |r| r.first).min(next)
+    }
+
+    /// Kafka still holds offsets below the first file that the checkpoint has passed: they were
+    /// never archived.
+    fn add_head_gap(&mut self, low: i64, next: i64) {
+        let start = self.archive_start(next);
+        if low < start {
+            let before = (start < next).then(|| self.first_file.clone()).flatten();
+            let gap = Gap {
+                offsets: OffsetRange {
+                    first: low,
+                    last: start - 1,
+                },
+                after: None,
+                before,
+                kafka: None,
+            };
+            self.gaps.insert(0, gap);
+        }
+    }
+
+    /// Offsets 0 up to the archive's start, when Kafka no longer holds any of them and the
+    /// archive starts at or below the low watermark: hubcap starts a partition at the log
+    /// start, so retention had deleted them before hubcap first read it. The audit cannot tell
+    /// this from a first file deleted from the archive after Kafka deleted its records too.
+    /// With no file, only a checkpoint at the low watermark says where hubcap started (one
+    /// below it is a retention loss; one above it leaves a gap, see `apply_gap_checks`).
+    fn removed_before_archived(&self, low: i64) -> Option<OffsetRange> {
+        let next = self.checkpoint?;
+        let start = self.archive_start(next);
+        let started_at_log_start = if self.covered.is_empty() {
+            start == low
+        } else {
+            start <= low
+        };
+        (started_at_log_start && start > 0).then_some(OffsetRange {
+            first: 0,
+            last: start - 1,
+        })
+    }
+
+    /// Records what Kafka holds at each gap. A gap Kafka cannot be asked about (it no longer
+    /// holds its first offset, or the topic was re-created) is marked with why. A gap before
+    /// the first file that holds no committed record means hubcap's first read found nothing
+    /// there either: the offsets below the low watermark were removed before hubcap read them.
+    pub(crate) fn apply_gap_checks(&mut self, checks: &GapChecks) {
+        let Some(k) = &mut self.kafka else {
+            return;
+        };
+        for g in &mut self.gaps {
+            let check = if k.checkpoint_ahead {
+                not_checked(REASON_RECREATED.into())
+            } else if g.offsets.first < k.low {
+                not_checked(format!(
+                    "Kafka no longer holds these offsets (its log starts at {})",
+                    k.low
+                ))
+            } else {
+                let key = (self.topic.clone(), self.partition, g.offsets);
+                checks
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| not_checked("not read from Kafka".into()))
+            };
+            g.kafka = Some(check);
+        }
+        let head_explained = self
+            .gaps
+            .first()
+            .is_some_and(|g| g.after.is_none() && g.offsets.first == k.low && g.explained());
+        if head_explained && k.low > 0 && k.removed_before_archived.is_none() {
+            k.removed_before_archived = Some(OffsetRange {
+                first: 0,
+                last: k.low - 1,
+            });
+        }
+    }
+
+    /// Gaps Kafka did not show to hold no committed record: lost files, unless `--allow-gaps`.
+    pub fn unexplained_gaps(&self) -> usize {
+        self.gaps.iter().filter(|g| !g.explained()).count()
+    }
+
     pub fn failures(&self, allow_gaps: bool) -> Failures {
         let count = |n: usize| n as u64;
         let kafka = self.kafka.as_ref();
@@ -401,7 +542,7 @@ impl PartitionAudit {
             gaps: if allow_gaps {
                 0
             } else {
-                count(self.gaps.len())
+                count(self.unexplained_gaps())
             },
             overlaps: count(self.overlaps.len()),
             past_checkpoint: count(self.past_checkpoint.len()),
@@ -418,4 +559,11 @@ impl PartitionAudit {
             checkpoint_ahead: u64::from(kafka.is_some_and(|k| k.checkpoint_ahead)),
         }
     }
+}
+
+const REASON_RECREATED: &str =
+    "the checkpoint is past the partition's end: Kafka's offsets are not the archived ones";
+
+fn not_checked(reason: String) -> GapCheck {
+    GapCheck::NotChecked { reason }
 }

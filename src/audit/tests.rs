@@ -260,6 +260,7 @@ async fn a_missing_file_is_a_gap_between_its_neighbours() {
             offsets: range(10, 19),
             after: Some(first.clone()),
             before: Some(third.clone()),
+            kafka: None,
         }]
     );
     assert_eq!(p.covered, vec![range(0, 9), range(20, 29)]);
@@ -302,6 +303,7 @@ async fn offsets_between_the_last_file_and_the_checkpoint_are_a_gap() {
             offsets: range(10, 14),
             after: Some(last),
             before: None,
+            kafka: None,
         }]
     );
     assert!(text.contains("up to the checkpoint"), "{text}");
@@ -736,6 +738,7 @@ fn watermarks_find_unarchived_heads_and_tails() {
             offsets: range(0, 4),
             after: None,
             before: Some("f5".into()),
+            kafka: None,
         }]
     );
     let k = p.kafka.clone().unwrap();
@@ -743,10 +746,15 @@ fn watermarks_find_unarchived_heads_and_tails() {
     assert_eq!((k.retention_lost, k.checkpoint_ahead), (None, false));
     assert_eq!(p.failures(false).gaps, 1);
 
-    // Retention already deleted what the archive starts with: no gap.
+    // Retention already deleted what the archive starts with: no gap, and what came before the
+    // first file was removed before hubcap read it.
     let mut p = checked(Some(20), &[(5, 19)]);
     p.compare_watermarks(10, 30);
     assert!(p.gaps.is_empty());
+    assert_eq!(
+        p.kafka.as_ref().unwrap().removed_before_archived,
+        Some(range(0, 4))
+    );
     assert_eq!(p.failures(false).total(), 0);
 }
 
@@ -929,4 +937,284 @@ fn command_line_defaults_and_flags() {
     if std::env::var_os("HUBCAP_PATH_FORMAT").is_none() {
         assert_eq!(args.path_format, DEFAULT_TEMPLATE);
     }
+}
+
+// ---- what Kafka holds in gaps ----
+
+/// Partition 0 of topic `t`, files `spans` below `checkpoint`, compared with (low, high), and
+/// its gaps answered by `answer` as Kafka would (only those `gaps_to_check` asks about).
+fn kafka_checked(
+    checkpoint: i64,
+    spans: &[(i64, i64)],
+    (low, high): (i64, i64),
+    answer: impl Fn(OffsetRange) -> GapCheck,
+) -> AuditReport {
+    let mut report = AuditReport {
+        partitions: vec![checked(Some(checkpoint), spans)],
+        ..Default::default()
+    };
+    report.partitions[0].compare_watermarks(low, high);
+    let checks: GapChecks = report
+        .gaps_to_check()
+        .into_iter()
+        .flat_map(|((topic, partition), gaps)| {
+            let answer = &answer;
+            gaps.into_iter()
+                .map(move |g| ((topic.clone(), partition, g), answer(g)))
+        })
+        .collect();
+    report.apply_gap_checks(&checks);
+    report
+}
+
+fn json_of(report: &AuditReport) -> serde_json::Value {
+    let mut out = Vec::new();
+    write_report(report, true, &mut out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[test]
+fn gaps_kafka_holds_no_committed_record_in_are_not_failures() {
+    // Transaction markers at 10 and at 20..=21 (an aborted record and its marker), as a
+    // transactional topic leaves them between files and before the checkpoint.
+    let report = kafka_checked(22, &[(0, 9), (11, 19)], (0, 22), |_| GapCheck::NoRecords);
+    let p = partition(&report, 0);
+    assert_eq!(p.gaps.len(), 2, "{p:#?}");
+    assert!(p.gaps.iter().all(Gap::explained), "{p:#?}");
+    assert!(report.clean());
+    let text = report.text();
+    assert!(
+        text.contains(
+            "offsets 10..10 hold no committed record in Kafka (transaction markers, aborted or \
+             compacted records): nothing lost (between f0 and f11)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "offsets 20..21 hold no committed record in Kafka (transaction markers, aborted or \
+             compacted records): nothing lost (after f11, up to the checkpoint)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("offsets 0..=9, 11..=19  kafka 0..22  clean\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "audit: clean (1 partitions, 2 files, 19 events; not failures: 2 gaps without \
+             committed records)\n"
+        ),
+        "{text}"
+    );
+    let json = json_of(&report);
+    assert_eq!(json["clean"], true);
+    assert_eq!(json["failures"]["gaps"], 0);
+    let gap = &json["partitions"][0]["gaps"][0];
+    assert_eq!(
+        (gap["first"].as_i64(), gap["last"].as_i64()),
+        (Some(10), Some(10))
+    );
+    assert_eq!(gap["kafka"], serde_json::json!({"check": "no_records"}));
+}
+
+#[test]
+fn a_record_kafka_still_has_in_a_gap_is_a_loss() {
+    let report = kafka_checked(30, &[(0, 9), (20, 29)], (0, 30), |g| GapCheck::RecordAt {
+        offset: g.first + 2,
+    });
+    let p = partition(&report, 0);
+    assert_eq!(p.gaps[0].kafka, Some(GapCheck::RecordAt { offset: 12 }));
+    assert_eq!(report.failures().gaps, 1);
+    let text = report.text();
+    assert!(
+        text.contains(
+            "gap 10..=19 (10 offsets) between f0 and f20; Kafka still has a record at offset 12: \
+             lost\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("audit: FAILED: 1 gap ("), "{text}");
+    let json = json_of(&report);
+    assert_eq!(
+        json["partitions"][0]["gaps"][0]["kafka"],
+        serde_json::json!({"check": "record_at", "offset": 12})
+    );
+
+    // --allow-gaps still allows it.
+    let mut report = report;
+    report.allow_gaps = true;
+    assert!(report.clean());
+    assert!(report.text().contains("not failures: 1 allowed gap)"));
+}
+
+#[test]
+fn gaps_kafka_no_longer_holds_stay_gaps() {
+    // Retention moved the log start into the gap: it cannot be checked, and is not asked about.
+    let report = kafka_checked(30, &[(0, 9), (20, 29)], (15, 30), |g| {
+        panic!("{g} was asked about")
+    });
+    let p = partition(&report, 0);
+    let reason = "Kafka no longer holds these offsets (its log starts at 15)";
+    assert_eq!(
+        p.gaps[0].kafka,
+        Some(GapCheck::NotChecked {
+            reason: reason.into()
+        })
+    );
+    assert_eq!(report.failures().gaps, 1);
+    let text = report.text();
+    assert!(
+        text.contains(&format!(
+            "gap 10..=19 (10 offsets) between f0 and f20; not checked in Kafka: {reason}\n"
+        )),
+        "{text}"
+    );
+    let json = json_of(&report);
+    assert_eq!(
+        json["partitions"][0]["gaps"][0]["kafka"],
+        serde_json::json!({"check": "not_checked", "reason": reason})
+    );
+
+    // A checkpoint past the partition's end: Kafka's offsets are other records.
+    let report = kafka_checked(30, &[(0, 9), (20, 29)], (0, 8), |g| {
+        panic!("{g} was asked about")
+    });
+    let gap = &partition(&report, 0).gaps[0];
+    assert!(
+        matches!(&gap.kafka, Some(GapCheck::NotChecked { reason }) if reason.contains("past the partition's end")),
+        "{gap:?}"
+    );
+    assert!(!report.clean());
+}
+
+#[test]
+fn a_gap_is_checked_once_for_every_group_that_has_it() {
+    let mut h = checked(Some(30), &[(0, 9), (20, 24)]);
+    h.group = Some("h".into());
+    let mut report = AuditReport {
+        partitions: vec![checked(Some(30), &[(0, 9), (20, 29)]), h],
+        ..Default::default()
+    };
+    let marks: Watermarks = [(("t".to_string(), 0), (0, 30))].into_iter().collect();
+    report.compare_watermarks(&marks);
+    let queries = report.gaps_to_check();
+    assert_eq!(
+        queries,
+        [(("t".to_string(), 0), vec![range(10, 19), range(25, 29)])]
+            .into_iter()
+            .collect::<GapQueries>()
+    );
+    // Answered once, applied to both groups.
+    let checks: GapChecks = [
+        (("t".to_string(), 0, range(10, 19)), GapCheck::NoRecords),
+        (
+            ("t".to_string(), 0, range(25, 29)),
+            GapCheck::RecordAt { offset: 25 },
+        ),
+    ]
+    .into_iter()
+    .collect();
+    report.apply_gap_checks(&checks);
+    let by_group: Vec<(Option<&str>, u64)> = report
+        .partitions
+        .iter()
+        .map(|p| (p.group.as_deref(), p.failures(false).gaps))
+        .collect();
+    assert_eq!(by_group, vec![(Some("g"), 0), (Some("h"), 1)]);
+}
+
+#[test]
+fn offsets_retention_removed_before_the_first_read_are_a_note() {
+    // (checkpoint, files, low watermark) → offsets removed before hubcap first read them
+    type Case = (Option<i64>, &'static [(i64, i64)], i64, Option<(i64, i64)>);
+    let table: &[Case] = &[
+        // The first file starts at the low watermark, or below it (retention went on since).
+        (Some(20), &[(5, 19)], 5, Some((0, 4))),
+        (Some(20), &[(5, 19)], 12, Some((0, 4))),
+        // Kafka still holds offsets before the first file: a gap, not this note.
+        (Some(20), &[(5, 19)], 3, None),
+        (Some(20), &[(5, 19)], 0, None),
+        // The archive starts at offset 0: nothing was removed before it.
+        (Some(20), &[(0, 19)], 10, None),
+        // No file: only a checkpoint at the low watermark says hubcap started there.
+        (Some(20), &[], 20, Some((0, 19))),
+        (Some(20), &[], 25, None),
+        (Some(20), &[], 10, None),
+        (Some(0), &[], 0, None),
+        (None, &[], 10, None),
+    ];
+    for &(checkpoint, files, low, removed) in table {
+        let mut p = checked(checkpoint, files);
+        p.compare_watermarks(low, 40);
+        let case = format!("checkpoint {checkpoint:?}, files {files:?}, low {low}");
+        let k = p.kafka.as_ref().unwrap();
+        assert_eq!(
+            k.removed_before_archived,
+            removed.map(|(f, l)| range(f, l)),
+            "{case}"
+        );
+        // A note, never a failure (a checkpoint below the low watermark fails on its own).
+        let lost = u64::from(k.retention_lost.is_some());
+        assert_eq!(
+            p.failures(true).total(),
+            lost,
+            "{case}: {:?}",
+            p.failures(true)
+        );
+    }
+}
+
+#[test]
+fn a_gap_before_the_first_file_without_records_extends_the_retention_note() {
+    // Kafka's log starts at 3 with offsets that hold no committed record (the end of a
+    // transaction whose records retention deleted), then the first file at 5.
+    let report = kafka_checked(20, &[(5, 19)], (3, 20), |_| GapCheck::NoRecords);
+    let p = partition(&report, 0);
+    assert_eq!(
+        p.kafka.as_ref().unwrap().removed_before_archived,
+        Some(range(0, 2))
+    );
+    assert!(report.clean());
+    // No file at all, and nothing committed from the low watermark to the checkpoint.
+    let report = kafka_checked(20, &[], (10, 20), |_| GapCheck::NoRecords);
+    let p = partition(&report, 0);
+    assert_eq!(
+        p.kafka.as_ref().unwrap().removed_before_archived,
+        Some(range(0, 9))
+    );
+    assert!(report.clean(), "{}", report.text());
+    // A record there: lost, and no note.
+    let report = kafka_checked(20, &[(5, 19)], (3, 20), |_| GapCheck::RecordAt {
+        offset: 3,
+    });
+    let p = partition(&report, 0);
+    assert_eq!(p.kafka.as_ref().unwrap().removed_before_archived, None);
+    assert!(!report.clean());
+}
+
+#[test]
+fn the_retention_note_in_text_and_json() {
+    let report = kafka_checked(800, &[(500, 799)], (500, 800), |g| {
+        panic!("{g} was asked about")
+    });
+    assert!(report.clean());
+    let text = report.text();
+    assert!(
+        text.contains(
+            "  offsets 0..499 were removed by Kafka's retention before hubcap first read this \
+             partition (never archived)\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("audit: clean (1 partitions, 1 files, 300 events)\n"),
+        "{text}"
+    );
+    let json = json_of(&report);
+    assert_eq!(
+        json["partitions"][0]["kafka"]["removed_before_archived"],
+        serde_json::json!({"first": 0, "last": 499})
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{AuditReport, Failures, OffsetRange, PartitionAudit};
+use super::{AuditReport, Failures, Gap, GapCheck, OffsetRange, PartitionAudit};
 
 impl Failures {
     /// `2 gaps, 1 overlap`.
@@ -94,11 +94,16 @@ impl AuditReport {
     fn warnings(&self) -> String {
         let sum = |f: fn(&PartitionAudit) -> usize| self.partitions.iter().map(f).sum::<usize>();
         let allowed = if self.allow_gaps {
-            sum(|p| p.gaps.len())
+            sum(PartitionAudit::unexplained_gaps)
         } else {
             0
         };
         [
+            (
+                sum(|p| p.gaps.len() - p.unexplained_gaps()),
+                "gap without committed records",
+                "gaps without committed records",
+            ),
             (allowed, "allowed gap", "allowed gaps"),
             (sum(|p| p.orphans.len()), "orphan", "orphans"),
             (
@@ -157,18 +162,7 @@ impl PartitionAudit {
             n.push(format!("manifest {}: {}", b.path, b.reason));
         }
         for g in &self.gaps {
-            let place = match (&g.after, &g.before) {
-                (Some(a), Some(b)) => format!("between {a} and {b}"),
-                (Some(a), None) => format!("after {a}, up to the checkpoint"),
-                (None, Some(b)) => format!("in Kafka before {b}, the first file"),
-                (None, None) => "in Kafka below the checkpoint, and no file holds any".into(),
-            };
-            let allowed = if allow_gaps { " (allowed)" } else { "" };
-            n.push(format!(
-                "gap{allowed} {} ({} offsets) {place}",
-                g.offsets,
-                g.offsets.len()
-            ));
+            n.push(g.text(allow_gaps));
         }
         for o in &self.overlaps {
             n.push(format!(
@@ -211,6 +205,12 @@ impl PartitionAudit {
                     r.len()
                 ));
             }
+            if let Some(r) = k.removed_before_archived {
+                n.push(format!(
+                    "offsets {}..{} were removed by Kafka's retention before hubcap first read this partition (never archived)",
+                    r.first, r.last
+                ));
+            }
             if k.checkpoint_ahead {
                 n.push(format!(
                     "the checkpoint is past the partition's end {}: was the topic re-created?",
@@ -245,6 +245,37 @@ impl PartitionAudit {
             ));
         }
         n
+    }
+}
+
+impl Gap {
+    /// One line: where the gap is and, with `--brokers`, what Kafka holds there.
+    fn text(&self, allow_gaps: bool) -> String {
+        let place = match (&self.after, &self.before) {
+            (Some(a), Some(b)) => format!("between {a} and {b}"),
+            (Some(a), None) => format!("after {a}, up to the checkpoint"),
+            (None, Some(b)) => format!("in Kafka before {b}, the first file"),
+            (None, None) => "in Kafka below the checkpoint, and no file holds any".into(),
+        };
+        let r = self.offsets;
+        // Nothing lost: not worded as a gap, since `gap` lines are the ones that need a look.
+        if self.explained() {
+            return format!(
+                "offsets {}..{} hold no committed record in Kafka (transaction markers, aborted or compacted records): nothing lost ({place})",
+                r.first, r.last
+            );
+        }
+        let allowed = if allow_gaps { " (allowed)" } else { "" };
+        let gap = format!("gap{allowed} {r} ({} offsets) {place}", r.len());
+        match &self.kafka {
+            Some(GapCheck::RecordAt { offset }) => {
+                format!("{gap}; Kafka still has a record at offset {offset}: lost")
+            }
+            Some(GapCheck::NotChecked { reason }) => {
+                format!("{gap}; not checked in Kafka: {reason}")
+            }
+            Some(GapCheck::NoRecords) | None => gap,
+        }
     }
 }
 
