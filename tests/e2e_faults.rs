@@ -1,7 +1,7 @@
 //! Store faults, end to end: hubcap runs in-process against Apache Kafka, writing to Azurite
-//! through a fault-injecting store (failed writes and reads, writes whose answer is lost, hangs, latency),
-//! and a watcher under the faults checks every checkpoint that lands: it never points past a
-//! file that is durable. The archive is read back with fastavro and audited.
+//! through a fault-injecting store (failed writes and reads, writes whose answer is lost, hangs,
+//! latency), and a watcher under the faults checks every checkpoint that lands: it never points
+//! past a file that is durable. The archive is read back with fastavro and audited.
 
 mod common;
 
