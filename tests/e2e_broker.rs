@@ -6,12 +6,12 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 /// A transactional producer writing [`record`]s, keeping what each transaction wrote.
@@ -49,23 +49,8 @@ impl Transactional {
             let topic = &self.topic;
             let ts = 1_790_000_000_000 + i as i64 * 250;
             async move {
-                let mut h = OwnedHeaders::new();
-                for (k, v) in &headers {
-                    h = h.insert(Header {
-                        key: k,
-                        value: v.as_deref(),
-                    });
-                }
-                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-                    .partition(i as i32 % partitions)
-                    .headers(h)
-                    .timestamp(ts);
-                if let Some(k) = &key {
-                    rec = rec.key(k.as_slice());
-                }
-                if let Some(v) = &value {
-                    rec = rec.payload(v.as_slice());
-                }
+                let rec = future_record(topic, &key, &value, &headers, ts)
+                    .partition(i as i32 % partitions);
                 let d = producer
                     .send(rec, Duration::from_secs(30))
                     .await
@@ -136,17 +121,6 @@ fn read_offsets(
         }
     }
     seen
-}
-
-/// `hubcap audit` of one group with extra flags: (clean, report).
-fn audit_with(out: &std::path::Path, group: &str, extra: &[&str]) -> (bool, String) {
-    let (ok, stdout, stderr) = run_with_timeout(
-        hubcap()
-            .args(["audit", "--output", out.to_str().unwrap(), "--group", group])
-            .args(extra),
-        Duration::from_secs(120),
-    );
-    (ok, format!("{stdout}{stderr}"))
 }
 
 /// Committed, aborted and open transactions across partitions. hubcap reads with
@@ -235,9 +209,9 @@ async fn transactions_archive_committed_records_once_and_no_aborted_one() {
     }
 
     // The files alone cannot tell markers and aborted records from lost files; Kafka can.
-    let (clean, report) = audit_with(out.path(), &group, &[]);
+    let (clean, report) = audit_cli_with(out.path(), &group, &[]);
     assert!(!clean, "without --brokers the offset gaps fail:\n{report}");
-    let (clean, report) = audit_with(out.path(), &group, &["--brokers", &t.brokers]);
+    let (clean, report) = audit_cli_with(out.path(), &group, &["--brokers", &t.brokers]);
     println!("{report}");
     assert!(clean, "hubcap audit --brokers:\n{report}");
     let explained = report
@@ -256,6 +230,21 @@ async fn transactions_archive_committed_records_once_and_no_aborted_one() {
         a.duplicates,
         a.missing
     );
+}
+
+/// `hubcap run --once` of `topic` into `out` with 4 KiB windows, then fastavro's reading checked
+/// against `expected`: every record once, nothing else.
+fn archive_once(t: &Kafka, topic: &str, group: &str, out: &Path, expected: &[Produced]) -> Audit {
+    let output = out.to_str().unwrap();
+    let (ok, _, stderr) = run_once(&t.brokers, topic, group, output, &["--window-size", "4KiB"]);
+    assert!(ok, "--once of {topic}:\n{stderr}");
+    let a = audit(&read_local(out), topic, expected);
+    assert_eq!(
+        (a.events, a.duplicates, a.missing),
+        (expected.len(), 0, 0),
+        "{stderr}"
+    );
+    a
 }
 
 /// Waits until Kafka holds exactly the offsets `expected` (read_uncommitted: tombstones too),
@@ -327,26 +316,12 @@ async fn a_compacted_topic_is_archived_exactly_once_through_its_offset_gaps() {
     wait_compacted(t, &topic, PARTITIONS, &expected);
 
     let out = tempfile::tempdir().unwrap();
-    let (ok, _, stderr) = run_once(
-        &t.brokers,
-        &topic,
-        &group,
-        out.path().to_str().unwrap(),
-        &["--window-size", "4KiB"],
-    );
-    assert!(ok, "--once on the compacted topic:\n{stderr}");
-    let files = read_local(out.path());
-    let a = audit(&files, &topic, &survivors);
-    assert_eq!(
-        (a.events, a.duplicates, a.missing),
-        (survivors.len(), 0, 0),
-        "{stderr}"
-    );
-    let (clean, report) = audit_with(out.path(), &group, &["--allow-gaps"]);
+    let a = archive_once(t, &topic, &group, out.path(), &survivors);
+    let (clean, report) = audit_cli_with(out.path(), &group, &["--allow-gaps"]);
     assert!(clean, "hubcap audit --allow-gaps:\n{report}");
     // With the brokers, the audit sees the offsets below the first file and asks Kafka about
     // them: compacted away, nothing lost.
-    let (clean, report) = audit_with(out.path(), &group, &["--brokers", &t.brokers]);
+    let (clean, report) = audit_cli_with(out.path(), &group, &["--brokers", &t.brokers]);
     println!("{report}");
     assert!(clean, "hubcap audit --brokers:\n{report}");
     println!(
@@ -403,18 +378,8 @@ async fn retention_before_the_first_read_is_reported_by_the_audit() {
     };
 
     let out = tempfile::tempdir().unwrap();
-    let (ok, _, stderr) = run_once(
-        &t.brokers,
-        &topic,
-        &group,
-        out.path().to_str().unwrap(),
-        &["--window-size", "4KiB"],
-    );
-    assert!(ok, "--once after retention:\n{stderr}");
-    let files = read_local(out.path());
-    let a = audit(&files, &topic, &fresh);
-    assert_eq!((a.events, a.duplicates, a.missing), (fresh.len(), 0, 0));
-    let (clean, report) = audit_with(out.path(), &group, &["--brokers", &t.brokers]);
+    let a = archive_once(t, &topic, &group, out.path(), &fresh);
+    let (clean, report) = audit_cli_with(out.path(), &group, &["--brokers", &t.brokers]);
     println!("{report}");
     assert!(clean, "hubcap audit --brokers:\n{report}");
     for (p, (low, _)) in marks.iter().enumerate() {
@@ -498,7 +463,7 @@ async fn a_broker_restart_under_a_continuous_run_loses_and_doubles_nothing() {
     let files = read_local(out.path());
     let a = audit(&files, &topic, &produced);
     check_manifests(out.path(), &files);
-    let (clean, report) = audit_with(out.path(), &group, &["--brokers", &t.brokers]);
+    let (clean, report) = audit_cli_with(out.path(), &group, &["--brokers", &t.brokers]);
     assert!(clean, "hubcap audit --brokers:\n{report}");
     println!(
         "broker restart: broker back {back_after:.1?} after the crash; the continuous run wrote {files_since} files \

@@ -249,21 +249,7 @@ pub async fn produce_with(
             let (key, value, headers, ts) = make(i);
             let producer = producer.clone();
             async move {
-                let mut h = OwnedHeaders::new();
-                for (k, v) in &headers {
-                    h = h.insert(Header {
-                        key: k,
-                        value: v.as_deref(),
-                    });
-                }
-                let mut rec: FutureRecord<'_, [u8], [u8]> =
-                    FutureRecord::to(topic).headers(h).timestamp(ts);
-                if let Some(k) = &key {
-                    rec = rec.key(k.as_slice());
-                }
-                if let Some(v) = &value {
-                    rec = rec.payload(v.as_slice());
-                }
+                let rec = future_record(topic, &key, &value, &headers, ts);
                 let delivery = producer
                     .send(rec, Duration::from_secs(30))
                     .await
@@ -282,6 +268,31 @@ pub async fn produce_with(
         out.extend(futures::future::join_all(sends).await);
     }
     out
+}
+
+/// A record to send: `key`, `value` and `headers` as [`record`] makes them, at `timestamp`.
+pub fn future_record<'a>(
+    topic: &'a str,
+    key: &'a Option<Vec<u8>>,
+    value: &'a Option<Vec<u8>>,
+    headers: &Headers,
+    timestamp: i64,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut h = OwnedHeaders::new();
+    for (k, v) in headers {
+        h = h.insert(Header {
+            key: k,
+            value: v.as_deref(),
+        });
+    }
+    let mut rec = FutureRecord::to(topic).headers(h).timestamp(timestamp);
+    if let Some(k) = key {
+        rec = rec.key(k.as_slice());
+    }
+    if let Some(v) = value {
+        rec = rec.payload(v.as_slice());
+    }
+    rec
 }
 
 /// Waits until the topic's high watermarks add up to `total`.
@@ -588,9 +599,16 @@ pub fn check_manifests(dir: &Path, files: &[Value]) -> usize {
 
 /// Runs `hubcap audit` on a local archive: (clean, report text).
 pub fn audit_cli(dir: &Path, group: &str) -> (bool, String) {
+    audit_cli_with(dir, group, &[])
+}
+
+/// [`audit_cli`] with more flags (`--brokers`, `--allow-gaps`).
+pub fn audit_cli_with(dir: &Path, group: &str, extra: &[&str]) -> (bool, String) {
     let (ok, stdout, stderr) = run_with_timeout(
-        hubcap().args(["audit", "--output", dir.to_str().unwrap(), "--group", group]),
-        Duration::from_secs(60),
+        hubcap()
+            .args(["audit", "--output", dir.to_str().unwrap(), "--group", group])
+            .args(extra),
+        Duration::from_secs(120),
     );
     (ok, format!("{stdout}{stderr}"))
 }
