@@ -4,7 +4,9 @@
 //! writes (the store applied the write, the caller sees an error: the case that makes
 //! compare-and-swap retries ambiguous), fails multipart parts and completions, adds latency and
 //! hangs a share of writes outright. Checkpoint writes (`.json` objects) have their own error
-//! rate. Every injected fault is counted.
+//! rate. Every injected fault is counted. [`FaultCounts::stall_writes`] holds back every write
+//! to some paths (one partition's files, say) until it is called again: a store that is slow for
+//! one part of the archive only.
 
 use std::fmt;
 use std::ops::Range;
@@ -52,6 +54,8 @@ pub struct FaultCounts {
     pub hangs: AtomicU64,
     /// While false, no fault is injected.
     pub enabled: AtomicBool,
+    /// Writes to paths containing this wait until it is cleared.
+    stalled: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for FaultCounts {
@@ -64,6 +68,7 @@ impl Default for FaultCounts {
             read_errors: AtomicU64::new(0),
             hangs: AtomicU64::new(0),
             enabled: AtomicBool::new(true),
+            stalled: std::sync::Mutex::new(None),
         }
     }
 }
@@ -72,6 +77,25 @@ impl FaultCounts {
     /// Turns fault injection on or off.
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// Holds back every write (put, multipart start and completion) to a path containing
+    /// `fragment` until called again with `None`.
+    pub fn stall_writes(&self, fragment: Option<&str>) {
+        *self.stalled.lock().unwrap_or_else(|e| e.into_inner()) = fragment.map(str::to_string);
+    }
+
+    async fn wait_unless_stalled(&self, location: &Path) {
+        let stalled = || {
+            self.stalled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_deref()
+                .is_some_and(|f| location.as_ref().contains(f))
+        };
+        while stalled() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn roll(&self, rate: f64) -> bool {
@@ -164,6 +188,7 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         self.latency().await;
+        self.counts.wait_unless_stalled(location).await;
         let checkpoint = location.as_ref().ends_with(".json");
         if self.counts.roll(self.faults.hang) {
             count(&self.counts.hangs);
@@ -191,6 +216,7 @@ impl ObjectStore for FaultyStore {
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
         self.latency().await;
+        self.counts.wait_unless_stalled(location).await;
         if self.counts.roll(self.faults.write_error) {
             count(&self.counts.write_errors);
             return Err(injected("starting a multipart upload failed"));
@@ -198,6 +224,7 @@ impl ObjectStore for FaultyStore {
         let inner = self.inner.put_multipart_opts(location, opts).await?;
         Ok(Box::new(FaultyUpload {
             inner,
+            location: location.clone(),
             faults: self.faults,
             counts: self.counts.clone(),
         }))
@@ -247,6 +274,7 @@ impl ObjectStore for FaultyStore {
 #[derive(Debug)]
 struct FaultyUpload {
     inner: Box<dyn MultipartUpload>,
+    location: Path,
     faults: Faults,
     counts: Arc<FaultCounts>,
 }
@@ -262,6 +290,7 @@ impl MultipartUpload for FaultyUpload {
     }
 
     async fn complete(&mut self) -> Result<PutResult> {
+        self.counts.wait_unless_stalled(&self.location).await;
         if self.counts.roll(self.faults.part_error) {
             count(&self.counts.part_errors);
             return Err(injected("completing a multipart upload failed"));

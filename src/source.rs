@@ -1,8 +1,12 @@
 //! The source: one Kafka consumer per topic, polled on its own thread, in the run's consumer group.
 //!
 //! The thread polls, turns records into [`Event`]s and hands them in batches to the partition
-//! workers over bounded channels; a full channel blocks the thread, which is where backpressure
-//! from slow uploads reaches Kafka. Rebalances run in the consumer's callback on the same thread:
+//! workers over bounded channels. It never waits for a worker: when a worker's channel is full
+//! (its uploads are slow or failing), the rest of its input stays pending here and its partition
+//! is paused, so librdkafka stops fetching it while the other partitions go on and the consumer
+//! keeps polling (no `max.poll.interval.ms` expiry, however long the store takes); the partition
+//! resumes once its worker took everything pending. Rebalances run in the consumer's callback on
+//! the same thread:
 //! an assignment reads each partition's checkpoint and assigns the partition at that offset
 //! (never at Kafka's committed offset), then starts its worker; a revocation closes the worker's
 //! input and waits for it to flush its open window, within the shutdown timeout.
@@ -10,7 +14,7 @@
 //! One consumer per topic keeps `PARTITION_EOF` (which librdkafka reports by partition number
 //! only) unambiguous, which `--once` relies on to finish partitions that end in a gap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -32,9 +36,10 @@ use crate::partition::{resume, Input, PartitionReport, PartitionWorker, Shared, 
 const BATCH: usize = 1024;
 /// Record bytes per batch, about: a batch closes at `BATCH` records or this many bytes.
 const BATCH_BYTES: usize = 256 << 10;
-/// Batches a worker may have queued before the consumer thread waits for it.
-/// With `BATCH_BYTES`, at most about 1 MiB of records waits per partition: beyond it, the
-/// consumer thread blocks and librdkafka's own bounded queue takes the backpressure.
+/// Batches a worker may have queued. With `BATCH_BYTES`, about 1 MiB of records waits per
+/// partition in its channel; beyond it the partition is paused, and what librdkafka had already
+/// fetched for it (its prefetch, `queued.max.messages.kbytes`) waits here until the worker
+/// takes it.
 const QUEUED_BATCHES: usize = 4;
 
 #[derive(Debug, Clone)]
@@ -75,6 +80,8 @@ struct State {
     pending: HashMap<i32, Vec<Input>>,
     /// Bytes in each partition's last pending batch.
     pending_bytes: HashMap<i32, usize>,
+    /// Partitions paused because their worker's channel was full.
+    paused: HashSet<i32>,
     outcome: SourceOutcome,
     /// Whether any assignment (even an empty one) arrived; `--once` finishes after that.
     assigned: bool,
@@ -166,7 +173,7 @@ impl ConsumerContext for SourceContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.on_revoke(tpl);
+                self.on_revoke(consumer, tpl);
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -175,7 +182,7 @@ impl ConsumerContext for SourceContext {
             }
             other => {
                 error!(topic = %self.opts.topic, error = ?other, "rebalance error; dropping the assignment");
-                self.on_revoke(tpl);
+                self.on_revoke(consumer, tpl);
                 consumer.unassign()
             }
         };
@@ -284,19 +291,28 @@ impl SourceContext {
     }
 
     /// Closes the inputs of revoked partitions and waits for their workers to flush.
-    fn on_revoke(&self, tpl: &TopicPartitionList) {
+    fn on_revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let partitions = self.partitions(tpl);
         info!(topic = %self.opts.topic, ?partitions, "partitions revoked");
-        let handles: Vec<_> = {
+        let (handles, paused): (Vec<_>, Vec<i32>) = {
             let mut state = self.state();
-            partitions
+            let paused = partitions
+                .iter()
+                .filter(|p| state.paused.remove(p))
+                .copied()
+                .collect();
+            let handles = partitions
                 .iter()
                 .filter_map(|p| {
                     state.pending.remove(p);
                     state.workers.remove(p)
                 })
-                .collect()
+                .collect();
+            (handles, paused)
         };
+        // librdkafka keeps a pause across assignments: if the partition comes back to this
+        // member, it must be fetched again.
+        self.set_paused(consumer, &paused, false);
         self.stop_workers(handles);
     }
 
@@ -378,25 +394,58 @@ impl SourceContext {
         }
     }
 
-    /// Moves polled inputs to their workers. Blocks while a worker's queue is full.
-    fn dispatch(&self) {
-        let work: Vec<(mpsc::Sender<Input>, Vec<Input>)> = {
+    /// Moves polled inputs to their workers without waiting for any: a worker whose channel is
+    /// full keeps the rest pending and its partition is paused until it took them all.
+    fn dispatch(&self, consumer: &BaseConsumer<Self>) {
+        let (mut pause, mut resume) = (Vec::new(), Vec::new());
+        {
             let mut state = self.state();
-            let pending = std::mem::take(&mut state.pending);
-            pending
-                .into_iter()
-                .filter_map(|(p, inputs)| {
-                    let tx = state.workers.get(&p)?.input.clone()?;
-                    Some((tx, inputs))
-                })
-                .collect()
-        };
-        for (tx, inputs) in work {
-            for input in inputs {
-                // A closed channel means the worker ended; it is reaped below.
-                if tx.blocking_send(input).is_err() {
-                    break;
+            for (p, inputs) in std::mem::take(&mut state.pending) {
+                // No worker: the partition was revoked or its worker ended (reaped below).
+                let Some(tx) = state.workers.get(&p).and_then(|w| w.input.clone()) else {
+                    continue;
+                };
+                let left = hand_over(&tx, inputs);
+                if left.is_empty() {
+                    if state.paused.remove(&p) {
+                        resume.push(p);
+                    }
+                } else {
+                    if state.paused.insert(p) {
+                        pause.push(p);
+                    }
+                    state.pending.insert(p, left);
                 }
+            }
+        }
+        self.set_paused(consumer, &pause, true);
+        self.set_paused(consumer, &resume, false);
+    }
+
+    /// Pauses or resumes fetching `partitions` of this topic.
+    fn set_paused(&self, consumer: &BaseConsumer<Self>, partitions: &[i32], pause: bool) {
+        if partitions.is_empty() {
+            return;
+        }
+        let topic = &self.opts.topic;
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            tpl.add_partition(topic, p);
+        }
+        let result = if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        };
+        match result {
+            Ok(()) if pause => {
+                debug!(%topic, ?partitions, "fetching paused: the partition's worker is behind")
+            }
+            Ok(()) => debug!(%topic, ?partitions, "fetching resumed"),
+            // Pending input stays in order either way; a failed pause only lets more of it
+            // queue here, bounded by librdkafka's prefetch.
+            Err(e) => {
+                warn!(%topic, ?partitions, pause, error = %e, "cannot pause or resume fetching")
             }
         }
     }
@@ -564,6 +613,22 @@ impl SourceContext {
     }
 }
 
+/// Sends `inputs` in order while `tx` has room; returns what did not fit (empty when all went,
+/// or when the worker ended).
+fn hand_over(tx: &mpsc::Sender<Input>, inputs: Vec<Input>) -> Vec<Input> {
+    let mut inputs = inputs.into_iter();
+    while let Some(input) = inputs.next() {
+        match tx.try_send(input) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(input)) => {
+                return std::iter::once(input).chain(inputs).collect();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Vec::new(),
+        }
+    }
+    Vec::new()
+}
+
 /// Builds a consumer for one topic.
 pub fn consumer(
     config: &rdkafka::ClientConfig,
@@ -594,7 +659,7 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
         poll_batch(&consumer);
         ctx.check_kafka(&consumer, &mut last_probe);
         ctx.rewind(&consumer);
-        ctx.dispatch();
+        ctx.dispatch(&consumer);
         ctx.reap();
         commit(&consumer);
         let state = ctx.state();
