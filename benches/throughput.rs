@@ -1,20 +1,26 @@
 //! Throughput against the bare-consumer limit: preloads one topic, then in the same run reads it
 //! to the end with a bare rdkafka consumer (same consumer settings as hubcap, no work done on the
 //! records) and archives it with `hubcap run --once` in Avro (null, deflate) and Parquet (zstd).
-//! Each case runs in its own process, several times; the table shows medians.
+//! Each case runs in its own process; the table shows medians, and each case's ratio to the bare
+//! consumer of the same broker, topic and run.
+//!
+//! Two brokers, so that one of them is not the limit:
+//! - librdkafka's mock cluster, in a process of its own (this binary, `--mock-child`): fast, but
+//!   it keeps only about 5 MB per partition, so the topic has many partitions of 15,000 records;
+//! - Apache Kafka (the test tools' broker), whose JVM shares this machine's cores with the cases.
+//!
+//! Each broker at 16 and at 256 partitions, the same records per partition.
 //!
 //!   cargo bench --bench throughput
-//!   HUBCAP_BENCH_RECORDS=500000 HUBCAP_BENCH_RUNS=1 cargo bench --bench throughput
+//!   HUBCAP_BENCH_RUNS=1 HUBCAP_BENCH_BROKERS=mock HUBCAP_BENCH_PARTITIONS=256 cargo bench --bench throughput
 //!
-//! A second table shows each format's encoding alone, on one thread, over the same events in
-//! memory: the ceiling hubcap's own work puts on a run, whatever the broker. (librdkafka's mock
-//! cluster would be a faster broker, but it keeps only 5 MiB per partition.)
+//! A last table shows each format's encoding alone, on one thread, over the same events in
+//! memory: the ceiling hubcap's own work puts on a run, whatever the broker.
 //!
-//! Knobs (environment): HUBCAP_BENCH_RECORDS (2,000,000), HUBCAP_BENCH_PARTITIONS (8),
-//! HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES (comma-separated subset of
-//! baseline,avro-null,avro-deflate,parquet-zstd). Needs the test tools (scripts/setup-test-env):
-//! it starts its own Apache Kafka broker (one JVM beside the cases on this machine's cores, so
-//! the baseline shows what that broker delivers here).
+//! Knobs (environment): HUBCAP_BENCH_BROKERS (mock,kafka), HUBCAP_BENCH_PARTITIONS (16,256),
+//! HUBCAP_BENCH_RECORDS_PER_PARTITION (15,000), HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES
+//! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd). Needs the test
+//! tools (scripts/setup-test-env) for Apache Kafka.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -178,6 +184,22 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
     }
 }
 
+/// Records the broker holds: the sum of high minus low watermarks.
+fn held_records(brokers: &str, topic: &str, partitions: i32) -> usize {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            let (low, high) = c
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            (high - low) as usize
+        })
+        .sum()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -193,22 +215,120 @@ fn list(name: &str, default: &str) -> Vec<String> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--baseline-child") {
-        return baseline_child(&args[2], &args[3], args[4].parse().unwrap());
+    match args.get(1).map(String::as_str) {
+        Some("--baseline-child") => {
+            return baseline_child(&args[2], &args[3], args[4].parse().unwrap())
+        }
+        Some("--mock-child") => {
+            return mock_child(args[2].parse().unwrap(), args[3].parse().unwrap())
+        }
+        _ => {}
     }
-    let records: usize = env_or("HUBCAP_BENCH_RECORDS", 2_000_000);
-    let partitions: i32 = env_or("HUBCAP_BENCH_PARTITIONS", 8);
+    let per_partition: usize = env_or("HUBCAP_BENCH_RECORDS_PER_PARTITION", 15_000);
     let runs: usize = env_or("HUBCAP_BENCH_RUNS", 3).max(1);
     let cases = list(
         "HUBCAP_BENCH_CASES",
         "baseline,avro-null,avro-deflate,parquet-zstd",
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let t = Kafka::start();
-    let topic = unique("throughput");
-    rt.block_on(t.create_topic(&topic, partitions));
-    bench(&t.brokers, &topic, partitions, records, runs, &cases);
-    encoding_alone(records.min(1_000_000), runs);
+    let partition_counts: Vec<i32> = list("HUBCAP_BENCH_PARTITIONS", "16,256")
+        .iter()
+        .map(|p| p.parse().expect("HUBCAP_BENCH_PARTITIONS: numbers"))
+        .collect();
+    for broker in list("HUBCAP_BENCH_BROKERS", "mock,kafka") {
+        for &partitions in &partition_counts {
+            let records = partitions as usize * per_partition;
+            println!("\n{broker}, {partitions} partitions");
+            match broker.as_str() {
+                "mock" => {
+                    let mock = MockChild::start(partitions, records);
+                    bench(
+                        &mock.brokers,
+                        MOCK_TOPIC,
+                        partitions,
+                        mock.bytes,
+                        runs,
+                        &cases,
+                    );
+                }
+                "kafka" => {
+                    let rt = tokio::runtime::Runtime::new().unwrap();
+                    let t = Kafka::start();
+                    let topic = unique("throughput");
+                    rt.block_on(t.create_topic(&topic, partitions));
+                    let loading = Instant::now();
+                    let bytes = preload(&t.brokers, &topic, partitions, records);
+                    println!("preloaded in {:.1}s", loading.elapsed().as_secs_f64());
+                    bench(&t.brokers, &topic, partitions, bytes, runs, &cases);
+                }
+                other => panic!("HUBCAP_BENCH_BROKERS: unknown broker {other} (mock, kafka)"),
+            }
+        }
+    }
+    encoding_alone(1_000_000, runs);
+}
+
+const MOCK_TOPIC: &str = "throughput";
+
+/// librdkafka's mock cluster in a process of its own (so that its work is not counted as the
+/// cases'), preloaded; it lives until its stdin closes.
+struct MockChild {
+    child: std::process::Child,
+    brokers: String,
+    /// Bytes of keys, values and headers produced.
+    bytes: u64,
+}
+
+impl MockChild {
+    fn start(partitions: i32, records: usize) -> MockChild {
+        use std::io::BufRead;
+        let loading = Instant::now();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--mock-child",
+                &partitions.to_string(),
+                &records.to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut words = line.split_whitespace();
+        let brokers = words
+            .next()
+            .expect("the mock cluster's address")
+            .to_string();
+        let bytes = words.next().and_then(|b| b.parse().ok()).expect("bytes");
+        println!("preloaded in {:.1}s", loading.elapsed().as_secs_f64());
+        MockChild {
+            child,
+            brokers,
+            bytes,
+        }
+    }
+}
+
+impl Drop for MockChild {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The mock cluster's process: creates and preloads the topic, prints its address and the bytes
+/// produced, then serves until stdin closes.
+fn mock_child(partitions: i32, records: usize) {
+    use std::io::{Read, Write};
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic(MOCK_TOPIC, partitions, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let bytes = preload(&brokers, MOCK_TOPIC, partitions, records);
+    println!("{brokers} {bytes}");
+    std::io::stdout().flush().unwrap();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }
 
 /// Each format's encoder on one thread over in-memory events (built like the broker's), files
@@ -304,22 +424,15 @@ fn encoding_alone(records: usize, runs: usize) {
     }
 }
 
-fn bench(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    records: usize,
-    runs: usize,
-    cases: &[String],
-) {
-    let loading = Instant::now();
-    let bytes = preload(brokers, topic, partitions, records);
-    let total = common::stable_high_watermarks(brokers, topic, partitions);
-    let per_record = bytes as f64 / records as f64;
+/// Runs every case on the preloaded topic and prints its table. `bytes`: the keys, values and
+/// headers produced, of which the broker may have kept only the newest (the mock cluster).
+fn bench(brokers: &str, topic: &str, partitions: i32, bytes: u64, runs: usize, cases: &[String]) {
+    let produced = common::stable_high_watermarks(brokers, topic, partitions);
+    let total = held_records(brokers, topic, partitions);
+    let per_record = bytes as f64 / produced as f64;
     let mb = per_record * total as f64 / 1e6;
     println!(
-        "preloaded {total} records (of {records} produced; {mb:.0} MB of keys, values and headers, {per_record:.0} B each) into {partitions} partitions in {:.1}s; {runs} run(s) per case, medians",
-        loading.elapsed().as_secs_f64()
+        "{total} records held (of {produced} produced; {mb:.0} MB of keys, values and headers, {per_record:.0} B each); {runs} run(s) per case, medians"
     );
     println!(
         "{:<14} {:>10} {:>7} {:>10} {:>9} {:>13} {:>6}",
