@@ -42,19 +42,7 @@ impl Log {
 
 fn next_offsets(out: &std::path::Path, group: &str, topic: &str) -> Vec<i64> {
     (0..PARTITIONS)
-        .map(|p| {
-            let file = out
-                .join("_checkpoints")
-                .join(group)
-                .join(topic)
-                .join(format!("{p}.json"));
-            if !file.exists() {
-                return 0;
-            }
-            local_checkpoint(out, group, topic, p)["next_offset"]
-                .as_i64()
-                .unwrap()
-        })
+        .map(|p| local_next_offset(out, group, topic, p))
         .collect()
 }
 

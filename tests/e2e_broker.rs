@@ -433,7 +433,7 @@ async fn a_broker_restart_under_a_continuous_run_loses_and_doubles_nothing() {
 
     let before = h.line_count();
     let down_at = Instant::now();
-    t.stop(true);
+    t.crash();
     std::thread::sleep(Duration::from_secs(3));
     t.restart();
     let back_after = down_at.elapsed();

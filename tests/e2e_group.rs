@@ -472,15 +472,11 @@ fn wait_caught_up(
     loop {
         let behind: Vec<(i32, i64, i64)> = (0..partitions)
             .map(|p| {
-                let file = checkpoint_file(out, group, topic, p);
-                let next = if file.exists() {
-                    local_checkpoint(out, group, topic, p)["next_offset"]
-                        .as_i64()
-                        .unwrap()
-                } else {
-                    0
-                };
-                (p, next, marks[p as usize])
+                (
+                    p,
+                    local_next_offset(out, group, topic, p),
+                    marks[p as usize],
+                )
             })
             .filter(|(_, next, high)| next < high)
             .collect();
@@ -501,13 +497,6 @@ fn wait_caught_up(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn checkpoint_file(out: &Path, group: &str, topic: &str, partition: i32) -> std::path::PathBuf {
-    out.join("_checkpoints")
-        .join(group)
-        .join(topic)
-        .join(format!("{partition}.json"))
 }
 
 /// Two outages while one instance runs, each followed by a check that it archived what was

@@ -46,13 +46,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn checkpoint_file(out: &Path, group: &str, topic: &str, partition: i32) -> std::path::PathBuf {
-    out.join("_checkpoints")
-        .join(group)
-        .join(topic)
-        .join(format!("{partition}.json"))
-}
-
 /// The events column of the summary's `total` line.
 fn total_events(stdout: &str) -> u64 {
     let line = stdout

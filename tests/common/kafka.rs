@@ -292,28 +292,18 @@ impl Kafka {
         send_signal(self.pid(), libc::SIGCONT);
     }
 
-    /// Stops the broker: SIGTERM, a controlled shutdown, or SIGKILL when `hard` (a crash; the
-    /// log is recovered at the next start). Its data stays for [`Kafka::restart`].
-    pub fn stop(&mut self, hard: bool) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if hard {
+    /// Crashes the broker (SIGKILL); its log is recovered at the next start. Its data stays for
+    /// [`Kafka::restart`].
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
-        } else {
-            send_signal(child.id(), libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
+            let _ = child.wait();
         }
-        let _ = child.wait();
     }
 
-    /// Starts the stopped broker again on the same ports and data.
+    /// Starts the crashed broker again on the same ports and data.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop the broker first");
+        assert!(self.child.is_none(), "crash the broker first");
         self.launch();
     }
 
@@ -331,11 +321,6 @@ impl Kafka {
                     .unwrap()
             })
             .collect()
-    }
-
-    /// The data directory, for tests that look at segments.
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
     }
 }
 

@@ -521,15 +521,29 @@ pub fn hex(b: &[u8]) -> String {
 
 /// Reads a checkpoint document from a local archive.
 pub fn local_checkpoint(dir: &Path, group: &str, topic: &str, partition: i32) -> Value {
-    let path = dir
-        .join("_checkpoints")
-        .join(group)
-        .join(topic)
-        .join(format!("{partition}.json"));
+    let path = checkpoint_file(dir, group, topic, partition);
     serde_json::from_slice(
         &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
     .unwrap()
+}
+
+/// Where a local archive keeps a partition's checkpoint.
+pub fn checkpoint_file(dir: &Path, group: &str, topic: &str, partition: i32) -> PathBuf {
+    dir.join("_checkpoints")
+        .join(group)
+        .join(topic)
+        .join(format!("{partition}.json"))
+}
+
+/// A partition's checkpointed `next_offset` in a local archive; 0 before its first checkpoint.
+pub fn local_next_offset(dir: &Path, group: &str, topic: &str, partition: i32) -> i64 {
+    if !checkpoint_file(dir, group, topic, partition).exists() {
+        return 0;
+    }
+    local_checkpoint(dir, group, topic, partition)["next_offset"]
+        .as_i64()
+        .unwrap()
 }
 
 /// Every data file (Avro or Parquet) under `dir`, relative names with their modification times,
