@@ -19,8 +19,10 @@
 //!
 //! Knobs (environment): HUBCAP_BENCH_BROKERS (mock,kafka), HUBCAP_BENCH_PARTITIONS (16,256),
 //! HUBCAP_BENCH_RECORDS_PER_PARTITION (15,000), HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES
-//! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd). Needs the test
-//! tools (scripts/setup-test-env) for Apache Kafka.
+//! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd), HUBCAP_BENCH_WRAP (a
+//! command hubcap runs under, e.g. `perf record -g -o /tmp/perf.data`), HUBCAP_BENCH_KAFKA
+//! (host:port of a broker to use instead of starting one; its topics are kept and reused by the
+//! next run). Needs the test tools (scripts/setup-test-env) for Apache Kafka.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -70,6 +72,12 @@ fn event(i: usize) -> (String, String, [(&'static str, String); 2]) {
         ),
     ];
     (user, body, headers)
+}
+
+/// Bytes of event `i`'s key, value and headers.
+fn event_bytes(i: usize) -> u64 {
+    let (key, body, headers) = event(i);
+    (key.len() + body.len() + headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()) as u64
 }
 
 /// Loads `records` events, batched. Returns the bytes of keys, values and headers produced.
@@ -169,7 +177,7 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         other => panic!("unknown case {other}"),
     };
     let out = tempfile::tempdir().unwrap();
-    let mut cmd = hubcap();
+    let mut cmd = wrapped(hubcap());
     cmd.env("HUBCAP_LOG", "warn")
         .args(["run", "--brokers", brokers, "--topic", topic])
         .args(["--group", &unique("bench"), "--once", "--format", format])
@@ -184,20 +192,61 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
     }
 }
 
-/// Records the broker holds: the sum of high minus low watermarks.
-fn held_records(brokers: &str, topic: &str, partitions: i32) -> usize {
+/// `cmd` run under HUBCAP_BENCH_WRAP, when set (a profiler: `perf record -g -o /tmp/perf.data`).
+/// The figures then include the wrapper.
+fn wrapped(cmd: Command) -> Command {
+    let Ok(wrapper) = std::env::var("HUBCAP_BENCH_WRAP") else {
+        return cmd;
+    };
+    let mut words = wrapper.split_whitespace();
+    let mut outer = Command::new(words.next().expect("HUBCAP_BENCH_WRAP: a command"));
+    outer.args(words).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
+        };
+    }
+    outer
+}
+
+/// Records the broker holds: the sum of high minus low watermarks; `None` without the topic.
+fn held_records(brokers: &str, topic: &str, partitions: i32) -> Option<usize> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
         .unwrap();
+    let metadata = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .ok()?;
+    if metadata.topics().first()?.partitions().len() != partitions as usize {
+        return None;
+    }
     (0..partitions)
         .map(|p| {
             let (low, high) = c
                 .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .unwrap();
-            (high - low) as usize
+                .ok()?;
+            Some((high - low) as usize)
         })
         .sum()
+}
+
+fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    for r in rt
+        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .unwrap()
+    {
+        r.unwrap();
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -251,14 +300,28 @@ fn main() {
                     );
                 }
                 "kafka" => {
-                    let rt = tokio::runtime::Runtime::new().unwrap();
-                    let t = Kafka::start();
-                    let topic = unique("throughput");
-                    rt.block_on(t.create_topic(&topic, partitions));
-                    let loading = Instant::now();
-                    let bytes = preload(&t.brokers, &topic, partitions, records);
-                    println!("preloaded in {:.1}s", loading.elapsed().as_secs_f64());
-                    bench(&t.brokers, &topic, partitions, bytes, runs, &cases);
+                    // A broker of the caller's (kept between runs, its topics reused), or one
+                    // of our own.
+                    let (_own, brokers) = match std::env::var("HUBCAP_BENCH_KAFKA") {
+                        Ok(brokers) => (None, brokers),
+                        Err(_) => {
+                            let k = Kafka::start();
+                            let brokers = k.brokers.clone();
+                            (Some(k), brokers)
+                        }
+                    };
+                    let topic = format!("throughput-{partitions}x{per_partition}");
+                    let bytes = if held_records(&brokers, &topic, partitions) == Some(records) {
+                        println!("topic {topic} already loaded");
+                        (0..records).map(event_bytes).sum()
+                    } else {
+                        create_topic(&brokers, &topic, partitions);
+                        let loading = Instant::now();
+                        let bytes = preload(&brokers, &topic, partitions, records);
+                        println!("preloaded in {:.1}s", loading.elapsed().as_secs_f64());
+                        bytes
+                    };
+                    bench(&brokers, &topic, partitions, bytes, runs, &cases);
                 }
                 other => panic!("HUBCAP_BENCH_BROKERS: unknown broker {other} (mock, kafka)"),
             }
@@ -428,7 +491,7 @@ fn encoding_alone(records: usize, runs: usize) {
 /// headers produced, of which the broker may have kept only the newest (the mock cluster).
 fn bench(brokers: &str, topic: &str, partitions: i32, bytes: u64, runs: usize, cases: &[String]) {
     let produced = common::stable_high_watermarks(brokers, topic, partitions);
-    let total = held_records(brokers, topic, partitions);
+    let total = held_records(brokers, topic, partitions).expect("the topic's watermarks");
     let per_record = bytes as f64 / produced as f64;
     let mb = per_record * total as f64 / 1e6;
     println!(
