@@ -12,52 +12,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{hubcap, unique, Kafka};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::ClientConfig;
+use common::{hubcap, preload_kib_records, unique, Kafka};
 
 const PARTITIONS: i32 = 16;
-
-/// Loads `records` values of ~1 KiB, batched.
-fn preload(brokers: &str, topic: &str, records: usize) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "20")
-        .set("batch.size", "262144")
-        .create()
-        .unwrap();
-    // Hex of a cheap hash: compresses about 2:1, like real JSON does, so Parquet files reach
-    // their size window too.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in 0..records {
-        let key = format!("user-{}", i % 1000);
-        let pad: String = (0..56)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                format!("{:016x}", x)
-            })
-            .collect();
-        let body = format!(r#"{{"type":"track","n":{i},"pad":"{pad}"}}"#);
-        let mut rec = BaseRecord::to(topic)
-            .key(&key)
-            .payload(&body)
-            .partition((i % PARTITIONS as usize) as i32);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(120)).unwrap();
-}
 
 /// Runs one `--once` archive and returns (peak RSS in MiB, seconds, files written).
 fn run(brokers: &str, topic: &str, format: &str, window: &str) -> (f64, f64, usize) {
@@ -108,7 +67,7 @@ fn main() {
     let topic = unique("bench");
     rt.block_on(t.create_topic(&topic, PARTITIONS));
     let loading = Instant::now();
-    preload(&t.brokers, &topic, records);
+    preload_kib_records(&t.brokers, &topic, PARTITIONS, records);
     let records = common::stable_high_watermarks(&t.brokers, &topic, PARTITIONS);
     let mib = records as f64 * 0.95 / 1024.0;
     println!(

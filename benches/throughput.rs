@@ -77,7 +77,12 @@ fn event(i: usize) -> (String, String, [(&'static str, String); 2]) {
 /// Bytes of event `i`'s key, value and headers.
 fn event_bytes(i: usize) -> u64 {
     let (key, body, headers) = event(i);
-    (key.len() + body.len() + headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()) as u64
+    (key.len()
+        + body.len()
+        + headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()) as u64
 }
 
 /// Loads `records` events, batched. Returns the bytes of keys, values and headers produced.
@@ -200,7 +205,10 @@ fn wrapped(cmd: Command) -> Command {
     };
     let mut words = wrapper.split_whitespace();
     let mut outer = Command::new(words.next().expect("HUBCAP_BENCH_WRAP: a command"));
-    outer.args(words).arg(cmd.get_program()).args(cmd.get_args());
+    outer
+        .args(words)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => outer.env(k, v),
@@ -224,9 +232,7 @@ fn held_records(brokers: &str, topic: &str, partitions: i32) -> Option<usize> {
     }
     (0..partitions)
         .map(|p| {
-            let (low, high) = c
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .ok()?;
+            let (low, high) = c.fetch_watermarks(topic, p, Duration::from_secs(10)).ok()?;
             Some((high - low) as usize)
         })
         .sum()
@@ -458,6 +464,8 @@ fn encoding_alone(records: usize, runs: usize) {
             },
         ),
     ];
+    // Records as the consumer hands them to a worker: views into one batch buffer.
+    let batch = hubcap::event::Batch::of(&events);
     for (name, format) in formats {
         let mut times = Vec::new();
         let mut out = 0usize;
@@ -465,12 +473,12 @@ fn encoding_alone(records: usize, runs: usize) {
             let started = Instant::now();
             out = 0;
             let mut file = format.create("t", 0, 0);
-            for e in &events {
-                file.prepare(e);
-                file.push_prepared(e).unwrap();
+            for r in batch.iter() {
+                file.prepare(&r);
+                file.push_prepared(&r).unwrap();
                 out += file.take_output().len();
                 if file.size_with(0) >= 64 << 20 {
-                    let done = std::mem::replace(&mut file, format.create("t", 0, e.offset + 1));
+                    let done = std::mem::replace(&mut file, format.create("t", 0, r.offset + 1));
                     out += done.finish().unwrap().0.len();
                 }
             }

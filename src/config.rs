@@ -139,10 +139,17 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_COMPRESSION", value_enum, default_value = "zstd")]
     pub compression: ParquetCompression,
 
-    /// Parquet row group size (encoded bytes); an open file holds about 2.5 row groups in memory.
-    /// Default: 32 MiB shared by the partitions this instance archives, 1 to 8 MiB each.
+    /// Parquet row group size, in record bytes (keys, values, headers) before encoding: an open
+    /// file holds one row group's records in memory. Default: from --memory-limit, a quarter of
+    /// each open file's share, 256 KiB to 8 MiB.
     #[arg(long, env = "HUBCAP_ROW_GROUP_SIZE")]
     pub row_group_size: Option<ByteSize>,
+
+    /// Memory budget of the whole instance (e.g. 256MiB, 1GiB): librdkafka's prefetch, records
+    /// waiting for their partition, open files' blocks, row groups and upload parts are sized
+    /// from it; when records waiting reach their part, fetching pauses. At least 32MiB.
+    #[arg(long, env = "HUBCAP_MEMORY_LIMIT", default_value = "256MiB")]
+    pub memory_limit: ByteSize,
 
     /// Write an empty Capture file (header plus one empty block) for a window without events.
     #[arg(long, env = "HUBCAP_EMPTY_FILES")]
@@ -296,6 +303,8 @@ pub enum ConfigError {
     Group,
     #[error("-X {0}")]
     KafkaSetting(String),
+    #[error("--memory-limit {} is too small: hubcap needs at least 32MiB (librdkafka's prefetch and a few open files); the default is 256MiB", crate::config::ByteSize(*.0))]
+    MemoryLimit(u64),
     #[error("--azure-sdk-checkpoints: {0}")]
     SdkCheckpoints(String),
 }
@@ -351,6 +360,9 @@ impl RunArgs {
                 flag: "progress-interval",
             });
         }
+        if self.memory_limit.0 < crate::budget::MIN_LIMIT {
+            return Err(ConfigError::MemoryLimit(self.memory_limit.0));
+        }
         if self.row_group_size.is_some_and(|s| s.0 == 0) {
             return Err(ConfigError::Zero {
                 flag: "row-group-size",
@@ -390,6 +402,15 @@ impl RunArgs {
             format,
             kafka,
         })
+    }
+}
+
+impl RunConfig {
+    /// A fresh memory budget of `--memory-limit`.
+    pub fn budget(&self) -> std::sync::Arc<crate::budget::MemoryBudget> {
+        crate::budget::MemoryBudget::new(
+            usize::try_from(self.args.memory_limit.0).unwrap_or(usize::MAX),
+        )
     }
 }
 

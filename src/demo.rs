@@ -77,6 +77,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         codec: Codec::Null,
         compression: crate::parquet::ParquetCompression::Zstd,
         row_group_size: None,
+        memory_limit: ByteSize(256 << 20),
         eventhubs_connection_string: None,
         azure_sdk_checkpoints: None,
         azure_sdk_namespace: None,

@@ -2,23 +2,26 @@
 //! publishes Avro and Parquet files the same way.
 
 use crate::avro::{sync_marker, AvroFile, Codec, RecordEncoder};
-use crate::event::Event;
+use crate::event::Record;
 use crate::parquet::{ParquetCompression, ParquetFile};
 
 /// A file being written. Encoded bytes come out through [`take_output`](Self::take_output) as
 /// they are ready (blocks, row groups), so the caller can stream them to storage.
 pub trait FileEncoder: Send {
-    /// Prepares `e` and returns about how many bytes it will add to the file (Avro: exactly its
+    /// Prepares `r` and returns about how many bytes it will add to the file (Avro: exactly its
     /// encoded size; Parquet: its raw size, an overestimate once compressed).
-    fn prepare(&mut self, e: &Event) -> usize;
+    fn prepare(&mut self, r: &Record<'_>) -> usize;
     /// Adds the record last given to [`prepare`](Self::prepare).
-    fn push_prepared(&mut self, e: &Event) -> Result<(), EncodeError>;
+    fn push_prepared(&mut self, r: &Record<'_>) -> Result<(), EncodeError>;
     /// The file's size if closed now, plus `extra` bytes of records; never an underestimate.
     fn size_with(&self, extra: usize) -> u64;
     fn records(&self) -> u64;
     /// Bytes ready for storage.
     fn take_output(&mut self) -> Vec<u8>;
     fn output_len(&self) -> usize;
+    /// Memory the file holds now (open block or row groups, output not yet taken), for the
+    /// memory budget.
+    fn held_bytes(&self) -> usize;
     /// Closes the file: the remaining bytes and the file's total size.
     fn finish(self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError>;
 }
@@ -45,9 +48,14 @@ pub enum Format {
     },
 }
 
-/// Parquet row groups in progress, all open files together, when no size is given: each open
-/// file holds about 2.5 row groups, so this bounds that part of memory near 80 MiB.
-pub const ROW_GROUP_BUDGET: usize = 32 << 20;
+/// The smallest Avro block a tight memory budget sizes a file for.
+const MIN_BLOCK: usize = 64 << 10;
+/// The smallest Parquet row group hubcap sizes for itself. Each row group compresses each column
+/// with a fresh zstd context: below this, setting those up costs more than encoding (at 256
+/// partitions, 96 KiB row groups take twice the CPU of 512 KiB ones, 256 KiB a quarter more).
+const MIN_ROW_GROUP: usize = 256 << 10;
+/// A Parquet row group's size when neither `--row-group-size` nor the memory budget limits it.
+const ROW_GROUP: usize = 8 << 20;
 
 impl Format {
     pub fn extension(self) -> &'static str {
@@ -70,18 +78,38 @@ impl Format {
         }
     }
 
-    /// The format for a file opened while `open_files` partitions are being archived: a Parquet
-    /// row group size left to hubcap is [`ROW_GROUP_BUDGET`] shared by them, 1 to 8 MiB each.
-    pub fn sized_for(self, open_files: usize) -> Format {
+    /// The format for a file that may hold about `share` bytes of memory (its part of the
+    /// memory budget): an Avro block of at most an eighth of it (never more than the block
+    /// size given, at least 64 KiB), a Parquet row group left to hubcap of a quarter (its rows
+    /// wait in memory until they make a row group), at least 256 KiB, at most 8 MiB.
+    pub fn sized_for(self, share: usize) -> Format {
+        let eighth = (share / 8).max(MIN_BLOCK);
         match self {
             Format::Parquet {
                 compression,
                 row_group_bytes: 0,
             } => Format::Parquet {
                 compression,
-                row_group_bytes: (ROW_GROUP_BUDGET / open_files.max(1)).clamp(1 << 20, 8 << 20),
+                row_group_bytes: (share / 4).clamp(MIN_ROW_GROUP, ROW_GROUP),
+            },
+            Format::Avro {
+                codec,
+                block_target,
+            } => Format::Avro {
+                codec,
+                block_target: block_target.min(eighth),
             },
             other => other,
+        }
+    }
+
+    /// The bytes an open file holds for its block or row group.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Format::Avro { block_target, .. } => block_target,
+            Format::Parquet {
+                row_group_bytes, ..
+            } => row_group_bytes,
         }
     }
 
@@ -107,7 +135,7 @@ impl Format {
             } => Box::new(ParquetFile::new(
                 compression,
                 if row_group_bytes == 0 {
-                    8 << 20
+                    ROW_GROUP
                 } else {
                     row_group_bytes
                 },
@@ -123,13 +151,13 @@ struct AvroEncoder {
 }
 
 impl FileEncoder for AvroEncoder {
-    fn prepare(&mut self, e: &Event) -> usize {
+    fn prepare(&mut self, r: &Record<'_>) -> usize {
         self.scratch.clear();
-        self.records.encode(e, &mut self.scratch);
+        self.records.encode(r, &mut self.scratch);
         self.scratch.len()
     }
 
-    fn push_prepared(&mut self, _e: &Event) -> Result<(), EncodeError> {
+    fn push_prepared(&mut self, _r: &Record<'_>) -> Result<(), EncodeError> {
         self.file.append_encoded(&self.scratch);
         Ok(())
     }
@@ -150,6 +178,10 @@ impl FileEncoder for AvroEncoder {
         self.file.output_len()
     }
 
+    fn held_bytes(&self) -> usize {
+        self.file.held_bytes() + self.scratch.capacity()
+    }
+
     fn finish(self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError> {
         Ok(self.file.finish())
     }
@@ -160,30 +192,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn row_groups_left_to_hubcap_share_a_budget() {
+    fn blocks_and_row_groups_follow_the_memory_share() {
         let auto = Format::Parquet {
             compression: ParquetCompression::Zstd,
             row_group_bytes: 0,
         };
-        let size = |n| match auto.sized_for(n) {
+        let row_group = |share| match auto.sized_for(share) {
             Format::Parquet {
                 row_group_bytes, ..
             } => row_group_bytes,
             Format::Avro { .. } => unreachable!(),
         };
-        assert_eq!(size(1), 8 << 20);
-        assert_eq!(size(4), 8 << 20);
-        assert_eq!(size(16), 2 << 20);
-        assert_eq!(size(1000), 1 << 20);
+        assert_eq!(row_group(256 << 20), 8 << 20);
+        assert_eq!(row_group(16 << 20), 4 << 20);
+        assert_eq!(row_group(4 << 20), 1 << 20);
+        assert_eq!(row_group(1 << 20), 256 << 10);
+        assert_eq!(row_group(0), 256 << 10);
         let given = Format::Parquet {
             compression: ParquetCompression::Zstd,
             row_group_bytes: 3 << 20,
         };
-        assert!(matches!(
-            given.sized_for(64),
-            Format::Parquet {
-                row_group_bytes, ..
-            } if row_group_bytes == 3 << 20
-        ));
+        assert_eq!(given.sized_for(1 << 20), given);
+        let avro = Format::Avro {
+            codec: Codec::Null,
+            block_target: 1 << 20,
+        };
+        let block = |share| match avro.sized_for(share) {
+            Format::Avro { block_target, .. } => block_target,
+            Format::Parquet { .. } => unreachable!(),
+        };
+        assert_eq!(block(256 << 20), 1 << 20);
+        assert_eq!(block(2 << 20), 256 << 10);
+        assert_eq!(block(0), 64 << 10);
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod avro;
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod config_file;

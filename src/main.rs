@@ -8,6 +8,9 @@ use hubcap::config_file::{ConfigFileError, Effective, Parsed};
 use hubcap::progress::View;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let Parsed { cli, effective } = match hubcap::config_file::parse(std::env::args_os()) {
         Ok(parsed) => parsed,

@@ -12,9 +12,10 @@
 //!
 //! Parquet has no unions, so each map value is a struct with one field per Avro union branch;
 //! exactly one field is set (the branch), which DuckDB, pyarrow and Spark read natively and
-//! which keeps every value type. Rows collect in arrow builders, go to the writer in small
-//! batches, and leave as row groups of about `row_group_bytes`, so memory stays at about 2.5 row
-//! groups per open file (pages in progress, then the written row group), whatever the window.
+//! which keeps every value type. Rows collect in arrow builders until they hold `row_group_bytes`
+//! of raw record bytes, then go to the writer as one row group, encoded and compressed at once:
+//! an open file holds its builders and no column writers (whose pages, statistics and zstd
+//! contexts cost a few MiB per file), so many open files fit a small memory budget.
 
 use std::sync::Arc;
 
@@ -29,13 +30,10 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
+use crate::avro::decimal;
 use crate::encoder::{EncodeError, FileEncoder};
-use crate::event::{Event, ENQUEUED_TIME_KEY, PARTITION_KEY_KEY};
+use crate::event::{EnqueuedTimeText, Record, ENQUEUED_TIME_KEY, PARTITION_KEY_KEY};
 
-/// Rows handed to the parquet writer at a time, at most.
-const BATCH_ROWS: usize = 4096;
-/// Raw bytes handed to the parquet writer at a time, about.
-const BATCH_BYTES: usize = 256 << 10;
 /// Room kept for the footer when estimating a file's size: a base, plus per row group (column
 /// chunk metadata and statistics of 15 leaf columns).
 const FOOTER_BASE: u64 = 2 << 10;
@@ -122,6 +120,7 @@ struct Rows {
     body: BinaryBuilder,
     rows: usize,
     bytes: usize,
+    time_text: EnqueuedTimeText,
 }
 
 /// The union branch a map value takes.
@@ -169,28 +168,33 @@ impl Rows {
             body: BinaryBuilder::new(),
             rows: 0,
             bytes: 0,
+            time_text: EnqueuedTimeText::default(),
         }
     }
 
-    fn push(&mut self, e: &Event, raw: usize) -> Result<(), EncodeError> {
-        self.seq.append_value(e.offset);
-        self.offset.append_value(e.offset.to_string());
-        self.enqueued.append_value(e.enqueued_time_utc());
-        self.time.append_option(e.timestamp_ms);
-        if let Some(key) = &e.key {
+    fn push(&mut self, r: &Record<'_>, raw: usize) -> Result<(), EncodeError> {
+        self.seq.append_value(r.offset);
+        let mut digits = [0u8; 20];
+        // Digits and '-' are UTF-8.
+        self.offset
+            .append_value(std::str::from_utf8(decimal(r.offset, &mut digits)).unwrap_or_default());
+        self.enqueued
+            .append_value(self.time_text.of(r.timestamp_ms));
+        self.time.append_option(r.timestamp_ms);
+        if let Some(key) = r.key {
             let branch = std::str::from_utf8(key).map_or(Branch::Bytes(key), Branch::String);
             append_value(&mut self.system, PARTITION_KEY_KEY, branch);
         }
-        if let Some(ms) = e.timestamp_ms {
+        if let Some(ms) = r.timestamp_ms {
             append_value(&mut self.system, ENQUEUED_TIME_KEY, Branch::Long(ms));
         }
         self.system.append(true)?;
-        for h in &e.headers {
-            let branch = h.value.as_deref().map_or(Branch::Null, Branch::Bytes);
-            append_value(&mut self.properties, &h.key, branch);
+        for (name, value) in r.headers.iter() {
+            let branch = value.map_or(Branch::Null, Branch::Bytes);
+            append_value(&mut self.properties, &name, branch);
         }
         self.properties.append(true)?;
-        self.body.append_option(e.value.as_deref());
+        self.body.append_option(r.value);
         self.rows += 1;
         self.bytes += raw;
         Ok(())
@@ -219,9 +223,8 @@ pub struct ParquetFile {
     rows: Rows,
     records: u64,
     raw: usize,
-    /// Raw bytes collected before a batch goes to the writer: small against the row group, so
-    /// row groups come out near their target size.
-    batch_bytes: usize,
+    /// Raw bytes of rows that make a row group.
+    row_group_bytes: usize,
 }
 
 impl ParquetFile {
@@ -243,9 +246,9 @@ impl ParquetFile {
             props = props.set_column_dictionary_enabled(ColumnPath::new(path), true);
         }
         let props = props
-            // Row groups are cut by their estimated encoded size, not by row count.
+            // Row groups are cut here, by raw size: one batch, then a flush.
             .set_max_row_group_row_count(None)
-            .set_max_row_group_bytes(Some(row_group_bytes.max(1)))
+            .set_max_row_group_bytes(None)
             .set_created_by(format!("hubcap {}", env!("CARGO_PKG_VERSION")))
             .build();
         // A Vec sink and a schema built by the same code cannot fail to open.
@@ -257,40 +260,42 @@ impl ParquetFile {
             rows: Rows::new(),
             records: 0,
             raw: 0,
-            batch_bytes: (row_group_bytes / 4).clamp(1, BATCH_BYTES),
+            row_group_bytes: row_group_bytes.max(1),
         }
     }
 
+    /// Writes the rows collected as one row group.
     fn write_rows(&mut self) -> Result<(), EncodeError> {
         if self.rows.rows == 0 {
             return Ok(());
         }
         let batch = self.rows.take_batch(&self.schema)?;
         self.writer.write(&batch)?;
+        self.writer.flush()?;
         Ok(())
     }
 }
 
 /// The bytes a record takes before encoding, to decide about the size window before it is added.
-fn raw_size(e: &Event) -> usize {
-    let headers: usize = e
+fn raw_size(r: &Record<'_>) -> usize {
+    let headers: usize = r
         .headers
         .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len) + 8)
+        .map(|(name, value)| name.len() + value.map_or(0, <[u8]>::len) + 8)
         .sum();
-    64 + e.key.as_ref().map_or(0, Vec::len) + headers + e.value.as_ref().map_or(0, Vec::len)
+    64 + r.key.map_or(0, <[u8]>::len) + headers + r.value.map_or(0, <[u8]>::len)
 }
 
 impl FileEncoder for ParquetFile {
-    fn prepare(&mut self, e: &Event) -> usize {
-        self.raw = raw_size(e);
+    fn prepare(&mut self, r: &Record<'_>) -> usize {
+        self.raw = raw_size(r);
         self.raw
     }
 
-    fn push_prepared(&mut self, e: &Event) -> Result<(), EncodeError> {
-        self.rows.push(e, self.raw)?;
+    fn push_prepared(&mut self, r: &Record<'_>) -> Result<(), EncodeError> {
+        self.rows.push(r, self.raw)?;
         self.records += 1;
-        if self.rows.rows >= BATCH_ROWS || self.rows.bytes >= self.batch_bytes {
+        if self.rows.bytes >= self.row_group_bytes {
             self.write_rows()?;
         }
         Ok(())
@@ -314,6 +319,10 @@ impl FileEncoder for ParquetFile {
 
     fn output_len(&self) -> usize {
         self.writer.inner().len()
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.writer.memory_size() + self.writer.inner().capacity() + self.rows.bytes
     }
 
     fn finish(mut self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError> {

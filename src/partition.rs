@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, error, info, warn};
 
+use crate::budget::{Charge, MemoryBudget, Use};
 use crate::checkpoint::{now_rfc3339, Checkpoint, CheckpointError, CheckpointStore, PendingFile};
 use crate::encoder::{EncodeError, FileEncoder, Format};
-use crate::event::Event;
+use crate::event::{Batch, BatchPool, Record};
 use crate::manifest::{
     time_text, ManifestEntry, ManifestError, Manifests, VERSION as MANIFEST_VERSION,
 };
@@ -39,8 +40,14 @@ pub struct Shared {
     pub policy: RollPolicy,
     pub format: Format,
     pub empty_files: bool,
-    /// Upload part size; also the largest object written with a single put.
+    /// Upload part size, at most; also the largest object written with a single put.
     pub part_size: usize,
+    /// Upload part size, at least (the store's minimum, for the largest file a window holds).
+    pub min_part_size: usize,
+    /// `--memory-limit`: open files are sized from their share of it.
+    pub budget: Arc<MemoryBudget>,
+    /// Record batches for reuse: the consumer fills them, the workers give them back.
+    pub batches: BatchPool,
     /// This instance's id, written into the checkpoints it owns.
     pub owner: String,
     pub commits: CommitQueue,
@@ -88,7 +95,8 @@ impl<T> PartitionQueue<T> {
 /// What the consumer hands a worker.
 #[derive(Debug)]
 pub enum Input {
-    Events(Vec<Event>),
+    /// Records, with their count against the memory budget.
+    Records(Batch, Charge),
     /// The consumer reached the partition's end (as far as the broker knew then).
     Eof,
     /// The consumer moved back to the offset a worker asked for in the [`RewindQueue`]; what
@@ -316,6 +324,8 @@ pub struct PartitionWorker {
     origin: (Instant, DateTime<Utc>),
     report: PartitionReport,
     stats: Arc<PartitionStats>,
+    /// The open file's memory, against the budget.
+    held: Charge,
 }
 
 enum Flow {
@@ -340,6 +350,7 @@ impl PartitionWorker {
         let stats = shared.metrics.partition(topic, partition);
         let low = end.map_or(0, |(low, _)| low);
         stats.assigned(next.unwrap_or(low), next, end.map(|(_, high)| high));
+        let held = Charge::new(&shared.budget, Use::File);
         PartitionWorker {
             shared,
             topic: topic.to_string(),
@@ -362,6 +373,7 @@ impl PartitionWorker {
                 ..Default::default()
             },
             stats,
+            held,
         }
     }
 
@@ -423,11 +435,12 @@ impl PartitionWorker {
             let deadline = self.shared.policy.deadline(self.opened);
             tokio::select! {
                 input = self.input.recv() => match input {
-                    Some(Input::Events(batch)) => {
-                        for e in batch {
-                            if let Flow::Done = self.accept(e).await? {
-                                return self.close(RollReason::End).await;
-                            }
+                    Some(Input::Records(batch, charge)) => {
+                        let flow = self.accept_all(&batch).await;
+                        self.shared.batches.give_back(batch);
+                        drop(charge);
+                        if let Flow::Done = flow? {
+                            return self.close(RollReason::End).await;
                         }
                         self.observe_window();
                     }
@@ -438,7 +451,10 @@ impl PartitionWorker {
                     Some(Input::Eof | Input::Rewound) => {}
                     None => return self.close(RollReason::Stop).await,
                 },
-                () = sleep_until(deadline) => self.close(RollReason::Time).await?,
+                () = sleep_until(deadline) => {
+                    self.close(RollReason::Time).await?;
+                    self.observe_window();
+                }
             }
         }
     }
@@ -478,15 +494,24 @@ impl PartitionWorker {
             .is_some_and(|end| self.next.unwrap_or(self.low) >= end)
     }
 
-    async fn accept(&mut self, e: Event) -> Result<Flow, WorkerError> {
-        if self.next.is_some_and(|next| e.offset < next) {
+    async fn accept_all(&mut self, batch: &Batch) -> Result<Flow, WorkerError> {
+        for r in batch.iter() {
+            if let Flow::Done = self.accept(&r).await? {
+                return Ok(Flow::Done);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn accept(&mut self, r: &Record<'_>) -> Result<Flow, WorkerError> {
+        if self.next.is_some_and(|next| r.offset < next) {
             // Re-delivered after a seek or rebalance; already archived or in the open file.
             return Ok(Flow::Continue);
         }
-        if self.end.is_some_and(|end| e.offset >= end) {
+        if self.end.is_some_and(|end| r.offset >= end) {
             return Ok(Flow::Done);
         }
-        self.append(&e).await?;
+        self.append(r).await?;
         Ok(if self.at_end() {
             Flow::Done
         } else {
@@ -494,7 +519,7 @@ impl PartitionWorker {
         })
     }
 
-    async fn append(&mut self, e: &Event) -> Result<(), WorkerError> {
+    async fn append(&mut self, e: &Record<'_>) -> Result<(), WorkerError> {
         // Prepare the record on the open file; if it would overflow the size window, close the
         // file first (a replayed window keeps exactly the offsets its intent named).
         let mut prepared = false;
@@ -549,16 +574,21 @@ impl PartitionWorker {
         Ok(())
     }
 
-    /// Per batch, not per record: the open window's size and the position, for metrics.
-    fn observe_window(&self) {
-        let (records, bytes) = self
-            .open
-            .as_ref()
-            .map_or((0, 0), |f| (f.file.records(), f.file.size_with(0)));
+    /// Per batch, not per record: the open window's size and the position, for metrics, and
+    /// the open file's memory, for the budget.
+    fn observe_window(&mut self) {
+        let (records, bytes, held) = self.open.as_ref().map_or((0, 0, 0), |f| {
+            (
+                f.file.records(),
+                f.file.size_with(0),
+                f.file.held_bytes() + f.upload.held_bytes(),
+            )
+        });
         self.stats.window(records, bytes, self.next);
+        self.held.set(held);
     }
 
-    fn start_file(&self, first: &Event) -> OpenFile {
+    fn start_file(&self, first: &Record<'_>) -> OpenFile {
         self.stats.window_opened(first.timestamp_ms);
         let name = match &self.replay {
             Some(r) => r.path.clone(),
@@ -567,24 +597,32 @@ impl PartitionWorker {
                 name_time(first.timestamp_ms, self.opened_wall),
             ),
         };
+        // This file's share of the memory budget: an eighth for each upload part (three are
+        // held: one filling, two in flight), an eighth for an Avro block, a quarter for a
+        // Parquet row group; never below the store's minimum part or the encoder's minimum.
+        let files = self
+            .shared
+            .workers
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let share = self.shared.budget.share(files);
+        let part_size = (share / 8).clamp(
+            self.shared.min_part_size,
+            self.shared.part_size.max(self.shared.min_part_size),
+        );
+        let format = self.shared.format.sized_for(share);
+        self.shared
+            .budget
+            .check_file(files, format.block_bytes() + 3 * part_size);
         OpenFile {
             upload: Upload::new(
                 self.shared.output.store.clone(),
                 self.shared.output.path(&name),
-                self.shared.part_size,
+                part_size,
                 2,
             )
             .with_retry(self.shared.output.retry),
             name,
-            file: self
-                .shared
-                .format
-                .sized_for(
-                    self.shared
-                        .workers
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                )
-                .create(&self.topic, self.partition, first.offset),
+            file: format.create(&self.topic, self.partition, first.offset),
             first_offset: first.offset,
             last_offset: first.offset,
             first_time_ms: first.timestamp_ms,

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::event::{Event, Header};
+use crate::budget::{Charge, Use};
 use crate::partition::{resume, Input, PartitionReport, PartitionWorker, Shared, WorkerError};
 
 /// Records handed to a worker per batch, at most.
@@ -37,10 +37,12 @@ const BATCH: usize = 1024;
 /// Record bytes per batch, about: a batch closes at `BATCH` records or this many bytes.
 const BATCH_BYTES: usize = 256 << 10;
 /// Batches a worker may have queued. With `BATCH_BYTES`, about 1 MiB of records waits per
-/// partition in its channel; beyond it the partition is paused, and what librdkafka had already
-/// fetched for it (its prefetch, `queued.max.messages.kbytes`) waits here until the worker
-/// takes it.
+/// partition in its channel; beyond it records wait here, pending.
 const QUEUED_BATCHES: usize = 4;
+/// Pending batches a partition may have beyond its channel before it is paused. Pausing is not
+/// free: librdkafka drops what it had fetched for the partition and fetches it again on resume,
+/// so a worker a little behind (a CPU-bound encoder) does not pause its partition each time.
+const PENDING_BEFORE_PAUSE: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
@@ -78,10 +80,10 @@ struct State {
     workers: HashMap<i32, WorkerHandle>,
     /// Inputs polled but not yet handed over, per partition, in order.
     pending: HashMap<i32, Vec<Input>>,
-    /// Bytes in each partition's last pending batch.
-    pending_bytes: HashMap<i32, usize>,
     /// Partitions paused because their worker's channel was full.
     paused: HashSet<i32>,
+    /// Partitions paused because the memory budget was exhausted.
+    held_back: HashSet<i32>,
     outcome: SourceOutcome,
     /// Whether any assignment (even an empty one) arrived; `--once` finishes after that.
     assigned: bool,
@@ -298,7 +300,7 @@ impl SourceContext {
             let mut state = self.state();
             let paused = partitions
                 .iter()
-                .filter(|p| state.paused.remove(p))
+                .filter(|p| state.paused.remove(p) | state.held_back.remove(p))
                 .copied()
                 .collect();
             let handles = partitions
@@ -395,28 +397,51 @@ impl SourceContext {
     }
 
     /// Moves polled inputs to their workers without waiting for any: a worker whose channel is
-    /// full keeps the rest pending and its partition is paused until it took them all.
+    /// full keeps the rest pending and its partition is paused until it took them all. While
+    /// the memory budget is exhausted, partitions that received records are paused too, until
+    /// it recovered.
     fn dispatch(&self, consumer: &BaseConsumer<Self>) {
+        let budget = &self.shared.budget;
         let (mut pause, mut resume) = (Vec::new(), Vec::new());
         {
             let mut state = self.state();
-            for (p, inputs) in std::mem::take(&mut state.pending) {
+            let exhausted = budget.exhausted();
+            for (p, mut inputs) in std::mem::take(&mut state.pending) {
                 // No worker: the partition was revoked or its worker ended (reaped below).
                 let Some(tx) = state.workers.get(&p).and_then(|w| w.input.clone()) else {
                     continue;
                 };
+                for input in &mut inputs {
+                    if let Input::Records(batch, charge) = input {
+                        charge.set(batch.footprint());
+                    }
+                }
+                if exhausted && state.held_back.insert(p) && !state.paused.contains(&p) {
+                    pause.push(p);
+                }
                 let left = hand_over(&tx, inputs);
                 if left.is_empty() {
-                    if state.paused.remove(&p) {
+                    if state.paused.remove(&p) && !state.held_back.contains(&p) {
                         resume.push(p);
                     }
                 } else {
-                    if state.paused.insert(p) {
+                    if left.len() > PENDING_BEFORE_PAUSE
+                        && state.paused.insert(p)
+                        && !state.held_back.contains(&p)
+                    {
                         pause.push(p);
                     }
                     state.pending.insert(p, left);
                 }
             }
+            if !state.held_back.is_empty() && budget.recovered() {
+                let held_back = std::mem::take(&mut state.held_back);
+                resume.extend(held_back.into_iter().filter(|p| !state.paused.contains(p)));
+                debug!(topic = %self.opts.topic, used = budget.used(), "memory budget recovered; fetching resumed");
+            }
+        }
+        if !pause.is_empty() && budget.exhausted() {
+            debug!(topic = %self.opts.topic, used = budget.used(), limit = budget.data_limit(), "memory budget exhausted; fetching paused");
         }
         self.set_paused(consumer, &pause, true);
         self.set_paused(consumer, &resume, false);
@@ -590,26 +615,34 @@ impl SourceContext {
     }
 
     /// Adds a record to its partition's last pending batch, or starts a batch.
-    fn push_event(&self, partition: i32, e: Event) {
-        let size = e.size();
+    fn push_message(&self, m: &BorrowedMessage<'_>) {
         let mut state = self.state();
-        let State {
-            pending,
-            pending_bytes,
-            ..
-        } = &mut *state;
-        let queue = pending.entry(partition).or_default();
-        let bytes = pending_bytes.entry(partition).or_default();
-        match queue.last_mut() {
-            Some(Input::Events(batch)) if batch.len() < BATCH && *bytes < BATCH_BYTES => {
-                batch.push(e);
-                *bytes += size;
+        let queue = state.pending.entry(m.partition()).or_default();
+        let batch = match queue.last_mut() {
+            Some(Input::Records(batch, _))
+                if batch.len() < BATCH && batch.data_len() < BATCH_BYTES =>
+            {
+                batch
             }
             _ => {
-                queue.push(Input::Events(vec![e]));
-                *bytes = size;
+                let fresh = Input::Records(
+                    self.shared.batches.take(),
+                    Charge::new(&self.shared.budget, Use::Queued),
+                );
+                queue.push(fresh);
+                match queue.last_mut() {
+                    Some(Input::Records(batch, _)) => batch,
+                    _ => return, // unreachable: pushed just above
+                }
             }
-        }
+        };
+        batch.push(
+            m.offset(),
+            m.timestamp().to_millis(),
+            m.key(),
+            m.payload(),
+            RawHeaders::of(m),
+        );
     }
 }
 
@@ -714,7 +747,7 @@ fn poll_batch(consumer: &BaseConsumer<SourceContext>) {
     for _ in 0..BATCH {
         match consumer.poll(timeout) {
             None => break,
-            Some(Ok(m)) => ctx.push_event(m.partition(), to_event(&m)),
+            Some(Ok(m)) => ctx.push_message(&m),
             Some(Err(KafkaError::PartitionEOF(p))) => ctx.push(p, Input::Eof),
             Some(Err(e)) => {
                 if !ctx.broker_trouble(&e) {
@@ -752,49 +785,65 @@ fn commit(consumer: &BaseConsumer<SourceContext>) {
     }
 }
 
-/// Copies a record out of the consumer's buffer.
-fn to_event(m: &BorrowedMessage<'_>) -> Event {
-    Event {
-        offset: m.offset(),
-        timestamp_ms: m.timestamp().to_millis(),
-        key: m.key().map(<[u8]>::to_vec),
-        headers: headers(m),
-        value: m.payload().map(<[u8]>::to_vec),
+/// A record's headers, read through librdkafka's C API: rdkafka's safe accessor panics on a
+/// header name that is not UTF-8, and a poisoned record must not take the consumer down.
+struct RawHeaders<'a> {
+    headers: *const rdkafka::bindings::rd_kafka_headers_t,
+    next: usize,
+    count: usize,
+    message: std::marker::PhantomData<&'a BorrowedMessage<'a>>,
+}
+
+impl<'a> RawHeaders<'a> {
+    fn of(m: &'a BorrowedMessage<'_>) -> RawHeaders<'a> {
+        use rdkafka::bindings as rd;
+        let mut headers: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
+        // SAFETY: `m` borrows a live message; librdkafka owns the header list, which lives as
+        // long as the message.
+        let found = unsafe { rd::rd_kafka_message_headers(m.ptr(), &mut headers) }
+            == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            && !headers.is_null();
+        RawHeaders {
+            headers,
+            next: 0,
+            // SAFETY: a header list librdkafka returned.
+            count: if found {
+                unsafe { rd::rd_kafka_header_cnt(headers) }
+            } else {
+                0
+            },
+            message: std::marker::PhantomData,
+        }
     }
 }
 
-/// Reads headers through librdkafka's C API: rdkafka's safe accessor panics on a header name
-/// that is not UTF-8, and a poisoned record must not take the consumer down.
-fn headers(m: &BorrowedMessage<'_>) -> Vec<Header> {
-    use rdkafka::bindings as rd;
-    let mut out = Vec::new();
-    // SAFETY: `m` borrows a live message; librdkafka owns the header list and the pointers it
-    // returns stay valid while the message lives; every pointer is checked before use.
-    unsafe {
-        let mut hdrs: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
-        if rd::rd_kafka_message_headers(m.ptr(), &mut hdrs)
-            != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            || hdrs.is_null()
-        {
-            return out;
-        }
-        let count = rd::rd_kafka_header_cnt(hdrs);
-        for i in 0..count {
+impl<'a> Iterator for RawHeaders<'a> {
+    /// A header's name and value (`None`: a header without a value).
+    type Item = (&'a [u8], Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use rdkafka::bindings as rd;
+        while self.next < self.count {
+            let i = self.next;
+            self.next += 1;
             let mut name: *const std::ffi::c_char = std::ptr::null();
             let mut value: *const std::ffi::c_void = std::ptr::null();
             let mut size: usize = 0;
-            if rd::rd_kafka_header_get_all(hdrs, i, &mut name, &mut value, &mut size)
-                != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-                || name.is_null()
-            {
-                continue;
+            // SAFETY: `i` is below the list's count; the pointers librdkafka returns stay valid
+            // while the message lives ('a), and each is checked before use.
+            unsafe {
+                if rd::rd_kafka_header_get_all(self.headers, i, &mut name, &mut value, &mut size)
+                    != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                    || name.is_null()
+                {
+                    continue;
+                }
+                let name = std::ffi::CStr::from_ptr(name).to_bytes();
+                let value = (!value.is_null())
+                    .then(|| std::slice::from_raw_parts(value.cast::<u8>(), size));
+                return Some((name, value));
             }
-            let key =
-                String::from_utf8_lossy(std::ffi::CStr::from_ptr(name).to_bytes()).into_owned();
-            let value = (!value.is_null())
-                .then(|| std::slice::from_raw_parts(value.cast::<u8>(), size).to_vec());
-            out.push(Header { key, value });
         }
+        None
     }
-    out
 }

@@ -164,14 +164,25 @@ impl Location {
         }
     }
 
-    /// Upload part size: parts of this size stream out while a window is open, and each open
-    /// file holds about three (one filling, two in flight). S3 and GCS take parts of 5 MiB at
-    /// least; Azure blocks and local files have no minimum, so smaller parts keep memory low.
+    /// Upload part size, at most: parts of this size stream out while a window is open, and
+    /// each open file holds about three (one filling, two in flight).
     pub fn part_size(&self) -> usize {
+        self.min_part_size().max(2 << 20)
+    }
+
+    /// The smallest upload part the store takes for a file of up to `file_size` bytes: S3 and
+    /// GCS take parts of 5 MiB at least (and 10,000 parts at most); Azure blocks and local files
+    /// have no minimum, so a tight memory budget can use small ones.
+    pub fn min_part_size_for(&self, file_size: u64) -> usize {
+        let most_parts = usize::try_from(file_size / 10_000).unwrap_or(usize::MAX);
+        self.min_part_size().max(most_parts)
+    }
+
+    fn min_part_size(&self) -> usize {
         if self.display.starts_with("s3://") || self.display.starts_with("gs://") {
             5 << 20
         } else {
-            2 << 20
+            64 << 10
         }
     }
 

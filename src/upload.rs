@@ -71,6 +71,15 @@ impl Upload {
         &self.path
     }
 
+    /// Memory the upload holds, about: what it buffered, or once multipart, a part filling and
+    /// the parts in flight.
+    pub fn held_bytes(&self) -> usize {
+        match &self.state {
+            State::Buffer { len, .. } => *len,
+            State::Multipart(_) => self.part_size * (1 + self.max_parts_in_flight),
+        }
+    }
+
     /// Adds bytes to the object; may wait for an in-flight part to finish.
     pub async fn write(&mut self, data: Vec<u8>) -> object_store::Result<()> {
         if data.is_empty() {

@@ -272,7 +272,7 @@ async fn once_gives_up_when_kafka_stays_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap().to_string();
 
-    // A slow store and a small prefetch keep the run going, and reading, for a while.
+    // A slow store and a small, slow prefetch keep the run going, and reading, for a while.
     let base = Location::open(&out, "--output").unwrap();
     let slow = FaultyStore::new(
         base.store.clone(),
@@ -308,6 +308,9 @@ async fn once_gives_up_when_kafka_stays_unreachable() {
         "fetch.max.bytes=1024",
         "-X",
         "message.max.bytes=1000",
+        // A full prefetch queue (after every fetch, at 1 KiB) waits this long before the next.
+        "-X",
+        "fetch.queue.backoff.ms=200",
     ]);
     let run = tokio::spawn(hubcap::run::run_with(
         cfg,

@@ -35,8 +35,8 @@ fn encode(format: Format, topic: &str, partition: i32, offsets: &[i64]) -> Vec<u
     let mut bytes = Vec::new();
     for &o in offsets {
         let e = ev(o);
-        file.prepare(&e);
-        file.push_prepared(&e).unwrap();
+        file.prepare(&e.record());
+        file.push_prepared(&e.record()).unwrap();
         bytes.extend(file.take_output());
     }
     let (rest, _) = file.finish().unwrap();

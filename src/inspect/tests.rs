@@ -386,8 +386,8 @@ fn encode(format: Format, events: &[Event]) -> Vec<u8> {
     let mut file = format.create("clicks", 0, events[0].offset);
     let mut bytes = Vec::new();
     for e in events {
-        file.prepare(e);
-        file.push_prepared(e).unwrap();
+        file.prepare(&e.record());
+        file.push_prepared(&e.record()).unwrap();
         bytes.extend(file.take_output());
     }
     let (rest, total) = file.finish().unwrap();

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
-use crate::event::Header;
+use crate::event::{Event, Header};
 
 fn event(offset: i64) -> Event {
     Event {
@@ -35,9 +35,9 @@ fn write(events: &[Event], row_group_bytes: usize) -> (Vec<u8>, u64) {
         Box::new(ParquetFile::new(ParquetCompression::Zstd, row_group_bytes));
     let mut out = Vec::new();
     for e in events {
-        let n = f.prepare(e);
+        let n = f.prepare(&e.record());
         assert!(n > 0);
-        f.push_prepared(e).unwrap();
+        f.push_prepared(&e.record()).unwrap();
         out.extend(f.take_output());
     }
     let estimate = f.size_with(0);
@@ -130,8 +130,8 @@ fn row_groups_are_cut_by_size_and_stream_out() {
     let mut f = ParquetFile::new(ParquetCompression::None, 64 << 10);
     let mut streamed = 0;
     for e in &events {
-        f.prepare(e);
-        f.push_prepared(e).unwrap();
+        f.prepare(&e.record());
+        f.push_prepared(&e.record()).unwrap();
         streamed += f.take_output().len();
     }
     assert!(streamed > 0, "row groups leave before the file closes");

@@ -4,6 +4,8 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use super::*;
+use crate::budget::{Charge, MemoryBudget, Use};
+use crate::event::{Batch, BatchPool, Event};
 use crate::path::DEFAULT_TEMPLATE;
 
 fn shared(max_bytes: u64, max_age: Duration, empty_files: bool) -> Arc<Shared> {
@@ -31,12 +33,24 @@ fn shared_on(
         },
         empty_files,
         part_size: 1 << 20,
+        min_part_size: 64 << 10,
+        budget: MemoryBudget::new(256 << 20),
+        batches: BatchPool::default(),
         owner: "me".into(),
         commits: CommitQueue::default(),
         rewinds: RewindQueue::default(),
         workers: Default::default(),
         metrics: Default::default(),
     })
+}
+
+/// Records as the consumer hands them to a worker, counted against a budget of their own.
+fn events(evs: impl IntoIterator<Item = Event>) -> Input {
+    let evs: Vec<Event> = evs.into_iter().collect();
+    let batch = Batch::of(&evs);
+    let mut charge = Charge::new(&MemoryBudget::new(256 << 20), Use::Queued);
+    charge.set(batch.footprint());
+    Input::Records(batch, charge)
 }
 
 fn ev(offset: i64, body_len: usize) -> Event {
@@ -132,7 +146,7 @@ async fn size_windows_keep_every_offset_exactly_once() {
     let s = shared(2048, Duration::from_secs(3600), false);
     let (tx, run) = start(&s, Resume::default(), None);
     for chunk in (0..100).collect::<Vec<_>>().chunks(7) {
-        tx.send(Input::Events(chunk.iter().map(|&o| ev(o, 90)).collect()))
+        tx.send(events(chunk.iter().map(|&o| ev(o, 90))))
             .await
             .unwrap();
     }
@@ -189,7 +203,7 @@ async fn size_windows_keep_every_offset_exactly_once() {
 async fn oversized_record_gets_a_file_of_its_own() {
     let s = shared(1024, Duration::from_secs(3600), false);
     let (tx, run) = start(&s, Resume::default(), None);
-    tx.send(Input::Events(vec![ev(0, 10), ev(1, 5000), ev(2, 10)]))
+    tx.send(events(vec![ev(0, 10), ev(1, 5000), ev(2, 10)]))
         .await
         .unwrap();
     drop(tx);
@@ -202,7 +216,7 @@ async fn oversized_record_gets_a_file_of_its_own() {
 async fn time_window_closes_without_more_traffic() {
     let s = shared(1 << 30, Duration::from_secs(60), false);
     let (tx, run) = start(&s, Resume::default(), None);
-    tx.send(Input::Events(vec![ev(0, 10), ev(1, 10), ev(2, 10)]))
+    tx.send(events(vec![ev(0, 10), ev(1, 10), ev(2, 10)]))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -254,9 +268,7 @@ async fn idle_windows_write_empty_capture_files_only_when_asked() {
 async fn once_stops_at_the_end_offset_and_at_eof() {
     let s = shared(1 << 30, Duration::from_secs(3600), false);
     let (tx, run) = start(&s, Resume::default(), Some((0, 5)));
-    tx.send(Input::Events((0..8).map(|o| ev(o, 10)).collect()))
-        .await
-        .unwrap();
+    tx.send(events((0..8).map(|o| ev(o, 10)))).await.unwrap();
     let (report, result) = run.await.unwrap();
     result.unwrap();
     assert_eq!((report.events, report.next_offset), (5, Some(5)));
@@ -265,9 +277,7 @@ async fn once_stops_at_the_end_offset_and_at_eof() {
     // A partition ending in a gap (a transaction marker at offset 9): EOF finishes it.
     let s = shared(1 << 30, Duration::from_secs(3600), false);
     let (tx, run) = start(&s, Resume::default(), Some((0, 10)));
-    tx.send(Input::Events((0..9).map(|o| ev(o, 10)).collect()))
-        .await
-        .unwrap();
+    tx.send(events((0..9).map(|o| ev(o, 10)))).await.unwrap();
     tx.send(Input::Eof).await.unwrap();
     let (report, result) = run.await.unwrap();
     result.unwrap();
@@ -297,7 +307,7 @@ async fn once_stops_at_the_end_offset_and_at_eof() {
 async fn redelivered_records_are_not_archived_twice() {
     let s = shared(1 << 30, Duration::from_secs(3600), false);
     let (tx, run) = start(&s, Resume::default(), None);
-    tx.send(Input::Events(vec![
+    tx.send(events(vec![
         ev(0, 1),
         ev(1, 1),
         ev(0, 1),
@@ -353,9 +363,7 @@ async fn resume_rewrites_a_missing_pending_file_with_the_same_name_and_offsets()
     let r = resume(&s, "t", 0).await.unwrap();
     assert_eq!(r.next_offset(), Some(10));
     let (tx, run) = start(&s, r, None);
-    tx.send(Input::Events((10..20).map(|o| ev(o, 50)).collect()))
-        .await
-        .unwrap();
+    tx.send(events((10..20).map(|o| ev(o, 50)))).await.unwrap();
     drop(tx);
     run.await.unwrap().1.unwrap();
     let f = files(&s).await;
@@ -384,9 +392,7 @@ async fn a_former_owner_is_fenced_and_publishes_nothing() {
         .await
         .unwrap();
     let (tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), None);
-    tx.send(Input::Events(vec![ev(0, 10), ev(1, 10)]))
-        .await
-        .unwrap();
+    tx.send(events(vec![ev(0, 10), ev(1, 10)])).await.unwrap();
     // Another instance takes the partition over while the window is open.
     let newer = resume(&s, "t", 0).await.unwrap();
     assert!(newer.version.is_some());
@@ -437,6 +443,7 @@ async fn store_faults_restart_the_partition_from_its_checkpoint_and_lose_nothing
     let mut shared =
         Arc::try_unwrap(shared_on(output, 3000, Duration::from_secs(3600), false)).unwrap();
     shared.part_size = 1000; // bigger files go out as multipart uploads
+    shared.min_part_size = 1000;
     let s = Arc::new(shared);
     let r = resume(&s, "t", 0).await.unwrap();
     let (tx, run) = start(&s, r, Some((0, N)));
@@ -449,9 +456,7 @@ async fn store_faults_restart_the_partition_from_its_checkpoint_and_lose_nothing
             let _ = tx.send(Input::Rewound).await;
         } else if pos < N {
             let upto = (pos + 7).min(N);
-            let _ = tx
-                .send(Input::Events((pos..upto).map(|o| ev(o, 40)).collect()))
-                .await;
+            let _ = tx.send(events((pos..upto).map(|o| ev(o, 40)))).await;
             pos = upto;
         } else {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -602,9 +607,7 @@ async fn sdk_checkpoints_are_taken_over_and_then_mirrored() {
     assert_eq!(checkpoint(&s).await.unwrap().next_offset, 10, "claimed");
 
     let (tx, run) = start(&s, r, Some((0, 30)));
-    tx.send(Input::Events((0..30).map(|o| ev(o, 100)).collect()))
-        .await
-        .unwrap();
+    tx.send(events((0..30).map(|o| ev(o, 100)))).await.unwrap();
     let (report, result) = run.await.unwrap();
     result.unwrap();
     assert!(report.files > 1, "several files, each mirrored");
@@ -631,9 +634,7 @@ async fn a_failing_sdk_mirror_does_not_stop_the_partition() {
     inner.sdk = Some(sdk.clone());
     let s = Arc::new(inner);
     let (tx, run) = start(&s, Resume::default(), Some((0, 5)));
-    tx.send(Input::Events((0..5).map(|o| ev(o, 10)).collect()))
-        .await
-        .unwrap();
+    tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
     let (report, result) = run.await.unwrap();
     result.unwrap();
     assert_eq!((report.events, report.next_offset), (5, Some(5)));

@@ -295,6 +295,46 @@ pub fn future_record<'a>(
     rec
 }
 
+/// Loads `records` JSON values of about 1 KiB (a key, no headers) round-robin over `partitions`
+/// partitions, batched as a busy producer does. The padding is hex of a cheap hash: it
+/// compresses about 2:1, as real JSON does, so encoders work as on real data.
+pub fn preload_kib_records(brokers: &str, topic: &str, partitions: i32, records: usize) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("batch.size", "262144")
+        .create()
+        .unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..records {
+        let key = format!("user-{}", i % 1000);
+        let pad: String = (0..56)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                format!("{:016x}", x)
+            })
+            .collect();
+        let body = format!(r#"{{"type":"track","n":{i},"pad":"{pad}"}}"#);
+        let mut rec = BaseRecord::to(topic)
+            .key(&key)
+            .payload(&body)
+            .partition((i % partitions as usize) as i32);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+}
+
 /// Waits until the topic's high watermarks add up to `total`.
 pub fn wait_for_high_watermarks(brokers: &str, topic: &str, partitions: i32, total: i64) {
     let consumer: BaseConsumer = ClientConfig::new()
