@@ -510,6 +510,7 @@ fn bench(brokers: &str, topic: &str, partitions: i32, bytes: u64, runs: usize, c
         "case", "records/s", "MB/s", "×baseline", "CPU s/GB", "peak RSS MiB", "files"
     );
     let mut baseline_rate = None;
+    let mut baseline_busy = None;
     for case in cases {
         let samples: Vec<Sample> = (0..runs)
             .map(|_| run_case(case, brokers, topic, total))
@@ -521,12 +522,21 @@ fn bench(brokers: &str, topic: &str, partitions: i32, bytes: u64, runs: usize, c
         let rate = total as f64 / seconds;
         if case == "baseline" {
             baseline_rate = Some(rate);
+            baseline_busy = Some(cpu / seconds);
         }
         let ratio = baseline_rate.map_or("-".to_string(), |b| format!("{:.2}", rate / b));
         println!(
             "{case:<14} {rate:>10.0} {:>7.1} {ratio:>10} {:>9.1} {rss:>13.1} {files:>6}",
             mb / seconds,
             cpu / (mb / 1000.0),
+        );
+    }
+    // A bare consumer that keeps less than half a core busy spends its time waiting for the
+    // broker: then the ratios say only whether hubcap keeps up with that broker.
+    if let Some(busy) = baseline_busy.filter(|b| *b < 0.5) {
+        println!(
+            "the baseline is limited by the broker (the bare consumer kept {:.0} % of a core busy): ratios near 1 mean hubcap keeps up with it, not how fast hubcap is",
+            busy * 100.0
         );
     }
 }
