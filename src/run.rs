@@ -130,8 +130,8 @@ pub fn kafka_config(cfg: &RunConfig) -> ClientConfig {
         .set("queued.max.messages.kbytes", prefetch_kbytes.to_string())
         // A fetch response is kept whole while any record of it waits in the queue, and the
         // queue's bound is only checked before a fetch: one response (50 MB by default) would
-        // overshoot it many times over.
-        // (librdkafka wants it no smaller than `message.max.bytes`, which `-X` may raise).
+        // overshoot it many times over. librdkafka wants it no smaller than
+        // `message.max.bytes`, which `-X` may raise.
         .set(
             "fetch.max.bytes",
             (prefetch_kbytes * 1024).max(message_max).to_string(),
