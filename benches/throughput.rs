@@ -27,10 +27,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{hubcap, unique, Kafka};
+use common::{hubcap, hubcap_at, unique, Kafka};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -182,7 +183,7 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         other => panic!("unknown case {other}"),
     };
     let out = tempfile::tempdir().unwrap();
-    let mut cmd = wrapped(hubcap());
+    let mut cmd = hubcap_command();
     cmd.env("HUBCAP_LOG", "warn")
         .args(["run", "--brokers", brokers, "--topic", topic])
         .args(["--group", &unique("bench"), "--once", "--format", format])
@@ -197,25 +198,17 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
     }
 }
 
-/// `cmd` run under HUBCAP_BENCH_WRAP, when set (a profiler: `perf record -g -o /tmp/perf.data`).
-/// The figures then include the wrapper.
-fn wrapped(cmd: Command) -> Command {
+/// hubcap, or HUBCAP_BENCH_WRAP running hubcap when set (a profiler: `perf record -g -o
+/// /tmp/perf.data`). The figures then include the wrapper.
+fn hubcap_command() -> Command {
     let Ok(wrapper) = std::env::var("HUBCAP_BENCH_WRAP") else {
-        return cmd;
+        return hubcap();
     };
     let mut words = wrapper.split_whitespace();
-    let mut outer = Command::new(words.next().expect("HUBCAP_BENCH_WRAP: a command"));
-    outer
-        .args(words)
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => outer.env(k, v),
-            None => outer.env_remove(k),
-        };
-    }
-    outer
+    let program = words.next().expect("HUBCAP_BENCH_WRAP: a command");
+    let mut cmd = hubcap_at(Path::new(program));
+    cmd.args(words).arg(env!("CARGO_BIN_EXE_hubcap"));
+    cmd
 }
 
 /// Records the broker holds: the sum of high minus low watermarks; `None` without the topic.

@@ -224,7 +224,7 @@ impl AvroFile {
 fn deflate(block: &[u8], out: &mut Vec<u8>) {
     thread_local! {
         static COMPRESS: std::cell::RefCell<Compress> =
-            std::cell::RefCell::new(Compress::new(Compression::new(4), false));
+            std::cell::RefCell::new(Compress::new(Compression::new(3), false));
     }
     COMPRESS.with_borrow_mut(|deflate| {
         deflate.reset();

@@ -27,6 +27,9 @@ use crate::store::Location;
 use crate::upload::Upload;
 use crate::window::{RollPolicy, RollReason};
 
+/// Upload parts of one file in flight at once, at most.
+const PARTS_IN_FLIGHT: usize = 2;
+
 /// What a run's workers share.
 #[derive(Debug)]
 pub struct Shared {
@@ -52,7 +55,7 @@ pub struct Shared {
     pub owner: String,
     pub commits: CommitQueue,
     pub rewinds: RewindQueue,
-    /// Partition workers running, for sizing Parquet row groups.
+    /// Partition workers running: open files share the memory budget among them.
     pub workers: std::sync::atomic::AtomicUsize,
     /// Per-partition numbers for `/metrics`, `/readyz` and the progress view.
     pub metrics: Arc<Metrics>,
@@ -597,9 +600,9 @@ impl PartitionWorker {
                 name_time(first.timestamp_ms, self.opened_wall),
             ),
         };
-        // This file's share of the memory budget: an eighth for each upload part (three are
-        // held: one filling, two in flight), an eighth for an Avro block, a quarter for a
-        // Parquet row group; never below the store's minimum part or the encoder's minimum.
+        // This file's share of the memory budget: an eighth for each upload part (one filling,
+        // the others in flight), an eighth for an Avro block, a quarter for a Parquet row group;
+        // never below the store's minimum part or the encoder's minimum.
         let files = self
             .shared
             .workers
@@ -610,15 +613,16 @@ impl PartitionWorker {
             self.shared.part_size.max(self.shared.min_part_size),
         );
         let format = self.shared.format.sized_for(share);
-        self.shared
-            .budget
-            .check_file(files, format.block_bytes() + 3 * part_size);
+        self.shared.budget.check_file(
+            files,
+            format.block_bytes() + (1 + PARTS_IN_FLIGHT) * part_size,
+        );
         OpenFile {
             upload: Upload::new(
                 self.shared.output.store.clone(),
                 self.shared.output.path(&name),
                 part_size,
-                2,
+                PARTS_IN_FLIGHT,
             )
             .with_retry(self.shared.output.retry),
             name,

@@ -11,6 +11,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use common::*;
 
@@ -24,27 +25,22 @@ fn load(brokers: &str, topic: &str) {
     wait_for_high_watermarks(brokers, topic, PARTITIONS, total as i64);
 }
 
-/// The release build of hubcap, built now if needed.
+/// The release build of hubcap, built once per test run.
 fn release_hubcap() -> Command {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "hubcap"])
-        .current_dir(root)
-        .status()
-        .expect("run cargo build --release");
-    assert!(status.success(), "cargo build --release failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let mut cmd = Command::new(target.join("release/hubcap"));
-    // As common::hubcap() has it: nothing from the environment.
-    let debug = hubcap();
-    for (k, v) in debug.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    cmd
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let program = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--bin", "hubcap"])
+            .current_dir(root)
+            .status()
+            .expect("run cargo build --release");
+        assert!(status.success(), "cargo build --release failed");
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), PathBuf::from)
+            .join("release/hubcap")
+    });
+    hubcap_at(program)
 }
 
 /// Archives the whole topic in a fresh group; returns the peak resident memory in MiB.

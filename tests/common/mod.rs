@@ -364,7 +364,13 @@ pub fn wait_for_high_watermarks(brokers: &str, topic: &str, partitions: i32, tot
 
 /// The hubcap binary, logging at info.
 pub fn hubcap() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hubcap"));
+    hubcap_at(Path::new(env!("CARGO_BIN_EXE_hubcap")))
+}
+
+/// `program` (a hubcap binary, or a wrapper that runs one) as [`hubcap`] sets it up: logging at
+/// info, no hubcap settings from the environment.
+pub fn hubcap_at(program: &Path) -> Command {
+    let mut c = Command::new(program);
     c.env("HUBCAP_LOG", "info,librdkafka=warn");
     for var in [
         "HUBCAP_BROKERS",
