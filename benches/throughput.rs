@@ -17,7 +17,7 @@
 //! A last table shows each format's encoding alone, on one thread, over the same events in
 //! memory: the ceiling hubcap's own work puts on a run, whatever the broker.
 //!
-//! Knobs (environment): HUBCAP_BENCH_BROKERS (mock,kafka), HUBCAP_BENCH_PARTITIONS (16,256),
+//! Knobs (environment): HUBCAP_BENCH_BROKERS (mock,kafka; empty: only the encoding table), HUBCAP_BENCH_PARTITIONS (16,256),
 //! HUBCAP_BENCH_RECORDS_PER_PARTITION (15,000), HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES
 //! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd), HUBCAP_BENCH_WRAP (a
 //! command hubcap runs under, e.g. `perf record -g -o /tmp/perf.data`), HUBCAP_BENCH_KAFKA
@@ -257,6 +257,7 @@ fn list(name: &str, default: &str) -> Vec<String> {
     std::env::var(name)
         .unwrap_or_else(|_| default.into())
         .split(',')
+        .filter(|item| !item.is_empty())
         .map(str::to_string)
         .collect()
 }
@@ -454,6 +455,14 @@ fn encoding_alone(records: usize, runs: usize) {
             Format::Parquet {
                 compression: hubcap::parquet::ParquetCompression::Zstd,
                 row_group_bytes: 8 << 20,
+            },
+        ),
+        // The row groups of 256 partitions under the default memory budget.
+        (
+            "parquet-256k",
+            Format::Parquet {
+                compression: hubcap::parquet::ParquetCompression::Zstd,
+                row_group_bytes: 256 << 10,
             },
         ),
     ];

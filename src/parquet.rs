@@ -26,7 +26,7 @@ use arrow_array::builder::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
@@ -38,6 +38,55 @@ use crate::event::{EnqueuedTimeText, Record, ENQUEUED_TIME_KEY, PARTITION_KEY_KE
 /// chunk metadata and statistics of 15 leaf columns).
 const FOOTER_BASE: u64 = 2 << 10;
 const FOOTER_PER_ROW_GROUP: u64 = 4 << 10;
+
+/// How a leaf column is written when it is not plain and compressed.
+enum Column {
+    /// Values repeat: a dictionary, whose indices need no compression; its values may.
+    Dictionary { compressed: bool },
+    /// Values ascend: delta-encoded, which leaves nothing to compress.
+    Delta(Encoding),
+    /// Almost always null: only levels, which need no compression.
+    Uncompressed,
+}
+
+/// Leaf columns that are not plain and compressed. Those that carry the payload are (`Offset`,
+/// the partition key's text or bytes, header values and `Body`). Each compressed column
+/// chunk costs its codec's contexts (zstd queries the CPU's features on each, a trap to the
+/// hypervisor on a VM), and a row group of 256 partitions under the default budget is a few
+/// hundred KiB: with all 15 columns compressed, creating contexts took a sixth of the CPU.
+const COLUMNS: &[(&str, Column)] = &[
+    (
+        "SequenceNumber",
+        Column::Delta(Encoding::DELTA_BINARY_PACKED),
+    ),
+    ("EnqueuedTimeUtc", Column::Dictionary { compressed: false }),
+    ("EnqueuedTime", Column::Delta(Encoding::DELTA_BINARY_PACKED)),
+    (
+        "SystemProperties.key_value.key",
+        Column::Dictionary { compressed: false },
+    ),
+    // The partition key (a user or device id, say) as text: the values repeat, and are payload.
+    (
+        "SystemProperties.key_value.value.string",
+        Column::Dictionary { compressed: true },
+    ),
+    // x-opt-enqueued-time, the one long system property.
+    (
+        "SystemProperties.key_value.value.long",
+        Column::Delta(Encoding::DELTA_BINARY_PACKED),
+    ),
+    (
+        "SystemProperties.key_value.value.double",
+        Column::Uncompressed,
+    ),
+    (
+        "Properties.key_value.key",
+        Column::Dictionary { compressed: false },
+    ),
+    ("Properties.key_value.value.long", Column::Uncompressed),
+    ("Properties.key_value.value.double", Column::Uncompressed),
+    ("Properties.key_value.value.string", Column::Uncompressed),
+];
 
 /// Parquet page compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -233,17 +282,22 @@ impl ParquetFile {
         let mut props = WriterProperties::builder()
             .set_compression(compression.codec())
             .set_dictionary_enabled(false);
-        // Dictionaries only where values repeat: header and property names, the partition key
-        // (a user id, say) and the second-resolution time text. On unique values (offsets,
-        // bodies, ids) a dictionary costs a few MiB per open file, then falls back anyway.
-        for column in [
-            "SystemProperties.key_value.key",
-            "SystemProperties.key_value.value.string",
-            "Properties.key_value.key",
-            "EnqueuedTimeUtc",
-        ] {
-            let path: Vec<String> = column.split('.').map(str::to_string).collect();
-            props = props.set_column_dictionary_enabled(ColumnPath::new(path), true);
+        for (column, setting) in COLUMNS {
+            let path = ColumnPath::new(column.split('.').map(str::to_string).collect());
+            props = match setting {
+                Column::Dictionary { compressed: true } => {
+                    props.set_column_dictionary_enabled(path, true)
+                }
+                Column::Dictionary { compressed: false } => props
+                    .set_column_dictionary_enabled(path.clone(), true)
+                    .set_column_compression(path, Compression::UNCOMPRESSED),
+                Column::Delta(encoding) => props
+                    .set_column_encoding(path.clone(), *encoding)
+                    .set_column_compression(path, Compression::UNCOMPRESSED),
+                Column::Uncompressed => {
+                    props.set_column_compression(path, Compression::UNCOMPRESSED)
+                }
+            };
         }
         let props = props
             // Row groups are cut here, by raw size: one batch, then a flush.

@@ -179,3 +179,37 @@ fn dictionaries_only_on_columns_whose_values_repeat() {
         "unique values (offsets, bodies, header values) take no dictionary"
     );
 }
+
+#[test]
+fn only_payload_columns_are_compressed_and_ascending_ones_delta_encoded() {
+    let events: Vec<Event> = (0..500).map(event).collect();
+    let (bytes, _) = write(&events, 1 << 20);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+    let rg = builder.metadata().row_group(0);
+    let columns = |pick: &dyn Fn(&parquet::file::metadata::ColumnChunkMetaData) -> bool| {
+        rg.columns()
+            .iter()
+            .filter(|c| pick(c))
+            .map(|c| c.column_path().string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rg.num_columns(), 15);
+    assert_eq!(
+        columns(&|c| c.compression() != Compression::UNCOMPRESSED),
+        [
+            "Offset",
+            "SystemProperties.key_value.value.string",
+            "SystemProperties.key_value.value.bytes",
+            "Properties.key_value.value.bytes",
+            "Body",
+        ]
+    );
+    assert_eq!(
+        columns(&|c| c.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED)),
+        [
+            "SequenceNumber",
+            "EnqueuedTime",
+            "SystemProperties.key_value.value.long",
+        ]
+    );
+}
