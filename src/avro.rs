@@ -199,18 +199,19 @@ impl AvroFile {
     }
 
     fn flush_block(&mut self) {
-        put_long(&mut self.out, self.block_records as i64);
-        match self.codec {
-            Codec::Null => {
-                put_bytes(&mut self.out, &self.block);
-            }
+        let mut compressed = std::mem::take(&mut self.compressed);
+        let payload = match self.codec {
+            Codec::Null => &self.block,
             Codec::Deflate => {
-                let mut compressed = std::mem::take(&mut self.compressed);
                 deflate(&self.block, &mut compressed);
-                put_bytes(&mut self.out, &compressed);
-                self.compressed = compressed;
+                &compressed
             }
-        }
+        };
+        // The output was usually just taken: one allocation for the block, not a few growing.
+        self.out.reserve(2 * 10 + payload.len() + self.sync.len());
+        put_long(&mut self.out, self.block_records as i64);
+        put_bytes(&mut self.out, payload);
+        self.compressed = compressed;
         self.out.extend_from_slice(&self.sync);
         self.block.clear();
         self.block_records = 0;
