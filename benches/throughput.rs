@@ -397,8 +397,8 @@ fn mock_child(partitions: i32, records: usize) {
 /// Each format's encoder on one thread over in-memory events (built like the broker's), files
 /// rolled at 64 MiB: records/s and MB/s of hubcap's own work, no Kafka, no storage.
 fn encoding_alone(records: usize, runs: usize) {
-    use hubcap::encoder::Format;
-    use hubcap::event::{Event, Header};
+    use hubcap::encode::format::Format;
+    use hubcap::record::{Event, Header};
     let events: Vec<Event> = (0..records)
         .map(|i| {
             let (key, body, headers) = event(i);
@@ -439,21 +439,21 @@ fn encoding_alone(records: usize, runs: usize) {
         (
             "avro-null",
             Format::Avro {
-                codec: hubcap::avro::Codec::Null,
+                codec: hubcap::encode::avro::Codec::Null,
                 block_target: 1 << 20,
             },
         ),
         (
             "avro-deflate",
             Format::Avro {
-                codec: hubcap::avro::Codec::Deflate,
+                codec: hubcap::encode::avro::Codec::Deflate,
                 block_target: 1 << 20,
             },
         ),
         (
             "parquet-zstd",
             Format::Parquet {
-                compression: hubcap::parquet::ParquetCompression::Zstd,
+                compression: hubcap::encode::parquet::ParquetCompression::Zstd,
                 row_group_bytes: 8 << 20,
             },
         ),
@@ -461,13 +461,13 @@ fn encoding_alone(records: usize, runs: usize) {
         (
             "parquet-256k",
             Format::Parquet {
-                compression: hubcap::parquet::ParquetCompression::Zstd,
+                compression: hubcap::encode::parquet::ParquetCompression::Zstd,
                 row_group_bytes: 256 << 10,
             },
         ),
     ];
     // Records as the consumer hands them to a worker: views into one batch buffer.
-    let batch = hubcap::event::Batch::of(&events);
+    let batch = hubcap::record::Batch::of(&events);
     for (name, format) in formats {
         let mut times = Vec::new();
         let mut out = 0usize;

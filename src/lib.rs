@@ -1,33 +1,26 @@
 //! hubcap: an Event Hubs Capture-style archiver.
 //!
-//! The data path, one module per stage: [`source`] (Kafka consumer, rebalance) →
-//! [`partition`] (one worker per partition) → [`window`] (roll policy) → [`encoder`] ([`avro`], [`parquet`]) →
-//! [`path`] (object names) → [`upload`] (object_store) → [`checkpoint`] (compare-and-swap
-//! checkpoints), mirrored for the Azure SDKs by [`sdk_checkpoint`]. [`run`] wires them together;
-//! [`config`] is the command line; [`metrics`] and [`progress`] observe the workers.
+//! The modules, in the order data flows:
+//! - [`cli`]: the command line and the TOML file, turned into a [`run::RunConfig`];
+//! - [`kafka`]: client settings, metadata and watermarks, Event Hubs connection strings, and the
+//!   consumer, which copies records into [`record`] batches and hands them to
+//! - [`partition`]: one worker per partition, which rolls files by its [`partition::window`]
+//!   policy, encodes them with [`encode`] (Avro, Parquet), names them by [`layout`], writes them
+//!   through [`store`] and records them in [`state`] (manifests, compare-and-swap checkpoints,
+//!   Azure SDK checkpoints);
+//! - [`run`]: wiring and lifecycle; [`budget`] bounds the memory of it all, and [`observe`]
+//!   (metrics, health, progress) watches it;
+//! - [`tools`]: the read side (`audit`, `inspect`) and `demo`.
 
-pub mod audit;
-pub mod avro;
 pub mod budget;
-pub mod checkpoint;
-pub mod config;
-pub mod config_file;
-pub mod demo;
-pub mod encoder;
-pub mod event;
-pub mod eventhubs;
-pub mod faults;
-pub mod inspect;
-pub mod manifest;
-pub mod metrics;
-pub mod parquet;
+pub mod cli;
+pub mod encode;
+pub mod kafka;
+pub mod layout;
+pub mod observe;
 pub mod partition;
-pub mod path;
-pub mod progress;
-pub mod retry;
+pub mod record;
 pub mod run;
-pub mod sdk_checkpoint;
-pub mod source;
+pub mod state;
 pub mod store;
-pub mod upload;
-pub mod window;
+pub mod tools;

@@ -3,16 +3,16 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use hubcap::config::{Command, LogFormat};
-use hubcap::config_file::{ConfigFileError, Effective, Parsed};
-use hubcap::progress::View;
+use hubcap::cli::file::{ConfigFileError, Effective, Parsed};
+use hubcap::cli::{Command, LogFormat};
+use hubcap::observe::progress::View;
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let Parsed { cli, effective } = match hubcap::config_file::parse(std::env::args_os()) {
+    let Parsed { cli, effective } = match hubcap::cli::file::parse(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(ConfigFileError::Args(e)) => e.exit(),
         Err(e) => {
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Hides --once's progress bars while a line is written.
-        .with_writer(hubcap::progress::LogWriter);
+        .with_writer(hubcap::observe::progress::LogWriter);
     match cli.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().with_current_span(false).init(),
@@ -92,7 +92,7 @@ async fn dispatch(
         }
         Command::Audit(args) => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            let report = hubcap::audit::audit(&args, &mut out).await?;
+            let report = hubcap::tools::audit::audit(&args, &mut out).await?;
             std::io::Write::flush(&mut out)?;
             anyhow::ensure!(
                 report.clean(),
@@ -102,13 +102,13 @@ async fn dispatch(
         }
         Command::Inspect(args) => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            hubcap::inspect::inspect(&args, &mut out).await?;
+            hubcap::tools::inspect::inspect(&args, &mut out).await?;
             std::io::Write::flush(&mut out)?;
             Ok(())
         }
         Command::Demo(args) => {
             let output = args.output.clone();
-            let summary = hubcap::demo::demo(args).await?;
+            let summary = hubcap::tools::demo::demo(args).await?;
             println!("\n{}\n", summary.table());
             println!(
                 "The files are in {} ({}), laid out like Event Hubs Capture:",

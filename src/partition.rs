@@ -2,6 +2,8 @@
 //! file, rolls the file by size and time, and publishes each file durably before moving the
 //! partition's checkpoint past it.
 
+pub mod window;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -13,19 +15,22 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::budget::{Charge, MemoryBudget, Use};
-use crate::checkpoint::{now_rfc3339, Checkpoint, CheckpointError, CheckpointStore, PendingFile};
-use crate::encoder::{EncodeError, FileEncoder, Format};
-use crate::event::{Batch, BatchPool, Record};
-use crate::manifest::{
+use crate::encode::format::Format;
+use crate::encode::{EncodeError, FileEncoder};
+use crate::layout::{name_time, NameParts, PathTemplate};
+use crate::observe::metrics::{Metrics, Operation, PartitionStats};
+use crate::partition::window::{RollPolicy, RollReason};
+use crate::record::{Batch, BatchPool, Record};
+use crate::state::checkpoint::{
+    now_rfc3339, Checkpoint, CheckpointError, CheckpointStore, PendingFile,
+};
+use crate::state::manifest::{
     time_text, ManifestEntry, ManifestError, Manifests, VERSION as MANIFEST_VERSION,
 };
-use crate::metrics::{Metrics, Operation, PartitionStats};
-use crate::path::{name_time, NameParts, PathTemplate};
-use crate::retry::Transient;
-use crate::sdk_checkpoint::{SdkCheckpointError, SdkCheckpoints};
+use crate::state::sdk::{SdkCheckpointError, SdkCheckpoints};
+use crate::store::retry::Transient;
+use crate::store::upload::Upload;
 use crate::store::Location;
-use crate::upload::Upload;
-use crate::window::{RollPolicy, RollReason};
 
 /// Upload parts of one file in flight at once, at most.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -115,12 +120,12 @@ pub enum WorkerError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Sdk(#[from] SdkCheckpointError),
-    #[error("upload of {path} failed: {}", crate::retry::describe(.source))]
+    #[error("upload of {path} failed: {}", crate::store::retry::describe(.source))]
     Upload {
         path: String,
         source: object_store::Error,
     },
-    #[error("checking for {path} failed: {}", crate::retry::describe(.source))]
+    #[error("checking for {path} failed: {}", crate::store::retry::describe(.source))]
     Head {
         path: String,
         source: object_store::Error,
@@ -413,7 +418,7 @@ impl PartitionWorker {
                 break Err(e);
             }
             let delay = policy.delay(*attempts);
-            crate::metrics::count_retry(Operation::PartitionRestart);
+            crate::observe::metrics::count_retry(Operation::PartitionRestart);
             warn!(topic = %self.topic, partition = self.partition, attempt = *attempts, retry_in = ?delay, error = %e,
                 "archiving the partition failed; it starts again from its checkpoint");
             match self.restart(delay).await {

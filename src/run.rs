@@ -10,15 +10,15 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use tracing::info;
 
-use crate::checkpoint::CheckpointStore;
-use crate::config::{is_secret_setting, RunConfig};
-use crate::manifest::Manifests;
-use crate::metrics::{BindError, Metrics};
+use crate::cli::{is_secret_setting, RunConfig};
+use crate::kafka::consumer::{self as source, SourceOptions};
+use crate::observe::metrics::{BindError, Metrics};
+use crate::observe::progress::{Progress, View};
 use crate::partition::{CommitQueue, PartitionReport, RewindQueue, Shared};
-use crate::progress::{Progress, View};
-use crate::retry::RetryPolicy;
-use crate::sdk_checkpoint::SdkCheckpoints;
-use crate::source::{self, SourceOptions};
+use crate::state::checkpoint::CheckpointStore;
+use crate::state::manifest::Manifests;
+use crate::state::sdk::SdkCheckpoints;
+use crate::store::retry::RetryPolicy;
 use crate::store::{Location, StoreError};
 
 /// How long to wait for Kafka metadata before calling the brokers unreachable.
@@ -249,7 +249,7 @@ pub async fn run_observed(
     // /healthz answers while the run starts.
     let _server = match cfg.args.metrics_addr {
         Some(addr) => {
-            let server = crate::metrics::Server::bind(addr, metrics.clone()).await?;
+            let server = crate::observe::metrics::Server::bind(addr, metrics.clone()).await?;
             Some(AbortOnDrop(tokio::spawn(server.serve())))
         }
         None => None,

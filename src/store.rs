@@ -6,6 +6,10 @@
 //! `AZURE_STORAGE_SAS_KEY`, `AZURE_STORAGE_USE_EMULATOR`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`,
 //! `GOOGLE_SERVICE_ACCOUNT`, …).
 
+pub mod faults;
+pub mod retry;
+pub mod upload;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -25,7 +29,7 @@ use object_store::{
 };
 use url::Url;
 
-use crate::retry::{retry, Operation, RetryPolicy, Transient};
+use crate::store::retry::{retry, Operation, RetryPolicy, Transient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -257,7 +261,7 @@ pub enum CasError {
     /// The object changed (or appeared) since it was read: someone else wrote it.
     #[error("the object changed since it was read")]
     Conflict,
-    #[error("{}", crate::retry::describe(.0))]
+    #[error("{}", crate::store::retry::describe(.0))]
     Store(#[from] object_store::Error),
     #[error("local checkpoint file: {0}")]
     Io(#[from] std::io::Error),
@@ -410,7 +414,7 @@ mod local {
     use super::*;
 
     fn version_of(data: &[u8]) -> UpdateVersion {
-        let h = crate::avro::fnv1a(0xcbf2_9ce4_8422_2325, data);
+        let h = crate::encode::avro::fnv1a(0xcbf2_9ce4_8422_2325, data);
         UpdateVersion {
             e_tag: Some(format!("{h:016x}-{}", data.len())),
             version: None,

@@ -1,15 +1,15 @@
 //! `--config hubcap.toml` and `hubcap config`: precedence (flags > environment > file >
 //! defaults), errors that name the key, and redaction.
 //!
-//! In-process tests parse with `hubcap::config_file::parse`. Tests that need environment
+//! In-process tests parse with `hubcap::cli::file::parse`. Tests that need environment
 //! variables run the binary with an environment of its own (`env_clear`), so no test changes
 //! this process's environment and none races another.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hubcap::config::{Command as Sub, RunArgs};
-use hubcap::config_file::{parse, ConfigFileError};
+use hubcap::cli::file::{parse, ConfigFileError};
+use hubcap::cli::{Command as Sub, RunArgs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hubcap");
 

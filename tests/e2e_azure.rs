@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use hubcap::checkpoint::CheckpointStore;
+use hubcap::state::checkpoint::CheckpointStore;
 use hubcap::store::Location;
 
 #[tokio::test(flavor = "multi_thread")]

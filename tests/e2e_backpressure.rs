@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use hubcap::faults::{Faults, FaultyStore};
+use hubcap::store::faults::{Faults, FaultyStore};
 use hubcap::store::Location;
 
 const PARTITIONS: i32 = 4;

@@ -12,9 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use hubcap::checkpoint::Checkpoint;
-use hubcap::faults::{Faults, FaultyStore};
-use hubcap::retry::RetryPolicy;
+use hubcap::state::checkpoint::Checkpoint;
+use hubcap::store::faults::{Faults, FaultyStore};
+use hubcap::store::retry::RetryPolicy;
 use hubcap::store::Location;
 use object_store::path::Path;
 use object_store::{

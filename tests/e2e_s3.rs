@@ -9,7 +9,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use hubcap::checkpoint::CheckpointStore;
+use hubcap::state::checkpoint::CheckpointStore;
 use hubcap::store::{get_versioned, put_cas, CasError, Location};
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,8 +5,8 @@ use object_store::ObjectStoreExt;
 
 use super::*;
 use crate::budget::{Charge, MemoryBudget, Use};
-use crate::event::{Batch, BatchPool, Event};
-use crate::path::DEFAULT_TEMPLATE;
+use crate::layout::DEFAULT_TEMPLATE;
+use crate::record::{Batch, BatchPool, Event};
 
 fn shared(max_bytes: u64, max_age: Duration, empty_files: bool) -> Arc<Shared> {
     let output = Location::open("memory://", "--output").unwrap();
@@ -28,7 +28,7 @@ fn shared_on(
         template: PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap(),
         policy: RollPolicy { max_bytes, max_age },
         format: Format::Avro {
-            codec: crate::avro::Codec::Null,
+            codec: crate::encode::avro::Codec::Null,
             block_target: 512,
         },
         empty_files,
@@ -110,7 +110,7 @@ async fn files(shared: &Shared) -> Vec<(String, u64, Vec<i64>)> {
 }
 
 /// Every manifest entry of the run.
-async fn manifest_entries(shared: &Shared) -> Vec<crate::manifest::ManifestEntry> {
+async fn manifest_entries(shared: &Shared) -> Vec<crate::state::manifest::ManifestEntry> {
     let prefix = object_store::path::Path::from("_manifests/g");
     let metas: Vec<_> = shared
         .output
@@ -185,7 +185,8 @@ async fn size_windows_keep_every_offset_exactly_once() {
         );
         assert_eq!(
             e.first_enqueue_time.as_deref(),
-            crate::manifest::time_text(Some(1_700_000_000_000 + offsets[0] * 1000)).as_deref()
+            crate::state::manifest::time_text(Some(1_700_000_000_000 + offsets[0] * 1000))
+                .as_deref()
         );
         assert_eq!(
             (
@@ -412,8 +413,8 @@ async fn a_former_owner_is_fenced_and_publishes_nothing() {
 /// in exactly one file.
 #[tokio::test]
 async fn store_faults_restart_the_partition_from_its_checkpoint_and_lose_nothing() {
-    use crate::faults::{Faults, FaultyStore};
-    use crate::retry::RetryPolicy;
+    use crate::store::faults::{Faults, FaultyStore};
+    use crate::store::retry::RetryPolicy;
     const N: i64 = 400;
     let faulty = FaultyStore::new(
         Arc::new(object_store::memory::InMemory::new()),
@@ -594,7 +595,7 @@ async fn a_claim_raced_by_the_former_owner_is_made_again_on_what_it_wrote() {
 #[tokio::test]
 async fn sdk_checkpoints_are_taken_over_and_then_mirrored() {
     let sdk_store = Location::open("memory://", "--azure-sdk-checkpoints").unwrap();
-    let sdk = crate::sdk_checkpoint::SdkCheckpoints::new(sdk_store, "ns.example", "G");
+    let sdk = crate::state::sdk::SdkCheckpoints::new(sdk_store, "ns.example", "G");
     let s = shared(1 << 10, Duration::from_secs(3600), false);
     let mut inner = Arc::try_unwrap(s).expect("not shared yet");
     inner.sdk = Some(sdk.clone());
@@ -628,7 +629,7 @@ async fn sdk_checkpoints_are_taken_over_and_then_mirrored() {
 async fn a_failing_sdk_mirror_does_not_stop_the_partition() {
     let dir = tempfile::tempdir().unwrap();
     let local = Location::open(dir.path().to_str().unwrap(), "--azure-sdk-checkpoints").unwrap();
-    let sdk = crate::sdk_checkpoint::SdkCheckpoints::new(local, "ns", "g");
+    let sdk = crate::state::sdk::SdkCheckpoints::new(local, "ns", "g");
     let mut inner =
         Arc::try_unwrap(shared(1 << 20, Duration::from_secs(3600), false)).expect("not shared yet");
     inner.sdk = Some(sdk.clone());

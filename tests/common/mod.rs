@@ -1194,11 +1194,11 @@ pub fn measure(mut cmd: Command) -> (f64, f64, f64) {
 }
 
 /// A validated `hubcap run` configuration from the words after `run`, for in-process runs.
-pub fn run_config(args: &[&str]) -> hubcap::config::RunConfig {
+pub fn run_config(args: &[&str]) -> hubcap::cli::RunConfig {
     use clap::Parser;
-    let cli = hubcap::config::Cli::try_parse_from(["hubcap", "run"].iter().chain(args)).unwrap();
+    let cli = hubcap::cli::Cli::try_parse_from(["hubcap", "run"].iter().chain(args)).unwrap();
     match cli.command {
-        hubcap::config::Command::Run(args) => args.validate().unwrap(),
+        hubcap::cli::Command::Run(args) => args.validate().unwrap(),
         _ => unreachable!("parsed a run command"),
     }
 }
@@ -1207,7 +1207,7 @@ pub fn run_config(args: &[&str]) -> hubcap::config::RunConfig {
 /// every round, the losers are told they were fenced, and a late create is refused too.
 pub async fn checkpoint_cas_race(url: &str) {
     let loc = hubcap::store::Location::open(url, "--checkpoints").unwrap();
-    let store = hubcap::checkpoint::CheckpointStore::new(loc, "g");
+    let store = hubcap::state::checkpoint::CheckpointStore::new(loc, "g");
     let mut version = store
         .save(&store.document("t", 0, 0, "seed"), None)
         .await

@@ -1,17 +1,19 @@
 //! The command line: clap derive, every flag with an `HUBCAP_…` environment variable, units that
 //! validate on parse, and cross-field checks in [`RunArgs::validate`].
 
+pub mod file;
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::avro::Codec;
-use crate::encoder::Format;
-use crate::parquet::ParquetCompression;
-use crate::path::{namespace_from_brokers, PathError, PathTemplate, DEFAULT_TEMPLATE};
-use crate::window::RollPolicy;
+use crate::encode::avro::Codec;
+use crate::encode::format::Format;
+use crate::encode::parquet::ParquetCompression;
+use crate::layout::{namespace_from_brokers, PathError, PathTemplate, DEFAULT_TEMPLATE};
+use crate::partition::window::RollPolicy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,16 +57,16 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the records of an Avro or Parquet file, or of every file under a prefix, as JSON
     /// lines (real Capture files too); --stats prints a summary per file instead.
-    Inspect(crate::inspect::InspectArgs),
+    Inspect(crate::tools::inspect::InspectArgs),
     /// Check that every offset is in exactly one file up to each partition's checkpoint: report
     /// gaps, overlaps, orphans and unreadable files; exit 0 only when the archive is clean.
-    Audit(crate::audit::AuditArgs),
+    Audit(crate::tools::audit::AuditArgs),
 }
 
-/// `--config PATH` is not a field: [`crate::config_file::parse`] has applied the file by the time
+/// `--config PATH` is not a field: [`crate::cli::file::parse`] has applied the file by the time
 /// these are parsed.
 #[derive(Debug, Clone, Args)]
-#[command(arg(crate::config_file::config_arg()))]
+#[command(arg(crate::cli::file::config_arg()))]
 pub struct RunArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…].
     #[arg(
@@ -84,10 +86,10 @@ pub struct RunArgs {
         long,
         env = "HUBCAP_EVENTHUBS_CONNECTION_STRING",
         hide_env_values = true,
-        value_parser = crate::eventhubs::secret,
+        value_parser = crate::kafka::eventhubs::secret,
         value_name = "STRING"
     )]
-    pub eventhubs_connection_string: Option<crate::eventhubs::Secret>,
+    pub eventhubs_connection_string: Option<crate::kafka::eventhubs::Secret>,
 
     /// Topic to archive; repeat the flag (or comma-separate the variable) for several.
     #[arg(
@@ -298,12 +300,12 @@ pub enum ConfigError {
     NoTopic,
     /// Not `#[from]`: a source would be printed twice by `{:#}`, after this message's `{0}`.
     #[error("--eventhubs-connection-string: {0}")]
-    EventHubs(crate::eventhubs::ConnectionStringError),
+    EventHubs(crate::kafka::eventhubs::ConnectionStringError),
     #[error("--group is empty; give the consumer group id, e.g. --group hubcap")]
     Group,
     #[error("-X {0}")]
     KafkaSetting(String),
-    #[error("--memory-limit {} is too small: hubcap needs at least 32MiB (librdkafka's prefetch and a few open files); the default is 256MiB", crate::config::ByteSize(*.0))]
+    #[error("--memory-limit {} is too small: hubcap needs at least 32MiB (librdkafka's prefetch and a few open files); the default is 256MiB", crate::cli::ByteSize(*.0))]
     MemoryLimit(u64),
     #[error("--azure-sdk-checkpoints: {0}")]
     SdkCheckpoints(String),
@@ -314,7 +316,7 @@ impl RunArgs {
         let mut kafka = Vec::new();
         let mut eventhubs_host = None;
         if let Some(secret) = &self.eventhubs_connection_string {
-            let conn = crate::eventhubs::parse(&secret.0).map_err(ConfigError::EventHubs)?;
+            let conn = crate::kafka::eventhubs::parse(&secret.0).map_err(ConfigError::EventHubs)?;
             eventhubs_host = Some(conn.host.clone());
             if self.brokers.trim().is_empty() {
                 self.brokers = conn.bootstrap_servers();
@@ -322,7 +324,7 @@ impl RunArgs {
             if self.topics.is_empty() {
                 self.topics.extend(conn.entity_path.clone());
             }
-            kafka = crate::eventhubs::Connection::kafka_settings(secret);
+            kafka = crate::kafka::eventhubs::Connection::kafka_settings(secret);
         }
         if self.topics.is_empty() {
             return Err(ConfigError::NoTopic);
@@ -421,7 +423,7 @@ impl RunArgs {
         &mut self,
         eventhubs_host: Option<String>,
     ) -> Result<(), ConfigError> {
-        use crate::sdk_checkpoint::{namespace_from_brokers, segment_problem};
+        use crate::state::sdk::{namespace_from_brokers, segment_problem};
         let Some(url) = &self.azure_sdk_checkpoints else {
             return Ok(());
         };

@@ -30,7 +30,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::config::{is_secret_setting, Cli};
+use crate::cli::{is_secret_setting, Cli};
 
 /// The id of `--config`: not a key of the file itself.
 const CONFIG_ID: &str = "config";

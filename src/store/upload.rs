@@ -17,7 +17,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
-use crate::retry::{retry, Operation, RetryPolicy, Transient};
+use crate::store::retry::{retry, Operation, RetryPolicy, Transient};
 
 pub struct Upload {
     store: Arc<dyn ObjectStore>,

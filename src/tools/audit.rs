@@ -60,9 +60,9 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use rdkafka::error::KafkaError;
 use serde::Serialize;
 
-use crate::checkpoint::{CheckpointError, CheckpointStore};
-use crate::manifest::{ManifestEntry, ManifestError, Manifests};
-use crate::path::{PathError, PathTemplate};
+use crate::layout::{PathError, PathTemplate};
+use crate::state::checkpoint::{CheckpointError, CheckpointStore};
+use crate::state::manifest::{ManifestEntry, ManifestError, Manifests};
 use crate::store::{Location, StoreError};
 
 mod decode;
@@ -97,7 +97,7 @@ pub struct AuditArgs {
     #[arg(long = "topic")]
     pub topics: Vec<String>,
     /// The path template the archive was written with, used for files no manifest lists.
-    #[arg(long, env = "HUBCAP_PATH_FORMAT", default_value = crate::path::DEFAULT_TEMPLATE)]
+    #[arg(long, env = "HUBCAP_PATH_FORMAT", default_value = crate::layout::DEFAULT_TEMPLATE)]
     pub path_format: String,
     /// Report gaps (offsets no file holds) as warnings, not failures: for compacted or
     /// transactional topics, whose offsets do not all hold records, where `--brokers` cannot

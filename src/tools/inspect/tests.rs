@@ -7,10 +7,10 @@ use object_store::PutPayload;
 use serde_json::json;
 
 use super::*;
-use crate::avro::Codec;
-use crate::encoder::Format;
-use crate::event::{format_enqueued_time, Event, Header};
-use crate::parquet::ParquetCompression;
+use crate::encode::avro::Codec;
+use crate::encode::format::Format;
+use crate::encode::parquet::ParquetCompression;
+use crate::record::{format_enqueued_time, Event, Header};
 
 const COURSELABS_13: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

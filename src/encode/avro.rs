@@ -7,10 +7,11 @@
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
-use crate::event::{EnqueuedTimeText, Record, ENQUEUED_TIME_KEY, PARTITION_KEY_KEY};
+use crate::encode::{EncodeError, FileEncoder};
+use crate::record::{EnqueuedTimeText, Record, ENQUEUED_TIME_KEY, PARTITION_KEY_KEY};
 
 /// The Capture `EventData` schema, byte for byte as real Capture files carry it.
-pub const CAPTURE_SCHEMA: &str = include_str!("../schemas/capture.avsc");
+pub const CAPTURE_SCHEMA: &str = include_str!("../../schemas/capture.avsc");
 
 const MAGIC: &[u8; 4] = b"Obj\x01";
 /// Union branches of the `SystemProperties` / `Properties` map values.
@@ -301,6 +302,60 @@ pub(crate) fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
         buf[i] = b'-';
     }
     &buf[i..]
+}
+
+/// An Avro file behind the [`FileEncoder`] seam: each record encoded once, when prepared.
+pub struct AvroEncoder {
+    file: AvroFile,
+    records: RecordEncoder,
+    scratch: Vec<u8>,
+}
+
+impl AvroEncoder {
+    pub fn new(codec: Codec, sync: [u8; 16], block_target: usize) -> Self {
+        AvroEncoder {
+            file: AvroFile::new(codec, sync, block_target),
+            records: RecordEncoder::default(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl FileEncoder for AvroEncoder {
+    fn prepare(&mut self, r: &Record<'_>) -> usize {
+        self.scratch.clear();
+        self.records.encode(r, &mut self.scratch);
+        self.scratch.len()
+    }
+
+    fn push_prepared(&mut self, _r: &Record<'_>) -> Result<(), EncodeError> {
+        self.file.append_encoded(&self.scratch);
+        Ok(())
+    }
+
+    fn size_with(&self, extra: usize) -> u64 {
+        self.file.size_with(extra)
+    }
+
+    fn records(&self) -> u64 {
+        self.file.records()
+    }
+
+    fn take_output(&mut self) -> Vec<u8> {
+        self.file.take_output()
+    }
+
+    fn output_len(&self) -> usize {
+        self.file.output_len()
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.file.held_bytes() + self.scratch.capacity()
+    }
+
+    fn finish(self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError> {
+        Ok(self.file.finish())
+    }
 }
 
 #[cfg(test)]

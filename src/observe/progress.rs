@@ -6,7 +6,7 @@
 //! the same numbers come as one log line per topic every `--progress-interval` (10 s; hidden
 //! flag, env HUBCAP_PROGRESS_INTERVAL) and once at the end.
 //!
-//! The numbers are the partition workers' own ([`crate::metrics::PartitionStats`]): the start
+//! The numbers are the partition workers' own ([`crate::observe::metrics::PartitionStats`]): the start
 //! offset, the end offset taken at start and the position (the next offset read into a
 //! window), so progress moves with each batch, not only when a file is archived. A partition
 //! counts while this process owns it or once it reached its end; one revoked before its end is
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::metrics::{Metrics, PartitionSnapshot};
+use crate::observe::metrics::{Metrics, PartitionSnapshot};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{error, warn};
 
-pub use crate::metrics::Operation;
+pub use crate::observe::metrics::Operation;
 
 /// How long and how often to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +188,7 @@ where
         let delay = policy
             .delay(attempt)
             .min(policy.give_up_after.saturating_sub(since.elapsed()));
-        crate::metrics::count_retry(kind);
+        crate::observe::metrics::count_retry(kind);
         warn!(attempt, retry_in = ?delay, error = %e.brief(), "{what} failed; retrying");
         tokio::time::sleep(delay).await;
     }
@@ -218,7 +218,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn transient_errors_are_retried_until_success() {
         let calls = AtomicU32::new(0);
-        let counted = crate::metrics::retries(Operation::Read);
+        let counted = crate::observe::metrics::retries(Operation::Read);
         let got: Result<u32, object_store::Error> =
             retry(&policy(), Operation::Read, &"op", || async {
                 match calls.fetch_add(1, Ordering::SeqCst) {
@@ -230,7 +230,7 @@ mod tests {
         assert_eq!(got.unwrap(), 2);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         // Each retry counts (other tests may add theirs: the counters are process-wide).
-        assert!(crate::metrics::retries(Operation::Read) >= counted + 2);
+        assert!(crate::observe::metrics::retries(Operation::Read) >= counted + 2);
     }
 
     #[tokio::test(start_paused = true)]

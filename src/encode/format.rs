@@ -1,38 +1,9 @@
-//! The encoder stage: one trait for the file formats, so the partition worker rolls, streams and
-//! publishes Avro and Parquet files the same way.
+//! The output format and its settings: which encoder a file gets, and how big its blocks or row
+//! groups are for the memory it may hold.
 
-use crate::avro::{sync_marker, AvroFile, Codec, RecordEncoder};
-use crate::event::Record;
-use crate::parquet::{ParquetCompression, ParquetFile};
-
-/// A file being written. Encoded bytes come out through [`take_output`](Self::take_output) as
-/// they are ready (blocks, row groups), so the caller can stream them to storage.
-pub trait FileEncoder: Send {
-    /// Prepares `r` and returns about how many bytes it will add to the file (Avro: exactly its
-    /// encoded size; Parquet: its raw size, an overestimate once compressed).
-    fn prepare(&mut self, r: &Record<'_>) -> usize;
-    /// Adds the record last given to [`prepare`](Self::prepare).
-    fn push_prepared(&mut self, r: &Record<'_>) -> Result<(), EncodeError>;
-    /// The file's size if closed now, plus `extra` bytes of records; never an underestimate.
-    fn size_with(&self, extra: usize) -> u64;
-    fn records(&self) -> u64;
-    /// Bytes ready for storage.
-    fn take_output(&mut self) -> Vec<u8>;
-    fn output_len(&self) -> usize;
-    /// Memory the file holds now (open block or row groups, output not yet taken), for the
-    /// memory budget.
-    fn held_bytes(&self) -> usize;
-    /// Closes the file: the remaining bytes and the file's total size.
-    fn finish(self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError>;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EncodeError {
-    #[error("parquet encoding failed: {0}")]
-    Parquet(#[from] ::parquet::errors::ParquetError),
-    #[error("arrow encoding failed: {0}")]
-    Arrow(#[from] arrow_schema::ArrowError),
-}
+use crate::encode::avro::{sync_marker, AvroEncoder, Codec};
+use crate::encode::parquet::{ParquetCompression, ParquetFile};
+use crate::encode::FileEncoder;
 
 /// The output format, with its settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +21,9 @@ pub enum Format {
 
 /// The smallest Avro block a tight memory budget sizes a file for.
 const MIN_BLOCK: usize = 64 << 10;
-/// The smallest Parquet row group hubcap sizes for itself. Each row group compresses each column
-/// with a fresh zstd context: below this, setting those up costs more than encoding (at 256
-/// partitions, 96 KiB row groups take twice the CPU of 512 KiB ones, 256 KiB a quarter more).
+/// The smallest Parquet row group hubcap sizes for itself. Each row group compresses each of its
+/// payload columns with fresh zstd contexts: below this, setting those up costs more than
+/// encoding.
 const MIN_ROW_GROUP: usize = 256 << 10;
 /// A Parquet row group's size when neither `--row-group-size` nor the memory budget limits it.
 const ROW_GROUP: usize = 8 << 20;
@@ -120,15 +91,11 @@ impl Format {
             Format::Avro {
                 codec,
                 block_target,
-            } => Box::new(AvroEncoder {
-                file: AvroFile::new(
-                    codec,
-                    sync_marker(topic, partition, first_offset),
-                    block_target,
-                ),
-                records: RecordEncoder::default(),
-                scratch: Vec::new(),
-            }),
+            } => Box::new(AvroEncoder::new(
+                codec,
+                sync_marker(topic, partition, first_offset),
+                block_target,
+            )),
             Format::Parquet {
                 compression,
                 row_group_bytes,
@@ -141,49 +108,6 @@ impl Format {
                 },
             )),
         }
-    }
-}
-
-struct AvroEncoder {
-    file: AvroFile,
-    records: RecordEncoder,
-    scratch: Vec<u8>,
-}
-
-impl FileEncoder for AvroEncoder {
-    fn prepare(&mut self, r: &Record<'_>) -> usize {
-        self.scratch.clear();
-        self.records.encode(r, &mut self.scratch);
-        self.scratch.len()
-    }
-
-    fn push_prepared(&mut self, _r: &Record<'_>) -> Result<(), EncodeError> {
-        self.file.append_encoded(&self.scratch);
-        Ok(())
-    }
-
-    fn size_with(&self, extra: usize) -> u64 {
-        self.file.size_with(extra)
-    }
-
-    fn records(&self) -> u64 {
-        self.file.records()
-    }
-
-    fn take_output(&mut self) -> Vec<u8> {
-        self.file.take_output()
-    }
-
-    fn output_len(&self) -> usize {
-        self.file.output_len()
-    }
-
-    fn held_bytes(&self) -> usize {
-        self.file.held_bytes() + self.scratch.capacity()
-    }
-
-    fn finish(self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError> {
-        Ok(self.file.finish())
     }
 }
 

@@ -11,9 +11,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
-use crate::avro::Codec;
-use crate::config::{ByteSize, DemoArgs, HumanDuration, RunArgs};
-use crate::path::DEFAULT_TEMPLATE;
+use crate::cli::{ByteSize, DemoArgs, HumanDuration, RunArgs};
+use crate::encode::avro::Codec;
+use crate::layout::DEFAULT_TEMPLATE;
 use crate::run::{run, Summary};
 
 pub const DEMO_TOPIC: &str = "events";
@@ -73,9 +73,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         window_time: HumanDuration(Duration::from_secs(10)),
         path_format: DEFAULT_TEMPLATE.into(),
         namespace: Some("demo".into()),
-        format: crate::config::FormatName::Avro,
+        format: crate::cli::FormatName::Avro,
         codec: Codec::Null,
-        compression: crate::parquet::ParquetCompression::Zstd,
+        compression: crate::encode::parquet::ParquetCompression::Zstd,
         row_group_size: None,
         memory_limit: ByteSize(256 << 20),
         eventhubs_connection_string: None,
@@ -92,7 +92,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         kafka: vec![],
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let summary = run(run_args.validate()?, stop, crate::progress::View::Log).await?;
+    let summary = run(
+        run_args.validate()?,
+        stop,
+        crate::observe::progress::View::Log,
+    )
+    .await?;
     drop(cluster);
     Ok(summary)
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{Event, Header};
+use crate::record::{Event, Header};
 use apache_avro::types::Value;
 use proptest::prelude::*;
 

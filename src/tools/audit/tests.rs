@@ -2,13 +2,13 @@ use chrono::DateTime;
 use tempfile::TempDir;
 
 use super::*;
-use crate::avro::Codec;
-use crate::checkpoint::PendingFile;
-use crate::encoder::Format;
-use crate::event::Event;
-use crate::manifest::{time_text, ManifestEntry, VERSION};
-use crate::parquet::ParquetCompression;
-use crate::path::{NameParts, DEFAULT_TEMPLATE};
+use crate::encode::avro::Codec;
+use crate::encode::format::Format;
+use crate::encode::parquet::ParquetCompression;
+use crate::layout::{NameParts, DEFAULT_TEMPLATE};
+use crate::record::Event;
+use crate::state::checkpoint::PendingFile;
+use crate::state::manifest::{time_text, ManifestEntry, VERSION};
 
 const AVRO: Format = Format::Avro {
     codec: Codec::Null,

@@ -36,7 +36,7 @@ fn client_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, Aud
     config.set("client.id", "hubcap-audit");
     for setting in settings.iter().filter(|s| !s.trim().is_empty()) {
         let (key, value) =
-            crate::config::parse_key_value(setting).map_err(AuditError::KafkaSetting)?;
+            crate::cli::parse_key_value(setting).map_err(AuditError::KafkaSetting)?;
         config.set(key, value);
     }
     config.set("bootstrap.servers", brokers);

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::*;
-use crate::event::{Event, Header};
+use crate::record::{Event, Header};
 
 fn event(offset: i64) -> Event {
     Event {

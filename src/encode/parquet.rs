@@ -30,9 +30,9 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use crate::avro::decimal;
-use crate::encoder::{EncodeError, FileEncoder};
-use crate::event::{EnqueuedTimeText, Record, ENQUEUED_TIME_KEY, PARTITION_KEY_KEY};
+use crate::encode::avro::decimal;
+use crate::encode::{EncodeError, FileEncoder};
+use crate::record::{EnqueuedTimeText, Record, ENQUEUED_TIME_KEY, PARTITION_KEY_KEY};
 
 /// Room kept for the footer when estimating a file's size: a base, plus per row group (column
 /// chunk metadata and statistics of 15 leaf columns).

@@ -29,9 +29,9 @@ use object_store::path::Path;
 use object_store::{Attribute, Attributes, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tracing::{debug, info, warn};
 
-use crate::config::RunConfig;
-use crate::metrics::Operation;
-use crate::retry::{retry, RetryPolicy};
+use crate::cli::RunConfig;
+use crate::observe::metrics::Operation;
+use crate::store::retry::{retry, RetryPolicy};
 use crate::store::{Location, StoreError};
 
 /// Metadata keys, lowercase as the SDKs write them (storage metadata names are case-insensitive;
@@ -137,12 +137,12 @@ pub fn parse_metadata<'a>(
 
 #[derive(Debug, thiserror::Error)]
 pub enum SdkCheckpointError {
-    #[error("Azure SDK checkpoint {blob}: {}", crate::retry::describe(.source))]
+    #[error("Azure SDK checkpoint {blob}: {}", crate::store::retry::describe(.source))]
     Store {
         blob: String,
         source: object_store::Error,
     },
-    #[error("--azure-sdk-checkpoints {url}: {}; give the existing container an Azure SDK processor's BlobCheckpointStore uses", crate::retry::describe(.source))]
+    #[error("--azure-sdk-checkpoints {url}: {}; give the existing container an Azure SDK processor's BlobCheckpointStore uses", crate::store::retry::describe(.source))]
     Container {
         url: String,
         source: object_store::Error,
@@ -158,7 +158,7 @@ pub enum SdkCheckpointError {
 
 impl SdkCheckpointError {
     pub fn is_transient(&self) -> bool {
-        use crate::retry::Transient;
+        use crate::store::retry::Transient;
         match self {
             SdkCheckpointError::Store { source, .. }
             | SdkCheckpointError::Container { source, .. } => source.is_transient(),
@@ -384,7 +384,7 @@ impl SdkCheckpoints {
     /// blob would take a missing container for a missing blob, and Azure's answer to listing a
     /// missing container reaches hubcap as a generic error, which the retry loop would retry.)
     pub async fn probe(&self) -> Result<(), SdkCheckpointError> {
-        use crate::retry::Transient;
+        use crate::store::retry::Transient;
         let (store, prefix) = (&self.location.store, &self.location.prefix);
         let limit = self.location.retry.attempt_timeout;
         let listed = tokio::time::timeout(limit, store.list_with_delimiter(Some(prefix))).await;
@@ -517,12 +517,12 @@ mod tests {
         }
     }
 
-    fn validated(extra: &[&str]) -> Result<RunConfig, crate::config::ConfigError> {
+    fn validated(extra: &[&str]) -> Result<RunConfig, crate::cli::ConfigError> {
         use clap::Parser;
         let base = ["hubcap", "run", "--group", "$Default", "--topic", "clicks"];
-        let cli = crate::config::Cli::try_parse_from(base.iter().chain(extra)).unwrap();
+        let cli = crate::cli::Cli::try_parse_from(base.iter().chain(extra)).unwrap();
         match cli.command {
-            crate::config::Command::Run(args) => args.validate(),
+            crate::cli::Command::Run(args) => args.validate(),
             _ => unreachable!("a run command"),
         }
     }

@@ -1,0 +1,7 @@
+//! What an archive records about itself beside its data files: compare-and-swap checkpoints
+//! (the next offset of each partition, and the file being published), manifests (one line per
+//! archived file) and the Azure SDKs' checkpoint blobs.
+
+pub mod checkpoint;
+pub mod manifest;
+pub mod sdk;
