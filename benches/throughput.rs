@@ -127,7 +127,7 @@ fn preload(brokers: &str, topic: &str, partitions: i32, records: usize) -> u64 {
 }
 
 /// The child side of the baseline: a consumer with exactly hubcap's librdkafka settings (taken
-/// from `hubcap::run::kafka_config`) in a fresh group, reading every record to the end and
+/// from `hubcap::run::RunConfig::client_config`) in a fresh group, reading every record to the end and
 /// touching each one's bytes, nothing more.
 fn baseline_child(brokers: &str, topic: &str, total: usize) {
     let cfg = common::run_config(&[
@@ -138,7 +138,7 @@ fn baseline_child(brokers: &str, topic: &str, total: usize) {
         "--group",
         &unique("baseline"),
     ]);
-    let consumer: BaseConsumer = hubcap::run::kafka_config(&cfg).create().unwrap();
+    let consumer: BaseConsumer = cfg.client_config().create().unwrap();
     consumer.subscribe(&[topic]).unwrap();
     let (mut n, mut sum) = (0usize, 0u64);
     while n < total {

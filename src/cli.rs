@@ -3,17 +3,20 @@
 
 pub mod file;
 
-use std::fmt;
-use std::str::FromStr;
-use std::time::Duration;
-
 use clap::{Args, Parser, Subcommand};
 
 use crate::encode::avro::Codec;
-use crate::encode::format::Format;
+use crate::encode::format::{Format, AVRO_BLOCK};
 use crate::encode::parquet::ParquetCompression;
-use crate::layout::{namespace_from_brokers, PathError, PathTemplate, DEFAULT_TEMPLATE};
+use crate::kafka::{parse_key_value, KafkaConfig};
+use crate::layout::{
+    fully_qualified_namespace, namespace_from_brokers, sdk_segment_problem, PathError,
+    PathTemplate, DEFAULT_TEMPLATE,
+};
 use crate::partition::window::RollPolicy;
+use crate::run::RunConfig;
+use crate::state::sdk::SdkConfig;
+use crate::units::{ByteSize, HumanDuration};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,7 +57,7 @@ pub enum Command {
     /// (after printing) when `run` would refuse the settings.
     Config(Box<RunArgs>),
     /// Start an in-process Kafka cluster, produce sample events and archive them to ./capture.
-    Demo(DemoArgs),
+    Demo(crate::tools::demo::DemoArgs),
     /// Print the records of an Avro or Parquet file, or of every file under a prefix, as JSON
     /// lines (real Capture files too); --stats prints a summary per file instead.
     Inspect(crate::tools::inspect::InspectArgs),
@@ -223,17 +226,6 @@ pub struct RunArgs {
     pub kafka: Vec<String>,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Where the demo writes its files.
-    #[arg(long, env = "HUBCAP_OUTPUT", default_value = "./capture")]
-    pub output: String,
-
-    /// How many events the demo produces.
-    #[arg(long, default_value_t = 5000)]
-    pub events: usize,
-}
-
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatName {
@@ -241,51 +233,7 @@ pub enum FormatName {
     Parquet,
 }
 
-/// Uncompressed size at which an Avro block closes.
-const AVRO_BLOCK: usize = 1 << 20;
-
 /// Everything a run needs, validated. `Debug` redacts secret settings.
-#[derive(Clone)]
-pub struct RunConfig {
-    pub args: RunArgs,
-    pub namespace: String,
-    pub template: PathTemplate,
-    pub policy: RollPolicy,
-    pub format: Format,
-    /// The `-X` settings, in order.
-    pub kafka: Vec<(String, String)>,
-}
-
-impl std::fmt::Debug for RunConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redact = |k: &str, v: &str| {
-            if is_secret_setting(k) {
-                format!("{k}=<redacted>")
-            } else {
-                format!("{k}={v}")
-            }
-        };
-        let mut args = self.args.clone();
-        args.kafka = args
-            .kafka
-            .iter()
-            .map(|s| match s.split_once('=') {
-                Some((k, v)) => redact(k.trim(), v),
-                None => "<not key=value>".into(),
-            })
-            .collect();
-        let kafka: Vec<String> = self.kafka.iter().map(|(k, v)| redact(k, v)).collect();
-        f.debug_struct("RunConfig")
-            .field("args", &args)
-            .field("namespace", &self.namespace)
-            .field("template", &self.template)
-            .field("policy", &self.policy)
-            .field("format", &self.format)
-            .field("kafka", &kafka)
-            .finish()
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(transparent)]
@@ -305,7 +253,7 @@ pub enum ConfigError {
     Group,
     #[error("-X {0}")]
     KafkaSetting(String),
-    #[error("--memory-limit {} is too small: hubcap needs at least 32MiB (librdkafka's prefetch and a few open files); the default is 256MiB", crate::cli::ByteSize(*.0))]
+    #[error("--memory-limit {} is too small: hubcap needs at least 32MiB (librdkafka's prefetch and a few open files); the default is 256MiB", ByteSize(*.0))]
     MemoryLimit(u64),
     #[error("--azure-sdk-checkpoints: {0}")]
     SdkCheckpoints(String),
@@ -382,7 +330,7 @@ impl RunArgs {
                     .map_or(0, |s| usize::try_from(s.0).unwrap_or(usize::MAX)),
             },
         };
-        self.validate_sdk_checkpoints(eventhubs_host)?;
+        let sdk_checkpoints = self.validate_sdk_checkpoints(eventhubs_host)?;
         let template = PathTemplate::parse(&self.path_format, format.extension())?;
         let namespace = self
             .namespace
@@ -397,35 +345,39 @@ impl RunArgs {
             kafka.push(parse_key_value(setting).map_err(ConfigError::KafkaSetting)?);
         }
         Ok(RunConfig {
-            args: self,
+            kafka: KafkaConfig {
+                brokers: self.brokers,
+                group: self.group,
+                topics: self.topics,
+                settings: kafka,
+            },
+            output: self.output,
+            checkpoints: self.checkpoints,
             namespace,
             template,
             policy,
             format,
-            kafka,
+            empty_files: self.empty_files,
+            once: self.once,
+            retry_for: self.retry_for.0,
+            shutdown_timeout: self.shutdown_timeout.0,
+            progress_interval: self.progress_interval.0,
+            metrics_addr: self.metrics_addr,
+            memory_limit: self.memory_limit.0,
+            sdk_checkpoints,
         })
-    }
-}
-
-impl RunConfig {
-    /// A fresh memory budget of `--memory-limit`.
-    pub fn budget(&self) -> std::sync::Arc<crate::budget::MemoryBudget> {
-        crate::budget::MemoryBudget::new(
-            usize::try_from(self.args.memory_limit.0).unwrap_or(usize::MAX),
-        )
     }
 }
 
 impl RunArgs {
     /// `--azure-sdk-checkpoints`: a store that keeps blob metadata, and names the SDKs can split
-    /// on `/`. Fills in the default namespace.
+    /// on `/`, the namespace defaulting to the connection string's host, else the first broker's.
     fn validate_sdk_checkpoints(
-        &mut self,
+        &self,
         eventhubs_host: Option<String>,
-    ) -> Result<(), ConfigError> {
-        use crate::state::sdk::{namespace_from_brokers, segment_problem};
+    ) -> Result<Option<SdkConfig>, ConfigError> {
         let Some(url) = &self.azure_sdk_checkpoints else {
-            return Ok(());
+            return Ok(None);
         };
         if !url.contains("://") || url.starts_with("file:") {
             return Err(ConfigError::SdkCheckpoints(
@@ -436,156 +388,24 @@ impl RunArgs {
             .azure_sdk_namespace
             .clone()
             .or(eventhubs_host)
-            .unwrap_or_else(|| namespace_from_brokers(&self.brokers));
+            .unwrap_or_else(|| fully_qualified_namespace(&self.brokers));
         let (group_flag, group) = match &self.azure_sdk_consumer_group {
             Some(g) => ("--azure-sdk-consumer-group", g.clone()),
             None => ("--group", self.group.clone()),
         };
         // Topics were checked already: their characters are all allowed.
         for (what, value) in [("the namespace", &namespace), (group_flag, &group)] {
-            if let Some(problem) = segment_problem(value) {
+            if let Some(problem) = sdk_segment_problem(value) {
                 return Err(ConfigError::SdkCheckpoints(format!(
                     "{what} {value:?} {problem}, so it cannot be one part of a checkpoint blob name"
                 )));
             }
         }
-        self.azure_sdk_namespace = Some(namespace);
-        self.azure_sdk_consumer_group = Some(group);
-        Ok(())
-    }
-}
-
-pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        // librdkafka names are lowercase words with dots; anything else is likely a value given
-        // without its key, such as a bare Event Hubs connection string (`Endpoint=sb://…`).
-        Some((k, _)) if !k.trim().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_') => Err(format!(
-            "{:?} is not a librdkafka setting name (lowercase words with dots, like security.protocol); \
-             an Event Hubs connection string goes in --eventhubs-connection-string",
-            redact_unparsed(k.trim())
-        )),
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(format!(
-            "expected KEY=VALUE (a librdkafka setting), e.g. -X security.protocol=SASL_SSL; got {:?}",
-            redact_unparsed(s)
-        )),
-    }
-}
-
-/// Shows at most the start of a malformed setting: it may hold a secret.
-fn redact_unparsed(s: &str) -> String {
-    let head: String = s.chars().take(12).collect();
-    if head.len() < s.len() {
-        format!("{head}…")
-    } else {
-        head
-    }
-}
-
-/// Whether a librdkafka setting holds a secret that must never be printed.
-pub fn is_secret_setting(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "sasl.oauthbearer.config",
-        "ssl.key.pem",
-        "ssl_key",
-        "token",
-    ]
-    .iter()
-    .any(|needle| k.contains(needle))
-}
-
-/// A byte count that parses `300MiB`, `10MB`, `1GiB`, `4096`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl FromStr for ByteSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "invalid size {s:?}: use a number with a unit, like 300MiB, 10MB, 512KiB or 1GiB"
-            )
-        };
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
-            "kb" => 1_000,
-            "kib" => 1 << 10,
-            "mb" => 1_000_000,
-            "mib" => 1 << 20,
-            "gb" => 1_000_000_000,
-            "gib" => 1 << 30,
-            _ => return Err(bad()),
-        };
-        n.checked_mul(mult).map(ByteSize).ok_or_else(bad)
-    }
-}
-
-impl fmt::Display for ByteSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0;
-        match n {
-            _ if n >= 1 << 30 && n.is_multiple_of(1 << 30) => write!(f, "{}GiB", n >> 30),
-            _ if n >= 1 << 20 && n.is_multiple_of(1 << 20) => write!(f, "{}MiB", n >> 20),
-            _ if n >= 1 << 10 && n.is_multiple_of(1 << 10) => write!(f, "{}KiB", n >> 10),
-            _ => write!(f, "{n}B"),
-        }
-    }
-}
-
-/// A duration that parses `5m`, `90s`, `1h30m`, `500ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
-
-impl FromStr for HumanDuration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "invalid duration {s:?}: use a number with a unit, like 5m, 90s, 1h30m or 500ms"
-            )
-        };
-        let mut rest = s.trim();
-        if rest.is_empty() {
-            return Err(bad());
-        }
-        let mut total = Duration::ZERO;
-        while !rest.is_empty() {
-            let split = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-            let n: u64 = rest[..split].parse().map_err(|_| bad())?;
-            let unit_end = rest[split..]
-                .find(|c: char| c.is_ascii_digit())
-                .map_or(rest.len(), |i| split + i);
-            let unit = match &rest[split..unit_end] {
-                "ms" => Duration::from_millis(1),
-                "s" => Duration::from_secs(1),
-                "m" => Duration::from_secs(60),
-                "h" => Duration::from_secs(3600),
-                _ => return Err(bad()),
-            };
-            total += unit
-                .checked_mul(u32::try_from(n).map_err(|_| bad())?)
-                .ok_or_else(bad)?;
-            rest = &rest[unit_end..];
-        }
-        Ok(HumanDuration(total))
-    }
-}
-
-impl fmt::Display for HumanDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if !ms.is_multiple_of(1000) {
-            write!(f, "{ms}ms")
-        } else {
-            write!(f, "{}s", ms / 1000)
-        }
+        Ok(Some(SdkConfig {
+            url: url.clone(),
+            namespace,
+            consumer_group: group,
+        }))
     }
 }
 
@@ -610,11 +430,12 @@ mod tests {
             .unwrap()
             .validate()
             .unwrap();
-        assert_eq!(cfg.args.brokers, "contoso.servicebus.windows.net:9093");
-        assert_eq!(cfg.args.topics, ["clicks"]);
+        assert_eq!(cfg.kafka.brokers, "contoso.servicebus.windows.net:9093");
+        assert_eq!(cfg.kafka.topics, ["clicks"]);
         assert_eq!(cfg.namespace, "contoso");
         let get = |k: &str| {
             cfg.kafka
+                .settings
                 .iter()
                 .rev()
                 .find(|(key, _)| key == k)
@@ -632,7 +453,7 @@ mod tests {
         // librdkafka accepts them: it is built with TLS (rdkafka's `ssl-vendored`) and has
         // SASL PLAIN built in. Without TLS, creating the consumer fails with "OpenSSL not
         // available at build time". The bootstrap is replaced so nothing is looked up.
-        let mut kafka = crate::run::kafka_config(&cfg);
+        let mut kafka = cfg.client_config();
         kafka.set("bootstrap.servers", "127.0.0.1:9");
         if let Err(e) = kafka.create::<rdkafka::consumer::BaseConsumer>() {
             panic!("librdkafka refused the Event Hubs settings: {e}");
@@ -655,11 +476,12 @@ mod tests {
         .validate()
         .unwrap();
         assert_eq!(
-            (cfg.args.brokers.as_str(), cfg.args.topics[0].as_str()),
+            (cfg.kafka.brokers.as_str(), cfg.kafka.topics[0].as_str()),
             ("10.0.0.1:9093", "other")
         );
         assert_eq!(
             cfg.kafka
+                .settings
                 .iter()
                 .rev()
                 .find(|(k, _)| k == "session.timeout.ms")
@@ -699,39 +521,6 @@ mod tests {
     }
 
     #[test]
-    fn sizes() {
-        assert_eq!("300MiB".parse::<ByteSize>().unwrap().0, 300 << 20);
-        assert_eq!("10MB".parse::<ByteSize>().unwrap().0, 10_000_000);
-        assert_eq!("1gib".parse::<ByteSize>().unwrap().0, 1 << 30);
-        assert_eq!("4096".parse::<ByteSize>().unwrap().0, 4096);
-        let err = "300 Mbit".parse::<ByteSize>().unwrap_err();
-        assert!(err.contains("300MiB"), "{err}");
-        assert!("".parse::<ByteSize>().is_err());
-        assert!("99999999999999GiB".parse::<ByteSize>().is_err());
-        assert_eq!(ByteSize(300 << 20).to_string(), "300MiB");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            "5m".parse::<HumanDuration>().unwrap().0,
-            Duration::from_secs(300)
-        );
-        assert_eq!(
-            "1h30m".parse::<HumanDuration>().unwrap().0,
-            Duration::from_secs(5400)
-        );
-        assert_eq!(
-            "500ms".parse::<HumanDuration>().unwrap().0,
-            Duration::from_millis(500)
-        );
-        let err = "5 minutes".parse::<HumanDuration>().unwrap_err();
-        assert!(err.contains("5m"), "{err}");
-        assert!("5".parse::<HumanDuration>().is_err());
-        assert!("m".parse::<HumanDuration>().is_err());
-    }
-
-    #[test]
     fn flags_parse_and_validate() {
         let a = parse(&[
             "--brokers",
@@ -755,7 +544,7 @@ mod tests {
         assert_eq!(a.topics, ["a", "b"]);
         let cfg = a.validate().unwrap();
         assert_eq!(
-            cfg.kafka[1],
+            cfg.kafka.settings[1],
             ("sasl.password".into(), "Endpoint=sb://x/;Key=abc=".into())
         );
         assert_eq!(cfg.namespace, "127.0.0.1");
@@ -815,10 +604,87 @@ mod tests {
         assert!(matches!(bad_topic, ConfigError::Topic(_)));
     }
 
+    fn validated(extra: &[&str]) -> Result<RunConfig, ConfigError> {
+        use clap::Parser;
+        let base = ["hubcap", "run", "--group", "$Default", "--topic", "clicks"];
+        let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
+        match cli.command {
+            Command::Run(args) => args.validate(),
+            _ => unreachable!("a run command"),
+        }
+    }
+
     #[test]
-    fn secret_settings_are_recognised() {
-        assert!(is_secret_setting("sasl.password"));
-        assert!(is_secret_setting("ssl.key.password"));
-        assert!(!is_secret_setting("security.protocol"));
+    fn flags_default_the_namespace_and_refuse_what_cannot_work() {
+        let ns = |extra: &[&str]| {
+            validated(extra)
+                .unwrap()
+                .sdk_checkpoints
+                .map(|s| s.namespace)
+        };
+        let sdk = ["--azure-sdk-checkpoints", "az://cps"];
+        let conn = "Endpoint=sb://Contoso.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5";
+        assert_eq!(ns(&["--brokers", "b.example:9092"]), None, "off by default");
+        assert_eq!(
+            ns(&[&sdk[..], &["--brokers", "b.example:9092,c:1"]].concat()).as_deref(),
+            Some("b.example")
+        );
+        assert_eq!(
+            ns(&[
+                &sdk[..],
+                &[
+                    "--eventhubs-connection-string",
+                    conn,
+                    "--brokers",
+                    "proxy:9093"
+                ]
+            ]
+            .concat())
+            .as_deref(),
+            Some("contoso.servicebus.windows.net"),
+            "the connection string's host, even with other brokers"
+        );
+        assert_eq!(
+            ns(&[
+                &sdk[..],
+                &["--brokers", "b:1", "--azure-sdk-namespace", "X.Y"]
+            ]
+            .concat())
+            .as_deref(),
+            Some("X.Y")
+        );
+        let refused = |extra: &[&str]| validated(extra).unwrap_err().to_string();
+        let local = refused(&["--brokers", "b:1", "--azure-sdk-checkpoints", "/tmp/cps"]);
+        assert!(local.contains("az://"), "{local}");
+        let slash = refused(
+            &[
+                &sdk[..],
+                &["--brokers", "b:1", "--azure-sdk-namespace", "a/b"],
+            ]
+            .concat(),
+        );
+        assert!(slash.contains("'/'"), "{slash}");
+
+        // The consumer group defaults to --group; its own flag sets it apart from the Kafka one.
+        let group = |extra: &[&str]| {
+            validated(extra)
+                .unwrap()
+                .sdk_checkpoints
+                .map(|s| s.consumer_group)
+        };
+        let brokers = ["--brokers", "b:1"];
+        assert_eq!(group(&brokers), None, "off by default");
+        assert_eq!(
+            group(&[&sdk[..], &brokers[..]].concat()).as_deref(),
+            Some("$Default")
+        );
+        let own = ["--azure-sdk-consumer-group", "Processors"];
+        assert_eq!(
+            group(&[&sdk[..], &brokers[..], &own[..]].concat()).as_deref(),
+            Some("Processors")
+        );
+        let bad = ["--azure-sdk-consumer-group", "a/b"];
+        let err = refused(&[&sdk[..], &brokers[..], &bad[..]].concat());
+        assert!(err.contains("--azure-sdk-consumer-group"), "{err}");
     }
 }

@@ -262,16 +262,28 @@ pub fn name_time(record_ms: Option<i64>, opened: DateTime<Utc>) -> DateTime<Utc>
         .unwrap_or(opened)
 }
 
-/// The default `{Namespace}`: Capture uses the short namespace name, so take the first DNS label
-/// of the first broker's host (`ns.servicebus.windows.net:9093` → `ns`); an IP address is kept whole.
-pub fn namespace_from_brokers(brokers: &str) -> String {
+/// Where a run keeps its checkpoints, under `--output` unless `--checkpoints` is given.
+pub const CHECKPOINTS_DIR: &str = "_checkpoints";
+/// Where manifests go, under `--output`.
+pub const MANIFESTS_DIR: &str = "_manifests";
+/// The folders of an output that hold hubcap's own records, not data files.
+pub const STATE_DIRS: [&str; 2] = [CHECKPOINTS_DIR, MANIFESTS_DIR];
+
+/// The first broker's host, without scheme, port or IPv6 brackets.
+fn first_broker_host(brokers: &str) -> &str {
     let first = brokers.split(',').next().unwrap_or("").trim();
     let first = first.rsplit_once("://").map_or(first, |(_, rest)| rest);
     let host = match first.rsplit_once(':') {
         Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
         _ => first,
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// The default `{Namespace}`: Capture uses the short namespace name, so take the first DNS label
+/// of the first broker's host (`ns.servicebus.windows.net:9093` → `ns`); an IP address is kept whole.
+pub fn namespace_from_brokers(brokers: &str) -> String {
+    let host = first_broker_host(brokers);
     if host.parse::<std::net::IpAddr>().is_ok() {
         return host.replace(':', "-");
     }
@@ -281,9 +293,98 @@ pub fn namespace_from_brokers(brokers: &str) -> String {
     }
 }
 
+/// The default fully qualified namespace of Azure SDK checkpoint blobs: the first broker's host
+/// (`ns.servicebus.windows.net`), where `{Namespace}` keeps only its first label.
+pub fn fully_qualified_namespace(brokers: &str) -> String {
+    first_broker_host(brokers).to_string()
+}
+
+/// The blob name of a partition's Azure SDK checkpoint, relative to the container:
+/// `{fully-qualified-namespace}/{event-hub}/{consumer-group}/checkpoint/{partition-id}`, the
+/// namespace, hub and group lowercased as the .NET, Python and JS stores do.
+pub fn sdk_checkpoint_blob(namespace: &str, hub: &str, group: &str, partition: i32) -> String {
+    format!(
+        "{}/{}/{}/checkpoint/{partition}",
+        namespace.to_lowercase(),
+        hub.to_lowercase(),
+        group.to_lowercase()
+    )
+}
+
+/// Why a name cannot be one segment of an SDK checkpoint blob name: the SDKs split the name on
+/// `/` (Java requires exactly five segments).
+pub fn sdk_segment_problem(value: &str) -> Option<&'static str> {
+    if value.trim().is_empty() {
+        Some("is empty")
+    } else if value.contains('/') {
+        Some("contains '/'")
+    } else if value.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if value == "." || value == ".." {
+        Some("is a relative path segment")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blob_names_lowercase_namespace_hub_and_group_only() {
+        let cases = [
+            (
+                ("MyNs.ServiceBus.Windows.NET", "Clicks", "$Default", 0),
+                "myns.servicebus.windows.net/clicks/$default/checkpoint/0",
+            ),
+            (
+                (
+                    "ns.servicebus.windows.net",
+                    "orders.v2",
+                    "Billing-Team_1",
+                    31,
+                ),
+                "ns.servicebus.windows.net/orders.v2/billing-team_1/checkpoint/31",
+            ),
+            (("127.0.0.1", "T", "G", 7), "127.0.0.1/t/g/checkpoint/7"),
+            // Unicode lowercasing, as .NET's ToLowerInvariant and Python's lower().
+            (("NS", "hub", "GRÜPPE", 1), "ns/hub/grüppe/checkpoint/1"),
+        ];
+        for ((ns, hub, group, p), want) in cases {
+            assert_eq!(sdk_checkpoint_blob(ns, hub, group, p), want);
+        }
+    }
+
+    #[test]
+    fn the_default_sdk_namespace_is_the_first_broker_host() {
+        let cases = [
+            (
+                "contoso.servicebus.windows.net:9093",
+                "contoso.servicebus.windows.net",
+            ),
+            ("a.example:9092,b.example:9092", "a.example"),
+            ("SASL_SSL://Host.Example:9093", "Host.Example"),
+            ("[::1]:9092", "::1"),
+            ("kafka", "kafka"),
+        ];
+        for (brokers, want) in cases {
+            assert_eq!(fully_qualified_namespace(brokers), want, "{brokers}");
+        }
+    }
+
+    #[test]
+    fn segments_the_sdks_cannot_split_are_refused() {
+        assert_eq!(sdk_segment_problem("$Default"), None);
+        assert_eq!(sdk_segment_problem("a/b"), Some("contains '/'"));
+        assert_eq!(sdk_segment_problem(" "), Some("is empty"));
+        assert_eq!(
+            sdk_segment_problem(".."),
+            Some("is a relative path segment")
+        );
+        assert!(sdk_segment_problem("a\nb").is_some());
+    }
+
     use proptest::prelude::*;
 
     fn parts(offset: i64, time: &str) -> NameParts<'static> {

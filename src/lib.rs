@@ -24,3 +24,4 @@ pub mod run;
 pub mod state;
 pub mod store;
 pub mod tools;
+pub mod units;

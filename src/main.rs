@@ -63,12 +63,11 @@ async fn dispatch(
             if let Some(file) = effective.file() {
                 tracing::info!(file = %file.display(), "read settings from the configuration file");
             }
+            let quiet = args.quiet;
             let cfg = args.validate()?;
-            let once = cfg.args.once;
+            let once = cfg.once;
             // Bars only where a person watches them, and not between JSON lines.
-            let view = if std::io::stderr().is_terminal()
-                && log_format == LogFormat::Text
-                && !cfg.args.quiet
+            let view = if std::io::stderr().is_terminal() && log_format == LogFormat::Text && !quiet
             {
                 View::Bars
             } else {

@@ -2,32 +2,82 @@
 //! and collects what every partition did.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::ClientConfig;
 use tracing::info;
 
-use crate::cli::{is_secret_setting, RunConfig};
+use crate::budget::MemoryBudget;
+use crate::encode::format::Format;
 use crate::kafka::consumer::{self as source, SourceOptions};
+use crate::kafka::{self, KafkaConfig, MetadataError};
+use crate::layout::{self, PathTemplate};
 use crate::observe::metrics::{BindError, Metrics};
 use crate::observe::progress::{Progress, View};
+use crate::partition::window::RollPolicy;
 use crate::partition::{CommitQueue, PartitionReport, RewindQueue, Shared};
 use crate::state::checkpoint::CheckpointStore;
 use crate::state::manifest::Manifests;
 use crate::state::sdk::SdkCheckpoints;
+use crate::state::sdk::SdkConfig;
 use crate::store::retry::RetryPolicy;
 use crate::store::{Location, StoreError};
+use crate::units::{ByteSize, HumanDuration};
 
 /// How long to wait for Kafka metadata before calling the brokers unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often librdkafka reports statistics (high watermarks) with `--metrics-addr`.
-const STATISTICS_INTERVAL_MS: &str = "2000";
 /// Beyond the time window, how long a partition with records behind may go without archiving a
 /// file before `/readyz` calls it stuck (the last upload and checkpoint of a window).
 const STALL_MARGIN: Duration = Duration::from_secs(120);
+
+/// Everything a run needs, validated: `cli::RunArgs::validate` makes one from the command line,
+/// and `demo` one of its own.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub kafka: KafkaConfig,
+    /// Where data files go (a directory or an object store URL), and with them, unless
+    /// `checkpoints` is given, the checkpoints and manifests.
+    pub output: String,
+    pub checkpoints: Option<String>,
+    /// `{Namespace}` in object names.
+    pub namespace: String,
+    pub template: PathTemplate,
+    pub policy: RollPolicy,
+    pub format: Format,
+    /// Whether a time window without records still gets a file (Capture's "empty files").
+    pub empty_files: bool,
+    /// Archive up to each partition's end offset as of the start, then exit.
+    pub once: bool,
+    /// How long a store or Kafka call is retried before the run gives up on it.
+    pub retry_for: Duration,
+    /// How long a stop may take to flush open windows.
+    pub shutdown_timeout: Duration,
+    /// How often `--once` reports progress.
+    pub progress_interval: Duration,
+    pub metrics_addr: Option<SocketAddr>,
+    /// The memory budget, in bytes.
+    pub memory_limit: u64,
+    /// Mirror checkpoints for the Azure SDKs' processors.
+    pub sdk_checkpoints: Option<SdkConfig>,
+}
+
+impl RunConfig {
+    /// A fresh memory budget of `memory_limit`.
+    pub fn budget(&self) -> Arc<MemoryBudget> {
+        MemoryBudget::new(usize::try_from(self.memory_limit).unwrap_or(usize::MAX))
+    }
+
+    /// The consumer's librdkafka settings, one topic's share of the budget for its prefetch.
+    pub fn client_config(&self) -> ClientConfig {
+        let prefetch_kbytes =
+            (self.budget().prefetch_kbytes() / self.kafka.topics.len().max(1)).max(1024);
+        kafka::client_config(&self.kafka, prefetch_kbytes, self.metrics_addr.is_some())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -35,7 +85,7 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Metrics(#[from] BindError),
-    #[error("cannot create a Kafka consumer: {}; check the -X settings", client_error(.0))]
+    #[error("cannot create a Kafka consumer: {}; check the -X settings", kafka::client_error(.0))]
     Client(rdkafka::error::KafkaError),
     #[error("cannot reach Kafka at {brokers} within {timeout:?} ({source}); check --brokers and the -X security settings")]
     Unreachable {
@@ -49,15 +99,6 @@ pub enum RunError {
     Checkpoints(Vec<String>),
     #[error("the run failed:\n  {}", .0.join("\n  "))]
     Failed(Vec<String>),
-}
-
-/// A client error without the setting's value: librdkafka's config errors repeat the value, which
-/// may be a secret.
-pub fn client_error(e: &rdkafka::error::KafkaError) -> String {
-    match e {
-        rdkafka::error::KafkaError::ClientConfig(_, desc, key, _) => format!("-X {key}: {desc}"),
-        other => other.to_string(),
-    }
 }
 
 /// What a run did, per partition.
@@ -108,97 +149,35 @@ impl Summary {
     }
 }
 
-/// The librdkafka settings: hubcap's defaults, then the user's `-X` settings, then the settings
-/// hubcap relies on, which win.
-pub fn kafka_config(cfg: &RunConfig) -> ClientConfig {
-    let prefetch_kbytes = (cfg.budget().prefetch_kbytes() / cfg.args.topics.len().max(1)).max(1024);
-    let message_max = cfg
-        .kafka
-        .iter()
-        .find(|(k, _)| k == "message.max.bytes")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut c = ClientConfig::new();
-    c.set("client.id", "hubcap")
-        .set("auto.offset.reset", "earliest")
-        // Committed records only, never aborted ones or those of open transactions; a
-        // partition's end is then its last stable offset, so `--once` neither waits for open
-        // transactions nor skips them (librdkafka's default too, stated because the archive's
-        // contents depend on it). `-X isolation.level=read_uncommitted` archives everything.
-        .set("isolation.level", "read_committed")
-        // librdkafka's prefetch queue, one per topic's consumer: its part of --memory-limit.
-        .set("queued.max.messages.kbytes", prefetch_kbytes.to_string())
-        // A fetch response is kept whole while any record of it waits in the queue, and the
-        // queue's bound is only checked before a fetch: one response (50 MB by default) would
-        // overshoot it many times over. librdkafka wants it no smaller than
-        // `message.max.bytes`, which `-X` may raise.
-        .set(
-            "fetch.max.bytes",
-            (prefetch_kbytes * 1024).max(message_max).to_string(),
-        )
-        // When the prefetch queue is full, librdkafka postpones every partition's next fetch
-        // by this long (default 1 s). A consumer that hands records on to workers fills its
-        // queue often, and drains it (a sixty-fourth of the budget) in about 15 ms: a longer
-        // pause leaves it idle (at 1 s, a third of the speed at 256 partitions; at 50 ms, 30 %
-        // slower than at 2 ms).
-        .set("fetch.queue.backoff.ms", "2");
-    if cfg.args.metrics_addr.is_some() {
-        // High watermarks for the lag metrics, read off the poll thread's statistics callback.
-        c.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
-    }
-    for (k, v) in &cfg.kafka {
-        c.set(k, v);
-    }
-    c.set("bootstrap.servers", &cfg.args.brokers)
-        .set("group.id", &cfg.args.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true");
-    c
-}
-
 /// The effective configuration, one line, secrets redacted.
 pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> String {
-    let kafka: Vec<String> = cfg
-        .kafka
-        .iter()
-        .map(|(k, v)| {
-            if is_secret_setting(k) {
-                format!("{k}=<redacted>")
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect();
     format!(
         "brokers={} topics={} group={} output={} checkpoints={} window-size={} window-time={} format={} codec={} empty-files={} once={} namespace={} metrics={} kafka=[{}]",
-        cfg.args.brokers,
-        cfg.args.topics.join(","),
-        cfg.args.group,
+        cfg.kafka.brokers,
+        cfg.kafka.topics.join(","),
+        cfg.kafka.group,
         output.display,
         checkpoints.display,
-        cfg.args.window_size,
-        cfg.args.window_time,
+        ByteSize(cfg.policy.max_bytes),
+        HumanDuration(cfg.policy.max_age),
         cfg.format.name(),
         cfg.format.codec_name(),
-        cfg.args.empty_files,
-        cfg.args.once,
+        cfg.empty_files,
+        cfg.once,
         cfg.namespace,
-        cfg.args
-            .metrics_addr
-            .map_or("off".to_string(), |a| a.to_string()),
-        kafka.join(" ")
+        cfg.metrics_addr.map_or("off".to_string(), |a| a.to_string()),
+        kafka::redacted(&cfg.kafka.settings).join(" ")
     )
 }
 
 /// Runs the archiver until `stop` is set or, with `--once`, until every assigned partition
 /// reached its end offset. `view`: how `--once` shows its progress.
 pub async fn run(cfg: RunConfig, stop: Arc<AtomicBool>, view: View) -> Result<Summary, RunError> {
-    let retry = retry_policy(cfg.args.retry_for.0);
-    let output = Location::open(&cfg.args.output, "--output")?.with_retry(retry);
-    let checkpoints = match &cfg.args.checkpoints {
+    let retry = retry_policy(cfg.retry_for);
+    let output = Location::open(&cfg.output, "--output")?.with_retry(retry);
+    let checkpoints = match &cfg.checkpoints {
         Some(url) => Location::open(url, "--checkpoints")?.with_retry(retry),
-        None => output.child("_checkpoints"),
+        None => output.child(layout::CHECKPOINTS_DIR),
     };
     run_observed(cfg, output, checkpoints, stop, view).await
 }
@@ -240,23 +219,24 @@ pub async fn run_observed(
     view: View,
 ) -> Result<Summary, RunError> {
     info!("starting: {}", describe(&cfg, &output, &checkpoints));
-    let sdk = SdkCheckpoints::from_config(&cfg, retry_policy(cfg.args.retry_for.0))?;
-    let metrics = Arc::new(Metrics::new(cfg.args.window_time.0 + STALL_MARGIN));
-    for topic in &cfg.args.topics {
+    let sdk =
+        SdkCheckpoints::from_config(cfg.sdk_checkpoints.as_ref(), retry_policy(cfg.retry_for))?;
+    let metrics = Arc::new(Metrics::new(cfg.policy.max_age + STALL_MARGIN));
+    for topic in &cfg.kafka.topics {
         metrics.topic(topic);
     }
     // Bound before Kafka is checked, so that a taken port fails the start at once and
     // /healthz answers while the run starts.
-    let _server = match cfg.args.metrics_addr {
+    let _server = match cfg.metrics_addr {
         Some(addr) => {
             let server = crate::observe::metrics::Server::bind(addr, metrics.clone()).await?;
             Some(AbortOnDrop(tokio::spawn(server.serve())))
         }
         None => None,
     };
-    let kafka = kafka_config(&cfg);
+    let kafka = cfg.client_config();
     let (partitions, watermarks) = preflight(&cfg, &kafka).await?;
-    let checkpoints = CheckpointStore::new(checkpoints, &cfg.args.group);
+    let checkpoints = CheckpointStore::new(checkpoints, &cfg.kafka.group);
     check_checkpoints(&checkpoints, &partitions).await?;
     if let Some(sdk) = &sdk {
         let probe = sdk.probe().await;
@@ -267,12 +247,12 @@ pub async fn run_observed(
         output: output.clone(),
         checkpoints,
         sdk,
-        manifests: Manifests::new(&output, &cfg.args.group),
+        manifests: Manifests::new(&output, &cfg.kafka.group),
         namespace: cfg.namespace.clone(),
         template: cfg.template.clone(),
         policy: cfg.policy,
         format: cfg.format,
-        empty_files: cfg.args.empty_files,
+        empty_files: cfg.empty_files,
         part_size: output.part_size(),
         min_part_size: output.min_part_size_for(cfg.policy.max_bytes),
         budget: cfg.budget(),
@@ -284,21 +264,20 @@ pub async fn run_observed(
         metrics: metrics.clone(),
     });
     let progress = cfg
-        .args
         .once
-        .then(|| Progress::start(metrics.clone(), view, cfg.args.progress_interval.0));
+        .then(|| Progress::start(metrics.clone(), view, cfg.progress_interval));
     let rt = tokio::runtime::Handle::current();
     let mut threads = Vec::new();
-    for topic in &cfg.args.topics {
+    for topic in &cfg.kafka.topics {
         let opts = SourceOptions {
             topic: topic.clone(),
-            once: cfg
-                .args
-                .once
-                .then(|| watermarks.get(topic).cloned().unwrap_or_default()),
-            shutdown_timeout: cfg.args.shutdown_timeout.0,
+            once: cfg.once.then(|| {
+                let of_topic = watermarks.iter().filter(|((t, _), _)| t == topic);
+                of_topic.map(|((_, p), w)| (*p, *w)).collect()
+            }),
+            shutdown_timeout: cfg.shutdown_timeout,
             metadata_timeout: METADATA_TIMEOUT,
-            retry_for: cfg.args.retry_for.0,
+            retry_for: cfg.retry_for,
         };
         let consumer =
             source::consumer(&kafka, opts, shared.clone(), rt.clone()).map_err(RunError::Client)?;
@@ -329,7 +308,7 @@ pub async fn run_observed(
             }
         };
         summary.reports.extend(outcome.reports);
-        if cfg.args.once && !outcome.caught_up && outcome.errors.is_empty() {
+        if cfg.once && !outcome.caught_up && outcome.errors.is_empty() {
             errors.push("stopped by a signal before every partition reached its end offset; what was archived is checkpointed, run again to finish".into());
         }
         errors.extend(outcome.errors);
@@ -379,55 +358,25 @@ async fn check_checkpoints(
 async fn preflight(
     cfg: &RunConfig,
     kafka: &ClientConfig,
-) -> Result<(HashMap<String, i32>, Watermarks), RunError> {
+) -> Result<(HashMap<String, i32>, kafka::Watermarks), RunError> {
     let consumer: BaseConsumer = kafka.create().map_err(RunError::Client)?;
-    let topics = cfg.args.topics.clone();
-    let brokers = cfg.args.brokers.clone();
-    let once = cfg.args.once;
-    let cfg_brokers = brokers.clone();
-    let unreachable = move |source| RunError::Unreachable {
-        brokers: brokers.clone(),
-        timeout: METADATA_TIMEOUT,
-        source,
-    };
-    tokio::task::spawn_blocking(move || {
-        let mut counts = HashMap::new();
-        let mut marks = Watermarks::new();
-        for topic in &topics {
-            let md = consumer
-                .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-                .map_err(&unreachable)?;
-            let partitions = md
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic && t.error().is_none())
-                .map_or(0, |t| t.partitions().len() as i32);
-            if partitions == 0 {
-                return Err(RunError::UnknownTopic {
-                    topic: topic.clone(),
-                    brokers: cfg_brokers.clone(),
-                });
-            }
-            counts.insert(topic.clone(), partitions);
-            if once {
-                let mut m = HashMap::new();
-                for p in 0..partitions {
-                    let w = consumer
-                        .fetch_watermarks(topic, p, METADATA_TIMEOUT)
-                        .map_err(&unreachable)?;
-                    m.insert(p, w);
-                }
-                marks.insert(topic.clone(), m);
-            }
-        }
-        Ok((counts, marks))
+    let topics = cfg.kafka.topics.clone();
+    let once = cfg.once;
+    let found = tokio::task::spawn_blocking(move || {
+        kafka::topic_partitions(&consumer, &topics, once, METADATA_TIMEOUT)
     })
     .await
-    .map_err(|e| RunError::Failed(vec![e.to_string()]))?
+    .map_err(|e| RunError::Failed(vec![e.to_string()]))?;
+    let brokers = cfg.kafka.brokers.clone();
+    found.map_err(|e| match e {
+        MetadataError::Unreachable(source) => RunError::Unreachable {
+            brokers,
+            timeout: METADATA_TIMEOUT,
+            source,
+        },
+        MetadataError::UnknownTopic(topic) => RunError::UnknownTopic { topic, brokers },
+    })
 }
-
-/// Per topic, per partition: (low, high) watermarks.
-type Watermarks = HashMap<String, HashMap<i32, (i64, i64)>>;
 
 /// `{host}-{pid}-{random}`: names the owner in checkpoints.
 fn instance_id() -> String {

@@ -409,14 +409,16 @@ fn local_file(loc: &Location, path: &Path) -> Option<PathBuf> {
 
 /// Compare-and-swap on local files: an exclusive lock on a sibling `.lock` file around
 /// read-compare-write, the write going through a temporary file, fsync and rename. The version is
-/// a hash of the content, which changes with every write since checkpoints carry a timestamp.
+/// the content's MD5, which changes with every write since checkpoints carry a timestamp.
 mod local {
     use super::*;
 
     fn version_of(data: &[u8]) -> UpdateVersion {
-        let h = crate::encode::avro::fnv1a(0xcbf2_9ce4_8422_2325, data);
+        use md5::Digest;
+        let h = md5::Md5::digest(data);
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
         UpdateVersion {
-            e_tag: Some(format!("{h:016x}-{}", data.len())),
+            e_tag: Some(format!("{hex}-{}", data.len())),
             version: None,
         }
     }

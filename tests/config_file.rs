@@ -379,6 +379,6 @@ fn the_example_file_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hubcap.toml");
     let (args, doc) = parse_run(&path, &[]).unwrap();
     let cfg = args.validate().unwrap();
-    assert!(!cfg.args.topics.is_empty());
+    assert!(!cfg.kafka.topics.is_empty());
     assert!(doc.contains("# file"), "{doc}");
 }

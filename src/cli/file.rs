@@ -30,7 +30,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::cli::{is_secret_setting, Cli};
+use crate::cli::Cli;
+use crate::kafka::is_secret_setting;
 
 /// The id of `--config`: not a key of the file itself.
 const CONFIG_ID: &str = "config";

@@ -260,7 +260,7 @@ pub fn sync_marker(topic: &str, partition: i32, first_offset: i64) -> [u8; 16] {
 }
 
 /// 64-bit FNV-1a from the seed `h` (the standard offset basis is `0xcbf2_9ce4_8422_2325`).
-pub(crate) fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
+fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
     for &b in data {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);

@@ -19,6 +19,8 @@ pub enum Format {
     },
 }
 
+/// Uncompressed size at which an Avro block closes, when memory does not limit it.
+pub const AVRO_BLOCK: usize = 1 << 20;
 /// The smallest Avro block a tight memory budget sizes a file for.
 const MIN_BLOCK: usize = 64 << 10;
 /// The smallest Parquet row group hubcap sizes for itself. Each row group compresses each of its

@@ -75,7 +75,7 @@ pub struct Manifests {
 impl Manifests {
     pub fn new(output: &Location, group: &str) -> Self {
         Manifests {
-            location: output.child("_manifests"),
+            location: output.child(crate::layout::MANIFESTS_DIR),
             group: group.to_string(),
         }
     }

@@ -29,7 +29,7 @@ use object_store::path::Path;
 use object_store::{Attribute, Attributes, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tracing::{debug, info, warn};
 
-use crate::cli::RunConfig;
+use crate::layout::sdk_checkpoint_blob;
 use crate::observe::metrics::Operation;
 use crate::store::retry::{retry, RetryPolicy};
 use crate::store::{Location, StoreError};
@@ -39,6 +39,17 @@ use crate::store::{Location, StoreError};
 pub const SEQUENCE_NUMBER: &str = "sequencenumber";
 pub const OFFSET: &str = "offset";
 
+/// `--azure-sdk-checkpoints` and the names its blobs take (validated: each one segment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdkConfig {
+    /// The container (and prefix) an Azure SDK processor's `BlobCheckpointStore` uses.
+    pub url: String,
+    /// The fully qualified Event Hubs namespace.
+    pub namespace: String,
+    /// The Event Hubs consumer group.
+    pub consumer_group: String,
+}
+
 /// How long a mirror write (or the read that decides it) is retried before hubcap only warns:
 /// a store outage should not hold a partition's archiving for the whole `--retry-for`.
 const MIRROR_RETRY_FOR: Duration = Duration::from_secs(30);
@@ -46,45 +57,6 @@ const MIRROR_RETRY_FOR: Duration = Duration::from_secs(30);
 /// How long bringing the mirror up to date at assignment may take: assignments wait for it, and
 /// wait at most `--shutdown-timeout` (30 s by default) for every partition's claim.
 const FOLLOW_FOR: Duration = Duration::from_secs(10);
-
-/// The blob name of a partition's checkpoint, relative to the container.
-pub fn blob_name(namespace: &str, hub: &str, group: &str, partition: i32) -> String {
-    format!(
-        "{}/{}/{}/checkpoint/{partition}",
-        namespace.to_lowercase(),
-        hub.to_lowercase(),
-        group.to_lowercase()
-    )
-}
-
-/// The default fully qualified namespace: the first broker's host, without scheme or port.
-pub fn namespace_from_brokers(brokers: &str) -> String {
-    let first = brokers.split(',').next().unwrap_or("").trim();
-    let first = first.rsplit_once("://").map_or(first, |(_, rest)| rest);
-    let host = match first.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => first,
-    };
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string()
-}
-
-/// Why a name cannot be one segment of a checkpoint blob name: the SDKs split the name on `/`
-/// (Java requires exactly five segments).
-pub fn segment_problem(value: &str) -> Option<&'static str> {
-    if value.trim().is_empty() {
-        Some("is empty")
-    } else if value.contains('/') {
-        Some("contains '/'")
-    } else if value.chars().any(char::is_control) {
-        Some("contains a control character")
-    } else if value == "." || value == ".." {
-        Some("is a relative path segment")
-    } else {
-        None
-    }
-}
 
 /// The metadata written for a partition whose next offset to archive is `next_offset`: the last
 /// archived event's sequence number, no offset (see the module documentation).
@@ -202,27 +174,28 @@ impl SdkCheckpoints {
         }
     }
 
-    /// `--azure-sdk-checkpoints`, if given (validation filled in the namespace and group).
-    pub fn from_config(cfg: &RunConfig, retry: RetryPolicy) -> Result<Option<Self>, StoreError> {
-        let Some(url) = &cfg.args.azure_sdk_checkpoints else {
+    /// The mirror `config` asks for, if any.
+    pub fn from_config(
+        config: Option<&SdkConfig>,
+        retry: RetryPolicy,
+    ) -> Result<Option<Self>, StoreError> {
+        let Some(config) = config else {
             return Ok(None);
         };
-        let location = Location::open(url, "--azure-sdk-checkpoints")?.with_retry(retry);
-        let namespace = cfg.args.azure_sdk_namespace.clone().unwrap_or_default();
-        let group = (cfg.args.azure_sdk_consumer_group.as_ref()).unwrap_or(&cfg.args.group);
-        let sdk = SdkCheckpoints::new(location, &namespace, group);
+        let location = Location::open(&config.url, "--azure-sdk-checkpoints")?.with_retry(retry);
+        let sdk = SdkCheckpoints::new(location, &config.namespace, &config.consumer_group);
         info!(
             "Azure SDK checkpoints: mirrored to {}/{}/{{topic}}/{}/checkpoint/{{partition}}",
             sdk.location.display.trim_end_matches('/'),
-            namespace.to_lowercase(),
-            group.to_lowercase()
+            config.namespace.to_lowercase(),
+            config.consumer_group.to_lowercase()
         );
         Ok(Some(sdk))
     }
 
     /// The blob name of a partition, relative to the container (or the URL's prefix).
     pub fn blob(&self, topic: &str, partition: i32) -> String {
-        blob_name(&self.namespace, topic, &self.group, partition)
+        sdk_checkpoint_blob(&self.namespace, topic, &self.group, partition)
     }
 
     /// The object path: parsed, not built part by part, so that no character is escaped and the
@@ -405,57 +378,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blob_names_lowercase_namespace_hub_and_group_only() {
-        let cases = [
-            (
-                ("MyNs.ServiceBus.Windows.NET", "Clicks", "$Default", 0),
-                "myns.servicebus.windows.net/clicks/$default/checkpoint/0",
-            ),
-            (
-                (
-                    "ns.servicebus.windows.net",
-                    "orders.v2",
-                    "Billing-Team_1",
-                    31,
-                ),
-                "ns.servicebus.windows.net/orders.v2/billing-team_1/checkpoint/31",
-            ),
-            (("127.0.0.1", "T", "G", 7), "127.0.0.1/t/g/checkpoint/7"),
-            // Unicode lowercasing, as .NET's ToLowerInvariant and Python's lower().
-            (("NS", "hub", "GRÜPPE", 1), "ns/hub/grüppe/checkpoint/1"),
-        ];
-        for ((ns, hub, group, p), want) in cases {
-            assert_eq!(blob_name(ns, hub, group, p), want);
-        }
-    }
-
-    #[test]
-    fn the_default_namespace_is_the_first_broker_host() {
-        let cases = [
-            (
-                "contoso.servicebus.windows.net:9093",
-                "contoso.servicebus.windows.net",
-            ),
-            ("a.example:9092,b.example:9092", "a.example"),
-            ("SASL_SSL://Host.Example:9093", "Host.Example"),
-            ("[::1]:9092", "::1"),
-            ("kafka", "kafka"),
-        ];
-        for (brokers, want) in cases {
-            assert_eq!(namespace_from_brokers(brokers), want, "{brokers}");
-        }
-    }
-
-    #[test]
-    fn segments_the_sdks_cannot_split_are_refused() {
-        assert_eq!(segment_problem("$Default"), None);
-        assert_eq!(segment_problem("a/b"), Some("contains '/'"));
-        assert_eq!(segment_problem(" "), Some("is empty"));
-        assert_eq!(segment_problem(".."), Some("is a relative path segment"));
-        assert!(segment_problem("a\nb").is_some());
-    }
-
-    #[test]
     fn metadata_names_the_last_archived_offset_and_no_byte_offset() {
         assert_eq!(metadata(42), [(SEQUENCE_NUMBER, "41".to_string())]);
         let written = metadata(1);
@@ -515,80 +437,6 @@ mod tests {
                 assert!(reason.contains("sequencenumber"), "{reason}");
             }
         }
-    }
-
-    fn validated(extra: &[&str]) -> Result<RunConfig, crate::cli::ConfigError> {
-        use clap::Parser;
-        let base = ["hubcap", "run", "--group", "$Default", "--topic", "clicks"];
-        let cli = crate::cli::Cli::try_parse_from(base.iter().chain(extra)).unwrap();
-        match cli.command {
-            crate::cli::Command::Run(args) => args.validate(),
-            _ => unreachable!("a run command"),
-        }
-    }
-
-    #[test]
-    fn flags_default_the_namespace_and_refuse_what_cannot_work() {
-        let ns = |extra: &[&str]| validated(extra).unwrap().args.azure_sdk_namespace;
-        let sdk = ["--azure-sdk-checkpoints", "az://cps"];
-        let conn = "Endpoint=sb://Contoso.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5";
-        assert_eq!(ns(&["--brokers", "b.example:9092"]), None, "off by default");
-        assert_eq!(
-            ns(&[&sdk[..], &["--brokers", "b.example:9092,c:1"]].concat()).as_deref(),
-            Some("b.example")
-        );
-        assert_eq!(
-            ns(&[
-                &sdk[..],
-                &[
-                    "--eventhubs-connection-string",
-                    conn,
-                    "--brokers",
-                    "proxy:9093"
-                ]
-            ]
-            .concat())
-            .as_deref(),
-            Some("contoso.servicebus.windows.net"),
-            "the connection string's host, even with other brokers"
-        );
-        assert_eq!(
-            ns(&[
-                &sdk[..],
-                &["--brokers", "b:1", "--azure-sdk-namespace", "X.Y"]
-            ]
-            .concat())
-            .as_deref(),
-            Some("X.Y")
-        );
-        let refused = |extra: &[&str]| validated(extra).unwrap_err().to_string();
-        let local = refused(&["--brokers", "b:1", "--azure-sdk-checkpoints", "/tmp/cps"]);
-        assert!(local.contains("az://"), "{local}");
-        let slash = refused(
-            &[
-                &sdk[..],
-                &["--brokers", "b:1", "--azure-sdk-namespace", "a/b"],
-            ]
-            .concat(),
-        );
-        assert!(slash.contains("'/'"), "{slash}");
-
-        // The consumer group defaults to --group; its own flag sets it apart from the Kafka one.
-        let group = |extra: &[&str]| validated(extra).unwrap().args.azure_sdk_consumer_group;
-        let brokers = ["--brokers", "b:1"];
-        assert_eq!(group(&brokers), None, "off by default");
-        assert_eq!(
-            group(&[&sdk[..], &brokers[..]].concat()).as_deref(),
-            Some("$Default")
-        );
-        let own = ["--azure-sdk-consumer-group", "Processors"];
-        assert_eq!(
-            group(&[&sdk[..], &brokers[..], &own[..]].concat()).as_deref(),
-            Some("Processors")
-        );
-        let bad = ["--azure-sdk-consumer-group", "a/b"];
-        let err = refused(&[&sdk[..], &brokers[..], &bad[..]].concat());
-        assert!(err.contains("--azure-sdk-consumer-group"), "{err}");
     }
 
     fn memory() -> SdkCheckpoints {

@@ -60,7 +60,7 @@ use object_store::{ObjectMeta, ObjectStoreExt};
 use rdkafka::error::KafkaError;
 use serde::Serialize;
 
-use crate::layout::{PathError, PathTemplate};
+use crate::layout::{PathError, PathTemplate, CHECKPOINTS_DIR, MANIFESTS_DIR};
 use crate::state::checkpoint::{CheckpointError, CheckpointStore};
 use crate::state::manifest::{ManifestEntry, ManifestError, Manifests};
 use crate::store::{Location, StoreError};
@@ -74,8 +74,6 @@ use decode::{avro_offsets, parquet_offsets};
 use kafka::{check_gaps, fetch_watermarks};
 pub use report::*;
 
-const CHECKPOINTS_DIR: &str = "_checkpoints";
-const MANIFESTS_DIR: &str = "_manifests";
 /// Files fetched and decoded at once; each is held in memory while it is decoded.
 const READ_CONCURRENCY: usize = 4;
 /// Checkpoints and manifest objects fetched at once (each is a few hundred bytes).

@@ -11,10 +11,13 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
-use crate::cli::{ByteSize, DemoArgs, HumanDuration, RunArgs};
 use crate::encode::avro::Codec;
-use crate::layout::DEFAULT_TEMPLATE;
-use crate::run::{run, Summary};
+use crate::encode::format::{Format, AVRO_BLOCK};
+use crate::kafka::KafkaConfig;
+use crate::layout::{PathTemplate, DEFAULT_TEMPLATE};
+use crate::observe::progress::View;
+use crate::partition::window::RollPolicy;
+use crate::run::{run, RunConfig, Summary};
 
 pub const DEMO_TOPIC: &str = "events";
 const PARTITIONS: i32 = 4;
@@ -54,50 +57,57 @@ pub fn rudderstack_event(i: usize, timestamp_ms: i64) -> (String, String, &'stat
     (key, body, kind)
 }
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Where the demo writes its files.
+    #[arg(long, env = "HUBCAP_OUTPUT", default_value = "./capture")]
+    pub output: String,
+
+    /// How many events the demo produces.
+    #[arg(long, default_value_t = 5000)]
+    pub events: usize,
+}
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
+    let format = Format::Avro {
+        codec: Codec::Null,
+        block_target: AVRO_BLOCK,
+    };
     let cluster = MockCluster::new(1)?;
     cluster.create_topic(DEMO_TOPIC, PARTITIONS, 1)?;
     let brokers = cluster.bootstrap_servers();
     produce(&brokers, args.events)?;
     println!("produced {} RudderStack-style events to topic {DEMO_TOPIC:?} ({PARTITIONS} partitions) on an in-process Kafka cluster", args.events);
 
-    let run_args = RunArgs {
-        brokers,
-        topics: vec![DEMO_TOPIC.into()],
-        // A group per run: the mock cluster starts empty each time, so checkpoints of an
-        // earlier demo (at offsets this cluster has not reached) must not apply.
-        group: format!("hubcap-demo-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")),
+    let config = RunConfig {
+        kafka: KafkaConfig {
+            brokers,
+            // A group per run: the mock cluster starts empty each time, so checkpoints of an
+            // earlier demo (at offsets this cluster has not reached) must not apply.
+            group: format!("hubcap-demo-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")),
+            topics: vec![DEMO_TOPIC.into()],
+            settings: Vec::new(),
+        },
         output: args.output.clone(),
         checkpoints: None,
-        window_size: ByteSize(256 << 10),
-        window_time: HumanDuration(Duration::from_secs(10)),
-        path_format: DEFAULT_TEMPLATE.into(),
-        namespace: Some("demo".into()),
-        format: crate::cli::FormatName::Avro,
-        codec: Codec::Null,
-        compression: crate::encode::parquet::ParquetCompression::Zstd,
-        row_group_size: None,
-        memory_limit: ByteSize(256 << 20),
-        eventhubs_connection_string: None,
-        azure_sdk_checkpoints: None,
-        azure_sdk_namespace: None,
-        azure_sdk_consumer_group: None,
+        namespace: "demo".into(),
+        template: PathTemplate::parse(DEFAULT_TEMPLATE, format.extension())?,
+        policy: RollPolicy {
+            max_bytes: 256 << 10,
+            max_age: Duration::from_secs(10),
+        },
+        format,
         empty_files: false,
         once: true,
-        shutdown_timeout: HumanDuration(Duration::from_secs(30)),
-        retry_for: HumanDuration(Duration::from_secs(60)),
+        retry_for: Duration::from_secs(60),
+        shutdown_timeout: Duration::from_secs(30),
+        progress_interval: Duration::from_secs(10),
         metrics_addr: None,
-        quiet: true,
-        progress_interval: HumanDuration(Duration::from_secs(10)),
-        kafka: vec![],
+        memory_limit: 256 << 20,
+        sdk_checkpoints: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let summary = run(
-        run_args.validate()?,
-        stop,
-        crate::observe::progress::View::Log,
-    )
-    .await?;
+    let summary = run(config, stop, View::Log).await?;
     drop(cluster);
     Ok(summary)
 }

@@ -39,8 +39,6 @@ use serde_json::Value as Json;
 
 use crate::store::{Location, StoreError};
 
-/// Folders hubcap keeps next to the data; nothing in them is a record file.
-const SKIPPED_SEGMENTS: [&str; 2] = ["_checkpoints", "_manifests"];
 const AVRO_MAGIC: &[u8] = b"Obj\x01";
 const PARQUET_MAGIC: &[u8] = b"PAR1";
 
@@ -287,9 +285,9 @@ fn is_record_file(location: &Path, prefix: &Path) -> bool {
     let has_extension = location
         .extension()
         .is_some_and(|ext| ext == "avro" || ext == "parquet");
-    let skipped = location
-        .prefix_match(prefix)
-        .is_some_and(|mut parts| parts.any(|part| SKIPPED_SEGMENTS.contains(&part.as_ref())));
+    let skipped = location.prefix_match(prefix).is_some_and(|mut parts| {
+        parts.any(|part| crate::layout::STATE_DIRS.contains(&part.as_ref()))
+    });
     has_extension && !skipped
 }
 

@@ -1194,7 +1194,7 @@ pub fn measure(mut cmd: Command) -> (f64, f64, f64) {
 }
 
 /// A validated `hubcap run` configuration from the words after `run`, for in-process runs.
-pub fn run_config(args: &[&str]) -> hubcap::cli::RunConfig {
+pub fn run_config(args: &[&str]) -> hubcap::run::RunConfig {
     use clap::Parser;
     let cli = hubcap::cli::Cli::try_parse_from(["hubcap", "run"].iter().chain(args)).unwrap();
     match cli.command {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Kind, REDACTED};
-use crate::cli::is_secret_setting;
+use crate::kafka::is_secret_setting;
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

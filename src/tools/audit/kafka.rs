@@ -9,6 +9,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
+use crate::kafka::MetadataError;
+
 use super::{AuditError, GapCheck, GapChecks, GapQueries, OffsetRange, Watermarks};
 
 /// How long to wait for Kafka metadata and for each partition's watermarks.
@@ -36,7 +38,7 @@ fn client_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, Aud
     config.set("client.id", "hubcap-audit");
     for setting in settings.iter().filter(|s| !s.trim().is_empty()) {
         let (key, value) =
-            crate::cli::parse_key_value(setting).map_err(AuditError::KafkaSetting)?;
+            crate::kafka::parse_key_value(setting).map_err(AuditError::KafkaSetting)?;
         config.set(key, value);
     }
     config.set("bootstrap.servers", brokers);
@@ -46,7 +48,7 @@ fn client_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, Aud
 fn create_consumer(config: &ClientConfig) -> Result<BaseConsumer, AuditError> {
     config
         .create()
-        .map_err(|e| AuditError::KafkaSetting(crate::run::client_error(&e)))
+        .map_err(|e| AuditError::KafkaSetting(crate::kafka::client_error(&e)))
 }
 
 /// Each partition's (low, high) watermarks of `topics`. The client calls block, so they run on
@@ -58,41 +60,20 @@ pub(super) async fn fetch_watermarks(
 ) -> Result<Watermarks, AuditError> {
     let consumer = create_consumer(&client_config(brokers, settings)?)?;
     let brokers = brokers.to_string();
-    let kafka_err = {
-        let brokers = brokers.clone();
-        move |source| AuditError::Kafka {
-            brokers: brokers.clone(),
+    let topics: Vec<String> = topics.into_iter().collect();
+    let found = tokio::task::spawn_blocking(move || {
+        crate::kafka::topic_partitions(&consumer, &topics, true, KAFKA_TIMEOUT)
+    })
+    .await?;
+    match found {
+        Ok((_, marks)) => Ok(marks.into_iter().collect()),
+        Err(MetadataError::Unreachable(source)) => Err(AuditError::Kafka {
+            brokers,
             timeout: KAFKA_TIMEOUT,
             source,
-        }
-    };
-    tokio::task::spawn_blocking(move || {
-        let mut marks = Watermarks::new();
-        for topic in topics {
-            let md = consumer
-                .fetch_metadata(Some(&topic), KAFKA_TIMEOUT)
-                .map_err(&kafka_err)?;
-            let partitions = md
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic && t.error().is_none())
-                .map_or(0, |t| t.partitions().len());
-            if partitions == 0 {
-                return Err(AuditError::UnknownTopic {
-                    topic,
-                    brokers: brokers.clone(),
-                });
-            }
-            for p in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
-                let w = consumer
-                    .fetch_watermarks(&topic, p, KAFKA_TIMEOUT)
-                    .map_err(&kafka_err)?;
-                marks.insert((topic.clone(), p), w);
-            }
-        }
-        Ok(marks)
-    })
-    .await?
+        }),
+        Err(MetadataError::UnknownTopic(topic)) => Err(AuditError::UnknownTopic { topic, brokers }),
+    }
 }
 
 // ---- gaps ----
@@ -188,7 +169,7 @@ fn check_partition(
 ) -> Result<Vec<(OffsetRange, GapCheck)>, AuditError> {
     let consumer = config
         .create_with_context(GapReaderContext)
-        .map_err(|e| AuditError::KafkaSetting(crate::run::client_error(&e)))?;
+        .map_err(|e| AuditError::KafkaSetting(crate::kafka::client_error(&e)))?;
     let reader = GapReader {
         consumer,
         topic,
