@@ -226,7 +226,10 @@ fn encoders_depend_on_their_parent_not_it_on_them() {
         .find(|(_, module, _)| module == &["encode"])
         .expect("src/encode.rs");
     let text = code(&std::fs::read_to_string(file).unwrap());
-    for line in text.lines().filter(|l| !l.trim_start().starts_with("pub mod ")) {
+    for line in text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("pub mod "))
+    {
         for child in ["avro::", "parquet::", "format::"] {
             assert!(!line.contains(child), "src/encode.rs: {line}");
         }

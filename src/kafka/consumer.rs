@@ -350,7 +350,6 @@ impl SourceContext {
         *last = Some((std::time::Instant::now(), behind.clone()));
         behind.is_empty()
     }
-
 }
 
 /// Builds a consumer for one topic.

@@ -57,7 +57,12 @@ impl SourceContext {
     }
 
     /// Pauses or resumes fetching `partitions` of this topic.
-    pub(super) fn set_paused(&self, consumer: &BaseConsumer<Self>, partitions: &[i32], pause: bool) {
+    pub(super) fn set_paused(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &[i32],
+        pause: bool,
+    ) {
         if partitions.is_empty() {
             return;
         }
