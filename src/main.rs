@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use hubcap::cli::file::{ConfigFileError, Effective, Parsed};
-use hubcap::cli::{Command, LogFormat};
+use hubcap::cli::{Command, ConfigError, LogFormat};
 use hubcap::observe::progress::View;
+use hubcap::run::{exit, RunError};
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
         Err(ConfigFileError::Args(e)) => e.exit(),
         Err(e) => {
             eprintln!("hubcap: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     let filter = EnvFilter::try_from_env("HUBCAP_LOG")
@@ -41,15 +42,26 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(dispatch(cli.command, effective, cli.log_format)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if cli.log_format == LogFormat::Json => {
-            tracing::error!(error = format!("{e:#}"), "hubcap failed");
-            ExitCode::FAILURE
-        }
+        Ok(()) => ExitCode::from(exit::DONE),
         Err(e) => {
-            eprintln!("hubcap: {e:#}");
-            ExitCode::FAILURE
+            if cli.log_format == LogFormat::Json {
+                tracing::error!(error = format!("{e:#}"), "hubcap failed");
+            } else {
+                eprintln!("hubcap: {e:#}");
+            }
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The exit code of a failed command (see `hubcap::run::exit`).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(run) = e.downcast_ref::<RunError>() {
+        run.exit_code()
+    } else if e.is::<ConfigError>() {
+        exit::USAGE
+    } else {
+        exit::FAILED
     }
 }
 

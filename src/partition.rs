@@ -150,6 +150,21 @@ impl WorkerError {
         }
     }
 
+    /// What the failure is about: the data or state (a record that cannot be encoded, a
+    /// checkpoint or manifest hubcap cannot use) or the store.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            WorkerError::Encode { .. }
+            | WorkerError::Checkpoint(
+                CheckpointError::Corrupt { .. }
+                | CheckpointError::NewerVersion { .. }
+                | CheckpointError::Mismatch { .. },
+            )
+            | WorkerError::Manifest(ManifestError::Corrupt { .. }) => FailureKind::Data,
+            _ => FailureKind::Store,
+        }
+    }
+
     /// Whether starting the partition over from its checkpoint may succeed: a store error that
     /// outlived its own retries (or a part upload, which cannot be retried alone).
     pub fn is_transient(&self) -> bool {
@@ -171,11 +186,61 @@ impl WorkerError {
     }
 }
 
+/// What a failure is about, for the exit code and for who looks first: Kafka (unreachable,
+/// refused, a fatal consumer error), the store (uploads, checkpoints, manifests failing past
+/// `--retry-for`), the data or state hubcap was given (a record it cannot encode, a checkpoint
+/// it cannot use), or hubcap itself (a worker that panicked or did not flush in time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    Kafka,
+    Store,
+    Data,
+    Internal,
+}
+
+/// A failure that makes a run fail, with its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// How a partition's worker ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ended {
+    /// It archived what it was given and stopped: at the end (`--once`), on a stop or when its
+    /// partition was revoked.
+    #[default]
+    Archived,
+    /// Another instance claimed the partition; it archives it from there.
+    Fenced,
+    /// It failed; the run fails with it.
+    Failed(FailureKind),
+}
+
 /// What one partition did during the run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PartitionReport {
     pub topic: String,
     pub partition: i32,
+    pub ended: Ended,
     pub files: u64,
     pub empty_files: u64,
     pub events: u64,

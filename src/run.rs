@@ -19,7 +19,9 @@ use crate::layout::{self, PathTemplate};
 use crate::observe::metrics::{BindError, Metrics};
 use crate::observe::progress::{Progress, View};
 use crate::partition::window::RollPolicy;
-use crate::partition::{CommitQueue, PartitionReport, RewindQueue, Shared};
+use crate::partition::{
+    CommitQueue, Failure, FailureKind, PartitionReport, RewindQueue, Shared, WorkerError,
+};
 use crate::state::checkpoint::CheckpointStore;
 use crate::state::manifest::Manifests;
 use crate::state::sdk::SdkCheckpoints;
@@ -95,10 +97,59 @@ pub enum RunError {
     },
     #[error("topic {topic:?} does not exist at {brokers}; create it or fix --topic")]
     UnknownTopic { topic: String, brokers: String },
-    #[error("cannot start: a checkpoint is unreadable or unusable:\n  {}", .0.join("\n  "))]
-    Checkpoints(Vec<String>),
-    #[error("the run failed:\n  {}", .0.join("\n  "))]
-    Failed(Vec<String>),
+    #[error("cannot start: a checkpoint is unreadable or unusable:\n  {}", lines(.0))]
+    Checkpoints(Vec<Failure>),
+    #[error("the run failed:\n  {}", lines(.0))]
+    Failed(Vec<Failure>),
+    /// `--once`, stopped by a signal before every partition reached its end offset.
+    #[error("stopped by a signal before every partition reached its end offset; what was archived is checkpointed, run again to finish")]
+    Interrupted,
+}
+
+fn lines(failures: &[Failure]) -> String {
+    let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+    messages.join("\n  ")
+}
+
+/// hubcap's exit codes, for schedulers: whether to retry, page someone or fix the command.
+pub mod exit {
+    /// Done: `--once` reached every partition's end, or a continuous run stopped cleanly.
+    pub const DONE: u8 = 0;
+    /// Failed for a reason that needs a person: a record or a checkpoint hubcap cannot use,
+    /// or a failure of hubcap itself; also `audit` finding the archive not clean.
+    pub const FAILED: u8 = 1;
+    /// The command line, environment or configuration file is wrong.
+    pub const USAGE: u8 = 2;
+    /// `--once` was stopped before the end; what was archived is checkpointed.
+    pub const INCOMPLETE: u8 = 3;
+    /// Kafka could not be reached, refused hubcap, or failed (after `--retry-for`).
+    pub const KAFKA: u8 = 4;
+    /// The store could not be reached or refused hubcap (after `--retry-for`).
+    pub const STORE: u8 = 5;
+}
+
+impl RunError {
+    /// The process exit code for this error (see [`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Store(StoreError::LocalDir { .. }) => exit::STORE,
+            RunError::Store(_) | RunError::Client(_) => exit::USAGE,
+            RunError::Metrics(_) => exit::FAILED,
+            RunError::Unreachable { .. } | RunError::UnknownTopic { .. } => exit::KAFKA,
+            RunError::Interrupted => exit::INCOMPLETE,
+            RunError::Checkpoints(failures) | RunError::Failed(failures) => {
+                // What needs a person wins over what a retry may fix.
+                let has = |kind| failures.iter().any(|f: &Failure| f.kind == kind);
+                if has(FailureKind::Data) || has(FailureKind::Internal) || failures.is_empty() {
+                    exit::FAILED
+                } else if has(FailureKind::Store) {
+                    exit::STORE
+                } else {
+                    exit::KAFKA
+                }
+            }
+        }
+    }
 }
 
 /// What a run did, per partition.
@@ -240,7 +291,9 @@ pub async fn run_observed(
     check_checkpoints(&checkpoints, &partitions).await?;
     if let Some(sdk) = &sdk {
         let probe = sdk.probe().await;
-        probe.map_err(|e| RunError::Checkpoints(vec![e.to_string()]))?;
+        probe.map_err(|e| {
+            RunError::Checkpoints(vec![Failure::new(FailureKind::Store, e.to_string())])
+        })?;
     }
 
     let shared = Arc::new(Shared {
@@ -286,7 +339,8 @@ pub async fn run_observed(
             .name(format!("hubcap-{topic}"))
             .spawn(move || source::run(consumer, stop))
             .map_err(|e| {
-                RunError::Failed(vec![format!("cannot start the consumer thread: {e}")])
+                let message = format!("cannot start the consumer thread: {e}");
+                RunError::Failed(vec![Failure::new(FailureKind::Internal, message)])
             })?;
         threads.push(thread);
     }
@@ -295,31 +349,35 @@ pub async fn run_observed(
         reports: Vec::new(),
     };
     let mut errors = Vec::new();
-    for t in threads {
+    let mut interrupted = false;
+    for (topic, t) in cfg.kafka.topics.iter().zip(threads) {
         let outcome = match tokio::task::spawn_blocking(move || t.join()).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(_)) => {
-                errors.push("a consumer thread panicked".into());
+                errors.push(Failure::new(
+                    FailureKind::Internal,
+                    format!("topic {topic}: the consumer thread panicked"),
+                ));
                 continue;
             }
             Err(e) => {
-                errors.push(e.to_string());
+                errors.push(Failure::new(FailureKind::Internal, e.to_string()));
                 continue;
             }
         };
         summary.reports.extend(outcome.reports);
-        if cfg.once && !outcome.caught_up && outcome.errors.is_empty() {
-            errors.push("stopped by a signal before every partition reached its end offset; what was archived is checkpointed, run again to finish".into());
-        }
+        interrupted |= cfg.once && !outcome.caught_up && outcome.errors.is_empty();
         errors.extend(outcome.errors);
     }
     if let Some(p) = progress {
         p.finish().await;
     }
-    if errors.is_empty() {
-        Ok(summary)
-    } else {
+    if !errors.is_empty() {
         Err(RunError::Failed(errors))
+    } else if interrupted {
+        Err(RunError::Interrupted)
+    } else {
+        Ok(summary)
     }
 }
 
@@ -338,7 +396,8 @@ async fn check_checkpoints(
         let loads = chunk.iter().map(|&(topic, p)| checkpoints.load(topic, p));
         for r in futures::future::join_all(loads).await {
             if let Err(e) = r {
-                errors.push(e.to_string());
+                let message = e.to_string();
+                errors.push(Failure::new(WorkerError::from(e).kind(), message));
             }
         }
         if !errors.is_empty() {
@@ -366,7 +425,7 @@ async fn preflight(
         kafka::topic_partitions(&consumer, &topics, once, METADATA_TIMEOUT)
     })
     .await
-    .map_err(|e| RunError::Failed(vec![e.to_string()]))?;
+    .map_err(|e| RunError::Failed(vec![Failure::new(FailureKind::Internal, e.to_string())]))?;
     let brokers = cfg.kafka.brokers.clone();
     found.map_err(|e| match e {
         MetadataError::Unreachable(source) => RunError::Unreachable {
@@ -391,4 +450,39 @@ fn instance_id() -> String {
         std::process::id(),
         rand::random::<u32>()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_put_what_needs_a_person_before_what_a_retry_may_fix() {
+        let failed = |kinds: &[FailureKind]| {
+            RunError::Failed(kinds.iter().map(|&k| Failure::new(k, "x")).collect()).exit_code()
+        };
+        use FailureKind::*;
+        assert_eq!(failed(&[Kafka]), exit::KAFKA);
+        assert_eq!(failed(&[Store, Kafka]), exit::STORE);
+        assert_eq!(failed(&[Kafka, Data, Store]), exit::FAILED);
+        assert_eq!(failed(&[Internal]), exit::FAILED);
+        assert_eq!(RunError::Interrupted.exit_code(), exit::INCOMPLETE);
+        let corrupt = RunError::Checkpoints(vec![Failure::new(Data, "corrupt")]);
+        assert_eq!(corrupt.exit_code(), exit::FAILED);
+        let scheme = StoreError::Scheme {
+            flag: "--output",
+            url: "ftp://x".into(),
+        };
+        assert_eq!(RunError::Store(scheme).exit_code(), exit::USAGE);
+        let codes = [
+            exit::DONE,
+            exit::FAILED,
+            exit::USAGE,
+            exit::INCOMPLETE,
+            exit::KAFKA,
+            exit::STORE,
+        ];
+        let distinct: std::collections::BTreeSet<u8> = codes.into_iter().collect();
+        assert_eq!(distinct.len(), codes.len());
+    }
 }

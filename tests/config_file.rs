@@ -357,7 +357,7 @@ fn hubcap_config_prints_an_invalid_config_then_the_error_and_fails() {
         "{MINIMAL}\nwindow-time = \"0s\"\nlog-format = \"json\""
     ));
     let out = hubcap_config(&path, &[], &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert_lines(&stdout(&out), &[r#"window-time = "0s"  # file"#], "invalid");
     // The file's log-format applies: the error is a JSON log line.
     let err = stderr(&out);

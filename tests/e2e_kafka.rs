@@ -279,6 +279,47 @@ async fn sigterm_flushes_open_windows_and_exits_zero() {
     }
 }
 
+#[tokio::test]
+async fn exit_codes_tell_usage_kafka_store_and_data_apart() {
+    let t = Kafka::shared();
+    let topic = unique("exit");
+    t.create_topic(&topic, 1).await;
+    produce(&t.brokers, &topic, 0, 10).await;
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().to_str().unwrap();
+    let code = |brokers: &str, output: &str, extra: &[&str]| {
+        let o = hubcap()
+            .args(["run", "--once", "--brokers", brokers, "--topic", &topic])
+            .args(["--group", "g", "--output", output])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (done, stderr) = code(&t.brokers, output, &[]);
+    assert_eq!(done, Some(0), "{stderr}");
+    let (usage, stderr) = code(&t.brokers, output, &["--window-time", "0s"]);
+    assert_eq!(usage, Some(2), "{stderr}");
+    let (usage, stderr) = code(&t.brokers, "ftp://nowhere/x", &[]);
+    assert_eq!(usage, Some(2), "{stderr}");
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let (kafka, stderr) = code(&nowhere, output, &[]);
+    assert_eq!(kafka, Some(4), "{stderr}");
+    let file = out.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under_a_file = file.join("archive");
+    let (store, stderr) = code(&t.brokers, under_a_file.to_str().unwrap(), &[]);
+    assert_eq!(store, Some(5), "{stderr}");
+    let checkpoint = out.path().join(format!("_checkpoints/g/{topic}/0.json"));
+    std::fs::write(&checkpoint, b"{ not json").unwrap();
+    let (data, stderr) = code(&t.brokers, output, &[]);
+    assert_eq!(data, Some(1), "{stderr}");
+    assert!(stderr.contains("not valid JSON"), "{stderr}");
+}
+
 #[test]
 fn unreachable_brokers_and_unknown_topics_fail_fast_naming_the_fix() {
     let out = tempfile::tempdir().unwrap();

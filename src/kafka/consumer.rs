@@ -35,7 +35,10 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::budget::{Charge, Use};
-use crate::partition::{resume, Input, PartitionReport, PartitionWorker, Shared, WorkerError};
+use crate::partition::{
+    resume, Ended, Failure, FailureKind, Input, PartitionReport, PartitionWorker, Shared,
+    WorkerError,
+};
 
 /// Records handed to a worker per batch, at most.
 const BATCH: usize = 1024;
@@ -67,7 +70,7 @@ pub struct SourceOptions {
 pub struct SourceOutcome {
     pub reports: Vec<PartitionReport>,
     /// Failures that make the run fail (fenced partitions are not among them).
-    pub errors: Vec<String>,
+    pub errors: Vec<Failure>,
     /// `--once`: every partition reached its end offset (false when stopped by a signal).
     pub caught_up: bool,
 }
@@ -194,10 +197,13 @@ impl ConsumerContext for SourceContext {
             }
         };
         if let Err(e) = result {
-            self.fail(format!(
-                "topic {}: applying a rebalance failed: {e}",
-                self.opts.topic
-            ));
+            self.fail(
+                FailureKind::Kafka,
+                format!(
+                    "topic {}: applying a rebalance failed: {e}",
+                    self.opts.topic
+                ),
+            );
         }
     }
 }
@@ -208,9 +214,12 @@ impl SourceContext {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn fail(&self, message: String) {
+    fn fail(&self, kind: FailureKind, message: String) {
         error!("{message}");
-        self.state().outcome.errors.push(message);
+        self.state()
+            .outcome
+            .errors
+            .push(Failure::new(kind, message));
     }
 
     fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
@@ -287,7 +296,7 @@ impl SourceContext {
         }
         let down = since.elapsed();
         if self.opts.once.is_some() && down >= self.opts.retry_for {
-            self.fail(format!(
+            self.fail(FailureKind::Kafka, format!(
                 "topic {topic}: kafka unreachable for {down:.0?}, giving up (--retry-for {:?}); what was archived is checkpointed, run again to finish",
                 self.opts.retry_for
             ));
@@ -338,7 +347,8 @@ impl SourceContext {
                 Ok(Some(v)) if v.checkpoint.next_offset >= targets[&p].1 => {}
                 Ok(_) => behind.push(p),
                 Err(e) => {
-                    self.fail(format!("topic {topic} partition {p}: {e}"));
+                    let message = format!("topic {topic} partition {p}: {e}");
+                    self.fail(WorkerError::from(e).kind(), message);
                     return false;
                 }
             }
@@ -374,7 +384,10 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
     let ctx = consumer.context();
     let topic = ctx.opts.topic.clone();
     if let Err(e) = consumer.subscribe(&[&topic]) {
-        ctx.fail(format!("cannot subscribe to topic {topic}: {e}"));
+        ctx.fail(
+            FailureKind::Kafka,
+            format!("cannot subscribe to topic {topic}: {e}"),
+        );
     }
     let mut last_check: Option<(std::time::Instant, Vec<i32>)> = None;
     let mut last_probe = std::time::Instant::now();
@@ -444,10 +457,10 @@ fn poll_batch(consumer: &BaseConsumer<SourceContext>) {
                     warn!(topic = %ctx.opts.topic, error = %e, "consumer error");
                 }
                 if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
-                    ctx.fail(format!(
-                        "topic {}: fatal consumer error: {e}",
-                        ctx.opts.topic
-                    ));
+                    ctx.fail(
+                        FailureKind::Kafka,
+                        format!("topic {}: fatal consumer error: {e}", ctx.opts.topic),
+                    );
                     break;
                 }
             }

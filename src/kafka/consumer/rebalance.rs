@@ -21,10 +21,13 @@ impl SourceContext {
         self.shared.metrics.topic(&topic).joined();
         let Ok(resumed) = resumed else {
             drop(state);
-            self.fail(format!(
-                "topic {topic}: reading checkpoints took longer than {:?}",
-                self.opts.shutdown_timeout
-            ));
+            self.fail(
+                FailureKind::Store,
+                format!(
+                    "topic {topic}: reading checkpoints took longer than {:?}",
+                    self.opts.shutdown_timeout
+                ),
+            );
             return;
         };
         for (&partition, r) in partitions.iter().zip(resumed) {
@@ -33,20 +36,20 @@ impl SourceContext {
                 Ok(r) => r,
                 Err(e) => {
                     // No worker: the partition's records are dropped unread and the run fails.
-                    state
-                        .outcome
-                        .errors
-                        .push(format!("topic {topic} partition {partition}: {e}"));
+                    state.outcome.errors.push(Failure::new(
+                        e.kind(),
+                        format!("topic {topic} partition {partition}: {e}"),
+                    ));
                     error!(%topic, partition, error = %e, "cannot resume partition");
                     continue;
                 }
             };
             let start = r.next_offset().map_or(Offset::Beginning, Offset::Offset);
             if let Err(e) = tpl.set_partition_offset(&topic, partition, start) {
-                state
-                    .outcome
-                    .errors
-                    .push(format!("topic {topic} partition {partition}: {e}"));
+                state.outcome.errors.push(Failure::new(
+                    FailureKind::Kafka,
+                    format!("topic {topic} partition {partition}: {e}"),
+                ));
                 continue;
             }
             let end = if let Some(targets) = &self.opts.once {
@@ -59,8 +62,9 @@ impl SourceContext {
                 match marks {
                     Ok(marks) => Some(marks),
                     Err(e) => {
-                        state.outcome.errors.push(format!(
-                            "topic {topic} partition {partition}: cannot read the end offset: {e}"
+                        state.outcome.errors.push(Failure::new(
+                            FailureKind::Kafka,
+                            format!("topic {topic} partition {partition}: cannot read the end offset: {e}"),
                         ));
                         continue;
                     }
@@ -136,23 +140,34 @@ impl SourceContext {
 
     pub(super) fn record(&self, finished: Option<Result<WorkerResult, tokio::task::JoinError>>) {
         let mut state = self.state();
+        let topic = &self.opts.topic;
         match finished {
-            None => state.outcome.errors.push(format!(
-                "topic {}: a partition did not flush within {:?}; its open window will be read again",
-                self.opts.topic, self.opts.shutdown_timeout
+            None => state.outcome.errors.push(Failure::new(
+                FailureKind::Internal,
+                format!(
+                    "topic {topic}: a partition did not flush within {:?}; its open window will be read again",
+                    self.opts.shutdown_timeout
+                ),
             )),
-            Some(Err(e)) => state.outcome.errors.push(format!("topic {}: partition worker failed: {e}", self.opts.topic)),
-            Some(Ok((report, result))) => {
+            Some(Err(e)) => state.outcome.errors.push(Failure::new(
+                FailureKind::Internal,
+                format!("topic {topic}: partition worker failed: {e}"),
+            )),
+            Some(Ok((mut report, result))) => {
                 match result {
-                    Ok(()) => {}
+                    Ok(()) => report.ended = Ended::Archived,
                     Err(e) if e.is_fenced() => {
+                        report.ended = Ended::Fenced;
                         self.shared.metrics.topic(&report.topic).fenced();
                         warn!(topic = %report.topic, partition = report.partition, error = %e, "partition stopped: another instance owns it now");
                     }
-                    Err(e) => state.outcome.errors.push(format!(
-                        "topic {} partition {}: {e}",
-                        report.topic, report.partition
-                    )),
+                    Err(e) => {
+                        report.ended = Ended::Failed(e.kind());
+                        state.outcome.errors.push(Failure::new(
+                            e.kind(),
+                            format!("topic {} partition {}: {e}", report.topic, report.partition),
+                        ));
+                    }
                 }
                 state.outcome.reports.push(report);
             }
@@ -179,7 +194,7 @@ impl SourceContext {
                     let mut state = self.state();
                     state.pending.insert(partition, vec![Input::Rewound]);
                 }
-                Err(e) => self.fail(format!(
+                Err(e) => self.fail(FailureKind::Kafka, format!(
                     "topic {topic} partition {partition}: cannot move the consumer back to {offset:?} after a failure: {e}"
                 )),
             }
