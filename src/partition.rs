@@ -26,12 +26,11 @@ use crate::budget::{Charge, MemoryBudget, Use};
 use crate::encode::format::Format;
 use crate::encode::{EncodeError, FileEncoder};
 use crate::layout::{name_time, NameParts, PathTemplate};
+use crate::observe::clock::Clock;
 use crate::observe::metrics::{Metrics, Operation, PartitionStats};
 use crate::partition::window::{RollPolicy, RollReason};
 use crate::record::{Batch, BatchPool, Record};
-use crate::state::checkpoint::{
-    now_rfc3339, Checkpoint, CheckpointError, CheckpointStore, PendingFile,
-};
+use crate::state::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, PendingFile};
 use crate::state::manifest::{
     time_text, ManifestEntry, ManifestError, Manifests, VERSION as MANIFEST_VERSION,
 };
@@ -66,6 +65,8 @@ pub struct Shared {
     pub batches: BatchPool,
     /// This instance's id, written into the checkpoints it owns.
     pub owner: String,
+    /// Deadlines and wall time (names, manifests, checkpoints).
+    pub clock: Clock,
     pub commits: CommitQueue,
     pub rewinds: RewindQueue,
     /// Partition workers running: open files share the memory budget among them.
@@ -275,9 +276,6 @@ pub struct PartitionWorker {
     open: Option<OpenFile>,
     opened: Instant,
     opened_wall: DateTime<Utc>,
-    /// Wall time at `Instant` zero of this worker: wall-clock readings follow tokio's clock, so
-    /// paused-time tests see windows open at distinct times.
-    origin: (Instant, DateTime<Utc>),
     report: PartitionReport,
     stats: Arc<PartitionStats>,
     /// The open file's memory, against the budget.

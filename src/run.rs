@@ -16,6 +16,7 @@ use crate::encode::format::Format;
 use crate::kafka::consumer::{self as source, SourceOptions};
 use crate::kafka::{self, KafkaConfig, MetadataError};
 use crate::layout::{self, PathTemplate};
+use crate::observe::clock::Clock;
 use crate::observe::metrics::{BindError, Metrics};
 use crate::observe::progress::{Progress, View};
 use crate::partition::window::RollPolicy;
@@ -287,7 +288,8 @@ pub async fn run_observed(
     };
     let kafka = cfg.client_config();
     let (partitions, watermarks) = preflight(&cfg, &kafka).await?;
-    let checkpoints = CheckpointStore::new(checkpoints, &cfg.kafka.group);
+    let clock = Clock::system();
+    let checkpoints = CheckpointStore::new(checkpoints, &cfg.kafka.group).with_clock(clock.clone());
     check_checkpoints(&checkpoints, &partitions).await?;
     if let Some(sdk) = &sdk {
         let probe = sdk.probe().await;
@@ -311,6 +313,7 @@ pub async fn run_observed(
         budget: cfg.budget(),
         batches: Default::default(),
         owner: instance_id(),
+        clock,
         commits: CommitQueue::default(),
         rewinds: RewindQueue::default(),
         workers: Default::default(),

@@ -31,10 +31,11 @@ impl PartitionWorker {
         // A replay keeps the manifest object of the file it re-writes.
         let manifest = match &self.replay {
             Some(r) => r.manifest.clone(),
-            None => self
-                .shared
-                .manifests
-                .object_for(&self.topic, self.partition, Utc::now()),
+            None => self.shared.manifests.object_for(
+                &self.topic,
+                self.partition,
+                self.shared.clock.wall(),
+            ),
         };
         let pending = PendingFile {
             path: f.name.clone(),
@@ -127,7 +128,7 @@ impl PartitionWorker {
         let committed = pending.is_none();
         c.next_offset = next_offset;
         c.pending = pending;
-        c.updated_at = now_rfc3339();
+        c.updated_at = self.shared.clock.rfc3339();
         let started = std::time::Instant::now();
         self.version = Some(
             self.shared
@@ -201,6 +202,6 @@ pub(super) fn manifest_entry(
         last_enqueue_time: time_text(p.last_time_ms),
         format: shared.format.name().into(),
         codec: shared.format.codec_name().into(),
-        created_at: now_rfc3339(),
+        created_at: shared.clock.rfc3339(),
     }
 }

@@ -73,7 +73,7 @@ async fn claim(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, W
         }
     }
     c.owner.clone_from(&shared.owner);
-    c.updated_at = now_rfc3339();
+    c.updated_at = shared.clock.rfc3339();
     let version = shared.checkpoints.save(&c, Some(found.version)).await?;
     if let Some(sdk) = &shared.sdk {
         sdk.follow(topic, partition, c.next_offset).await;

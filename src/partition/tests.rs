@@ -19,8 +19,15 @@ fn shared_on(
     max_age: Duration,
     empty_files: bool,
 ) -> Arc<Shared> {
+    // Paused-time tests start at this wall time, whatever the day.
+    let clock = Clock::following(
+        DateTime::parse_from_rfc3339("2026-03-04T05:06:07Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
     Arc::new(Shared {
-        checkpoints: CheckpointStore::new(output.child("_checkpoints"), "g"),
+        checkpoints: CheckpointStore::new(output.child("_checkpoints"), "g")
+            .with_clock(clock.clone()),
         sdk: None,
         manifests: Manifests::new(&output, "g"),
         output,
@@ -37,6 +44,7 @@ fn shared_on(
         budget: MemoryBudget::new(256 << 20),
         batches: BatchPool::default(),
         owner: "me".into(),
+        clock,
         commits: CommitQueue::default(),
         rewinds: RewindQueue::default(),
         workers: Default::default(),
@@ -237,6 +245,33 @@ async fn time_window_closes_without_more_traffic() {
         1,
         "no second file for an idle window"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn names_and_checkpoints_take_the_injected_clocks_time() {
+    let s = shared(1 << 30, Duration::from_secs(60), false);
+    let (tx, run) = start(&s, Resume::default(), None);
+    // Two idle windows pass (at +60 s and +120 s); the third opens at 05:08:07.
+    tokio::time::sleep(Duration::from_secs(130)).await;
+    let untimed = Event {
+        timestamp_ms: None,
+        ..ev(0, 10)
+    };
+    tx.send(events(vec![untimed])).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(51)).await;
+    let f = files(&s).await;
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        f[0].0, "ns/t/0/2026/03/04/05/08/07-00000000000000000000.avro",
+        "named by the window's opening"
+    );
+    let c = checkpoint(&s).await.unwrap();
+    assert_eq!(
+        c.updated_at, "2026-03-04T05:09:07.000Z",
+        "stamped when it closed"
+    );
+    drop(tx);
+    run.await.unwrap().1.unwrap();
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,7 +14,8 @@ impl PartitionWorker {
         end: Option<(i64, i64)>,
     ) -> Self {
         let next = resume.next_offset();
-        let origin = (Instant::now(), Utc::now());
+        let opened = shared.clock.now();
+        let opened_wall = shared.clock.wall_at(opened);
         shared
             .workers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -34,9 +35,8 @@ impl PartitionWorker {
             replay: resume.replay,
             next,
             open: None,
-            opened: origin.0,
-            opened_wall: origin.1,
-            origin,
+            opened,
+            opened_wall,
             report: PartitionReport {
                 topic: topic.to_string(),
                 partition,
@@ -73,7 +73,7 @@ impl PartitionWorker {
             if self.report.files > files_before {
                 streak = None;
             }
-            let (since, attempts) = streak.get_or_insert((Instant::now(), 0));
+            let (since, attempts) = streak.get_or_insert((self.shared.clock.now(), 0));
             *attempts += 1;
             if since.elapsed() >= policy.give_up_after {
                 error!(topic = %self.topic, partition = self.partition, attempts = *attempts, error = %e,
@@ -137,7 +137,7 @@ impl PartitionWorker {
         &mut self,
         delay: std::time::Duration,
     ) -> Result<bool, WorkerError> {
-        let until = Instant::now() + delay;
+        let until = self.shared.clock.now() + delay;
         loop {
             tokio::select! {
                 input = self.input.recv() => if input.is_none() { return Ok(false) },
@@ -149,7 +149,7 @@ impl PartitionWorker {
         self.checkpoint = r.checkpoint;
         self.version = r.version;
         self.replay = r.replay;
-        self.opened = Instant::now();
+        self.opened = self.shared.clock.now();
         self.opened_wall = self.wall(self.opened);
         self.shared
             .rewinds
@@ -306,8 +306,7 @@ impl PartitionWorker {
     }
 
     pub(super) fn wall(&self, at: Instant) -> DateTime<Utc> {
-        let elapsed = chrono::Duration::from_std(at - self.origin.0).unwrap_or_default();
-        self.origin.1 + elapsed
+        self.shared.clock.wall_at(at)
     }
 
     pub(super) fn name(&self, first_offset: i64, time: DateTime<Utc>) -> String {
@@ -323,7 +322,7 @@ impl PartitionWorker {
     /// Closes the window: publishes its file (if any), then starts the next window.
     pub(super) async fn close(&mut self, reason: RollReason) -> Result<(), WorkerError> {
         let opened_wall = self.opened_wall;
-        self.opened = Instant::now();
+        self.opened = self.shared.clock.now();
         self.opened_wall = self.wall(self.opened);
         match self.open.take() {
             Some(f) => self.publish(f, reason).await,

@@ -17,6 +17,7 @@ use object_store::path::Path;
 use object_store::UpdateVersion;
 use serde::{Deserialize, Serialize};
 
+use crate::observe::clock::Clock;
 use crate::store::{get_versioned, put_cas, CasError, Location};
 
 /// A checkpoint document as stored, tagged with its format version.
@@ -108,6 +109,7 @@ impl CheckpointError {
 pub struct CheckpointStore {
     location: Location,
     group: String,
+    clock: Clock,
 }
 
 impl CheckpointStore {
@@ -115,7 +117,14 @@ impl CheckpointStore {
         CheckpointStore {
             location,
             group: group.to_string(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Stamps new documents with `clock`'s wall time.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn location(&self) -> &Location {
@@ -238,13 +247,9 @@ impl CheckpointStore {
             next_offset,
             pending: None,
             owner: owner.into(),
-            updated_at: now_rfc3339(),
+            updated_at: self.clock.rfc3339(),
         }
     }
-}
-
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]
