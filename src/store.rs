@@ -6,11 +6,12 @@
 //! `AZURE_STORAGE_SAS_KEY`, `AZURE_STORAGE_USE_EMULATOR`, `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`,
 //! `GOOGLE_SERVICE_ACCOUNT`, …).
 
+pub mod conformance;
 pub mod faults;
+pub mod local;
 pub mod retry;
 pub mod upload;
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use object_store::{
 };
 use url::Url;
 
+use crate::store::local::LocalCas;
 use crate::store::retry::{retry, Operation, RetryPolicy, Transient};
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,16 @@ pub enum StoreError {
     },
 }
 
+/// The kinds of store a location can be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Local,
+    Memory,
+    S3,
+    Azure,
+    Gcs,
+}
+
 /// A place in a store: the store and the prefix every name is written under.
 #[derive(Debug, Clone)]
 pub struct Location {
@@ -64,9 +76,8 @@ pub struct Location {
     pub prefix: Path,
     /// The URL as given, without query string or credentials, for messages.
     pub display: String,
-    /// Set for a local directory: checkpoints there use file locks for compare-and-swap, since
-    /// object_store's local store has no conditional update.
-    pub local_root: Option<PathBuf>,
+    /// What kind of store it is: stores differ in the upload parts they take.
+    pub kind: StoreKind,
     /// How operations on this location retry transient errors.
     pub retry: RetryPolicy,
 }
@@ -125,11 +136,17 @@ impl Location {
             _ => return Err(StoreError::Scheme { flag, url: display }),
         };
         let prefix = Path::parse(path).map_err(|e| builder_err(e.into()))?;
+        let kind = match scheme {
+            ObjectStoreScheme::AmazonS3 => StoreKind::S3,
+            ObjectStoreScheme::MicrosoftAzure => StoreKind::Azure,
+            ObjectStoreScheme::GoogleCloudStorage => StoreKind::Gcs,
+            _ => StoreKind::Memory,
+        };
         Ok(Location {
             store,
             prefix,
             display,
-            local_root: None,
+            kind,
             retry: RetryPolicy::default(),
         })
     }
@@ -149,10 +166,10 @@ impl Location {
                 source,
             })?;
         Ok(Location {
-            store: Arc::new(store),
+            store: Arc::new(LocalCas::new(store)),
             prefix: Path::default(),
             display: dir.display().to_string(),
-            local_root: Some(dir),
+            kind: StoreKind::Local,
             retry: RetryPolicy::default(),
         })
     }
@@ -163,7 +180,7 @@ impl Location {
             store: self.store.clone(),
             prefix: self.prefix.clone().join(segment),
             display: format!("{}/{segment}", self.display.trim_end_matches('/')),
-            local_root: self.local_root.as_ref().map(|r| r.join(segment)),
+            kind: self.kind,
             retry: self.retry,
         }
     }
@@ -183,10 +200,9 @@ impl Location {
     }
 
     fn min_part_size(&self) -> usize {
-        if self.display.starts_with("s3://") || self.display.starts_with("gs://") {
-            5 << 20
-        } else {
-            64 << 10
+        match self.kind {
+            StoreKind::S3 | StoreKind::Gcs => 5 << 20,
+            StoreKind::Azure | StoreKind::Local | StoreKind::Memory => 64 << 10,
         }
     }
 
@@ -263,7 +279,8 @@ pub enum CasError {
     Conflict,
     #[error("{}", crate::store::retry::describe(.0))]
     Store(#[from] object_store::Error),
-    #[error("local checkpoint file: {0}")]
+    /// The document could not be serialized.
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -272,10 +289,7 @@ impl Transient for CasError {
         match self {
             CasError::Conflict => false,
             CasError::Store(e) => e.is_transient(),
-            CasError::Io(e) => !matches!(
-                e.kind(),
-                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidInput
-            ),
+            CasError::Io(_) => false,
         }
     }
 
@@ -343,11 +357,6 @@ async fn get_versioned_once(
     loc: &Location,
     path: &Path,
 ) -> Result<Option<(Bytes, UpdateVersion)>, CasError> {
-    if let Some(file) = local_file(loc, path) {
-        return tokio::task::spawn_blocking(move || local::read(&file))
-            .await
-            .map_err(|e| CasError::Io(std::io::Error::other(e)))?;
-    }
     match loc.store.get(path).await {
         Ok(got) => {
             let version = UpdateVersion {
@@ -367,11 +376,6 @@ async fn put_cas_once(
     data: Bytes,
     expected: Option<UpdateVersion>,
 ) -> Result<UpdateVersion, CasError> {
-    if let Some(file) = local_file(loc, path) {
-        return tokio::task::spawn_blocking(move || local::write(&file, &data, expected))
-            .await
-            .map_err(|e| CasError::Io(std::io::Error::other(e)))?;
-    }
     let mode = match expected {
         None => PutMode::Create,
         Some(v) => PutMode::Update(v),
@@ -389,98 +393,6 @@ async fn put_cas_once(
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
         ) => Err(CasError::Conflict),
         Err(e) => Err(e.into()),
-    }
-}
-
-fn local_file(loc: &Location, path: &Path) -> Option<PathBuf> {
-    let root = loc.local_root.as_ref()?;
-    // `path` includes loc.prefix, which for a local location is relative to the store root; the
-    // store root is the first local location's directory, so rebuild from the store's view.
-    let relative = path
-        .as_ref()
-        .strip_prefix(loc.prefix.as_ref())
-        .unwrap_or(path.as_ref());
-    let mut file = root.clone();
-    for part in relative.trim_start_matches('/').split('/') {
-        file.push(part);
-    }
-    Some(file)
-}
-
-/// Compare-and-swap on local files: an exclusive lock on a sibling `.lock` file around
-/// read-compare-write, the write going through a temporary file, fsync and rename. The version is
-/// the content's MD5, which changes with every write since checkpoints carry a timestamp.
-mod local {
-    use super::*;
-
-    fn version_of(data: &[u8]) -> UpdateVersion {
-        use md5::Digest;
-        let h = md5::Md5::digest(data);
-        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-        UpdateVersion {
-            e_tag: Some(format!("{hex}-{}", data.len())),
-            version: None,
-        }
-    }
-
-    fn lock(file: &std::path::Path) -> std::io::Result<std::fs::File> {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut name = file.as_os_str().to_owned();
-        name.push(".lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(name)?;
-        lock.lock()?;
-        Ok(lock)
-    }
-
-    fn current(file: &std::path::Path) -> std::io::Result<Option<Vec<u8>>> {
-        match std::fs::File::open(file) {
-            Ok(mut f) => {
-                let mut buf = Vec::new();
-                f.read_to_end(&mut buf)?;
-                Ok(Some(buf))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub fn read(file: &std::path::Path) -> Result<Option<(Bytes, UpdateVersion)>, CasError> {
-        if !file.exists() {
-            return Ok(None);
-        }
-        let _lock = lock(file)?;
-        Ok(current(file)?.map(|data| {
-            let v = version_of(&data);
-            (Bytes::from(data), v)
-        }))
-    }
-
-    pub fn write(
-        file: &std::path::Path,
-        data: &[u8],
-        expected: Option<UpdateVersion>,
-    ) -> Result<UpdateVersion, CasError> {
-        let _lock = lock(file)?;
-        let now = current(file)?.map(|d| version_of(&d));
-        if now.as_ref().map(|v| &v.e_tag) != expected.as_ref().map(|v| &v.e_tag) {
-            return Err(CasError::Conflict);
-        }
-        let mut tmp = file.as_os_str().to_owned();
-        tmp.push(format!(".tmp-{}", std::process::id()));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
-        if let Some(dir) = file.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(version_of(data))
     }
 }
 

@@ -19,7 +19,8 @@ async fn azure_blob_archive_and_checkpoint_cas_on_azurite() {
     let container = unique("hubcap").to_lowercase();
     az.create_container(&container);
 
-    checkpoint_cas_race(&format!("az://{container}/cas")).await;
+    let loc = Location::open(&format!("az://{container}/conformance"), "--checkpoints").unwrap();
+    hubcap::store::conformance::check(&loc).await;
     archive_round_trips(&az, &container).await;
 }
 

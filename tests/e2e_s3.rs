@@ -7,10 +7,9 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
 use hubcap::state::checkpoint::CheckpointStore;
-use hubcap::store::{get_versioned, put_cas, CasError, Location};
+use hubcap::store::Location;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_archive_resume_and_checkpoint_cas_on_moto() {
@@ -36,42 +35,9 @@ async fn s3_archive_resume_and_checkpoint_cas_on_moto() {
     let bucket = unique("hubcap");
     moto.create_bucket(&bucket);
 
-    store_cas_contract(&bucket).await;
-    checkpoint_cas_race(&format!("s3://{bucket}/cas")).await;
-    archive_resumes_from_s3_checkpoints(&moto, &bucket).await;
-}
-
-/// The contract checkpoints rely on, as `src/store/tests.rs` checks it on memory and local
-/// directories: create once, update only from the current version, stale versions refused.
-async fn store_cas_contract(bucket: &str) {
     let loc = Location::open(&format!("s3://{bucket}/conformance"), "--checkpoints").unwrap();
-    let path = loc.path("cas/doc.json");
-    assert!(get_versioned(&loc, &path).await.unwrap().is_none());
-    let v1 = put_cas(&loc, &path, Bytes::from_static(b"one"), None)
-        .await
-        .unwrap();
-    assert!(v1.e_tag.is_some(), "S3 returns an ETag to update from");
-    let again = put_cas(&loc, &path, Bytes::from_static(b"again"), None).await;
-    assert!(
-        matches!(again, Err(CasError::Conflict)),
-        "create over an existing object: {again:?}"
-    );
-    let (data, read_v1) = get_versioned(&loc, &path).await.unwrap().unwrap();
-    assert_eq!(&data[..], b"one");
-    assert_eq!(read_v1.e_tag, v1.e_tag);
-    let v2 = put_cas(&loc, &path, Bytes::from_static(b"two"), Some(v1.clone()))
-        .await
-        .unwrap();
-    let stale = put_cas(&loc, &path, Bytes::from_static(b"stale"), Some(v1)).await;
-    assert!(
-        matches!(stale, Err(CasError::Conflict)),
-        "update from a stale ETag: {stale:?}"
-    );
-    put_cas(&loc, &path, Bytes::from_static(b"three"), Some(v2))
-        .await
-        .unwrap();
-    let (data, _) = get_versioned(&loc, &path).await.unwrap().unwrap();
-    assert_eq!(&data[..], b"three");
+    hubcap::store::conformance::check(&loc).await;
+    archive_resumes_from_s3_checkpoints(&moto, &bucket).await;
 }
 
 /// A `--once` run archives to S3 with its checkpoints there; `hubcap audit` finds the archive

@@ -468,7 +468,7 @@ async fn store_faults_restart_the_partition_from_its_checkpoint_and_lose_nothing
         store: Arc::new(faulty),
         prefix: Default::default(),
         display: "memory://".into(),
-        local_root: None,
+        kind: crate::store::StoreKind::Memory,
         retry: RetryPolicy {
             give_up_after: Duration::from_secs(60),
             attempt_timeout: Duration::from_millis(300),
@@ -601,7 +601,7 @@ async fn a_claim_raced_by_the_former_owner_is_made_again_on_what_it_wrote() {
         store: store.clone(),
         prefix: Default::default(),
         display: "memory://".into(),
-        local_root: None,
+        kind: crate::store::StoreKind::Memory,
         retry: Default::default(),
     };
     let s = shared_on(output, 1 << 20, Duration::from_secs(3600), false);

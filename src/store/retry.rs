@@ -90,10 +90,24 @@ pub fn describe(e: &object_store::Error) -> String {
     };
     if matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. }) {
         out.push_str("; check the store's credentials (Azure: AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or a managed identity; S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; GCS: GOOGLE_SERVICE_ACCOUNT) and their rights on the container or bucket");
-    } else if out.contains("error sending request") {
+    } else if cannot_connect(e) {
         out.push_str("; cannot connect to the store: check the URL, its endpoint and the network");
     }
     out
+}
+
+/// Whether the request never reached the store: object_store's HTTP client says so in the
+/// error it keeps as a source.
+fn cannot_connect(e: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(http) = s.downcast_ref::<HttpError>() {
+            return matches!(http.kind(), HttpErrorKind::Connect);
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The first line of `text`, with a server's XML error body replaced by its message.
@@ -289,20 +303,38 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("AZURE_STORAGE_ACCOUNT_KEY"), "{text}");
+    }
 
-        #[derive(Debug, thiserror::Error)]
-        #[error("HTTP error: error sending request")]
-        struct Outer(#[source] std::io::Error);
-        let refused = object_store::Error::Generic {
-            store: "MicrosoftAzure",
-            source: Box::new(Outer(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "tcp connect error: Connection refused (os error 111)",
-            ))),
+    #[tokio::test]
+    async fn a_store_that_cannot_be_reached_is_described_as_such() {
+        use object_store::azure::MicrosoftAzureBuilder;
+        use object_store::{ObjectStoreExt, RetryConfig};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port(); // closed again: nothing listens there
+        let store = MicrosoftAzureBuilder::new()
+            .with_account("devstoreaccount1")
+            .with_access_key("a2V5")
+            .with_container_name("c")
+            .with_endpoint(format!("http://127.0.0.1:{port}/devstoreaccount1"))
+            .with_allow_http(true)
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        let err = store.get(&"x.json".into()).await.unwrap_err();
+        let text = describe(&err);
+        assert!(text.contains("cannot connect to the store"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+        let missing = object_store::Error::NotFound {
+            path: "x".into(),
+            source: "gone".into(),
         };
-        let text = describe(&refused);
-        assert!(text.contains("Connection refused"), "{text}");
-        assert!(text.contains("check the URL"), "{text}");
+        assert!(!describe(&missing).contains("cannot connect"));
     }
 
     #[test]

@@ -555,10 +555,10 @@ async fn names_outside_the_template_and_staged_uploads_are_not_checked() {
         .await;
     // A local upload being staged (object_store's `name#N`) is not a file yet.
     let staged = a
-        .output
-        .local_root
+        .dir
         .as_ref()
         .unwrap()
+        .path()
         .join(format!("{}#1", a.name(0, 10)));
     std::fs::write(staged, b"partial").unwrap();
     a.checkpoint(0, 10, None).await;
