@@ -42,6 +42,21 @@ use crate::store::Location;
 /// Upload parts of one file in flight at once, at most.
 const PARTS_IN_FLIGHT: usize = 2;
 
+/// How a partition's files are rolled, encoded, named and uploaded.
+#[derive(Debug, Clone)]
+pub struct FileSettings {
+    pub namespace: String,
+    pub template: PathTemplate,
+    pub policy: RollPolicy,
+    pub format: Format,
+    /// Whether a time window without records still gets a file.
+    pub empty_files: bool,
+    /// Upload part size, at most; also the largest object written with a single put.
+    pub part_size: usize,
+    /// Upload part size, at least (the store's minimum, for the largest file a window holds).
+    pub min_part_size: usize,
+}
+
 /// What a run's workers share.
 #[derive(Debug)]
 pub struct Shared {
@@ -50,15 +65,8 @@ pub struct Shared {
     /// `--azure-sdk-checkpoints`: the mirror for Azure SDK processors.
     pub sdk: Option<SdkCheckpoints>,
     pub manifests: Manifests,
-    pub namespace: String,
-    pub template: PathTemplate,
-    pub policy: RollPolicy,
-    pub format: Format,
-    pub empty_files: bool,
-    /// Upload part size, at most; also the largest object written with a single put.
-    pub part_size: usize,
-    /// Upload part size, at least (the store's minimum, for the largest file a window holds).
-    pub min_part_size: usize,
+    /// How files are rolled, encoded, named and uploaded.
+    pub files: FileSettings,
     /// `--memory-limit`: open files are sized from their share of it.
     pub budget: Arc<MemoryBudget>,
     /// Record batches for reuse: the consumer fills them, the workers give them back.

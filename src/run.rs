@@ -21,7 +21,8 @@ use crate::observe::metrics::{BindError, Metrics};
 use crate::observe::progress::{Progress, View};
 use crate::partition::window::RollPolicy;
 use crate::partition::{
-    CommitQueue, Failure, FailureKind, PartitionReport, RewindQueue, Shared, WorkerError,
+    CommitQueue, Failure, FailureKind, FileSettings, PartitionReport, RewindQueue, Shared,
+    WorkerError,
 };
 use crate::state::checkpoint::CheckpointStore;
 use crate::state::manifest::Manifests;
@@ -303,13 +304,15 @@ pub async fn run_observed(
         checkpoints,
         sdk,
         manifests: Manifests::new(&output, &cfg.kafka.group),
-        namespace: cfg.namespace.clone(),
-        template: cfg.template.clone(),
-        policy: cfg.policy,
-        format: cfg.format,
-        empty_files: cfg.empty_files,
-        part_size: output.part_size(),
-        min_part_size: output.min_part_size_for(cfg.policy.max_bytes),
+        files: FileSettings {
+            namespace: cfg.namespace.clone(),
+            template: cfg.template.clone(),
+            policy: cfg.policy,
+            format: cfg.format,
+            empty_files: cfg.empty_files,
+            part_size: output.part_size(),
+            min_part_size: output.min_part_size_for(cfg.policy.max_bytes),
+        },
         budget: cfg.budget(),
         batches: Default::default(),
         owner: instance_id(),

@@ -158,6 +158,7 @@ impl PartitionWorker {
         let name = self.name(first, opened_wall);
         let (bytes, size) = self
             .shared
+            .files
             .format
             .create(&self.topic, self.partition, first)
             .finish()
@@ -200,8 +201,8 @@ pub(super) fn manifest_entry(
         last_sequence_number: p.last_offset,
         first_enqueue_time: time_text(p.first_time_ms),
         last_enqueue_time: time_text(p.last_time_ms),
-        format: shared.format.name().into(),
-        codec: shared.format.codec_name().into(),
+        format: shared.files.format.name().into(),
+        codec: shared.files.format.codec_name().into(),
         created_at: shared.clock.rfc3339(),
     }
 }

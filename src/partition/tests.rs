@@ -31,16 +31,18 @@ fn shared_on(
         sdk: None,
         manifests: Manifests::new(&output, "g"),
         output,
-        namespace: "ns".into(),
-        template: PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap(),
-        policy: RollPolicy { max_bytes, max_age },
-        format: Format::Avro {
-            codec: crate::encode::avro::Codec::Null,
-            block_target: 512,
+        files: FileSettings {
+            namespace: "ns".into(),
+            template: PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap(),
+            policy: RollPolicy { max_bytes, max_age },
+            format: Format::Avro {
+                codec: crate::encode::avro::Codec::Null,
+                block_target: 512,
+            },
+            empty_files,
+            part_size: 1 << 20,
+            min_part_size: 64 << 10,
         },
-        empty_files,
-        part_size: 1 << 20,
-        min_part_size: 64 << 10,
         budget: MemoryBudget::new(256 << 20),
         batches: BatchPool::default(),
         owner: "me".into(),
@@ -478,8 +480,8 @@ async fn store_faults_restart_the_partition_from_its_checkpoint_and_lose_nothing
     };
     let mut shared =
         Arc::try_unwrap(shared_on(output, 3000, Duration::from_secs(3600), false)).unwrap();
-    shared.part_size = 1000; // bigger files go out as multipart uploads
-    shared.min_part_size = 1000;
+    shared.files.part_size = 1000; // bigger files go out as multipart uploads
+    shared.files.min_part_size = 1000;
     let s = Arc::new(shared);
     let r = resume(&s, "t", 0).await.unwrap();
     let (tx, run) = start(&s, r, Some((0, N)));

@@ -103,7 +103,7 @@ impl PartitionWorker {
             return Ok(());
         }
         loop {
-            let deadline = self.shared.policy.deadline(self.opened);
+            let deadline = self.shared.files.policy.deadline(self.opened);
             tokio::select! {
                 input = self.input.recv() => match input {
                     Some(Input::Records(batch, charge)) => {
@@ -204,6 +204,7 @@ impl PartitionWorker {
             if self.replay.is_none() {
                 roll = self
                     .shared
+                    .files
                     .policy
                     .roll_before(f.file.records(), f.file.size_with(extra));
             }
@@ -240,7 +241,7 @@ impl PartitionWorker {
         let roll = match &self.replay {
             Some(r) if e.offset >= r.last_offset => Some(RollReason::Size),
             Some(_) => None,
-            None => self.shared.policy.roll_after(size),
+            None => self.shared.files.policy.roll_after(size),
         };
         if let Some(reason) = roll {
             self.close(reason).await?;
@@ -280,10 +281,13 @@ impl PartitionWorker {
             .load(std::sync::atomic::Ordering::Relaxed);
         let share = self.shared.budget.share(files);
         let part_size = (share / 8).clamp(
-            self.shared.min_part_size,
-            self.shared.part_size.max(self.shared.min_part_size),
+            self.shared.files.min_part_size,
+            self.shared
+                .files
+                .part_size
+                .max(self.shared.files.min_part_size),
         );
-        let format = self.shared.format.sized_for(share);
+        let format = self.shared.files.format.sized_for(share);
         self.shared.budget.check_file(
             files,
             format.block_bytes() + (1 + PARTS_IN_FLIGHT) * part_size,
@@ -310,8 +314,8 @@ impl PartitionWorker {
     }
 
     pub(super) fn name(&self, first_offset: i64, time: DateTime<Utc>) -> String {
-        self.shared.template.render(&NameParts {
-            namespace: &self.shared.namespace,
+        self.shared.files.template.render(&NameParts {
+            namespace: &self.shared.files.namespace,
             topic: &self.topic,
             partition: self.partition,
             first_offset,
@@ -326,7 +330,7 @@ impl PartitionWorker {
         self.opened_wall = self.wall(self.opened);
         match self.open.take() {
             Some(f) => self.publish(f, reason).await,
-            None if reason == RollReason::Time && self.shared.empty_files => {
+            None if reason == RollReason::Time && self.shared.files.empty_files => {
                 self.publish_empty(opened_wall).await
             }
             None => Ok(()),
