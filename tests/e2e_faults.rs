@@ -339,11 +339,12 @@ async fn once_gives_up_when_kafka_stays_unreachable() {
     println!("broker gone: the run failed after {took:?}: {err}");
     assert!(err.contains("kafka unreachable"), "{err}");
 
-    // Whatever was archived is exact and checkpointed.
+    // Whatever was archived is exact and checkpointed. Records the consumer had taken in
+    // before the broker went may all be archived (the outage still outlasted --retry-for).
     let files = read_local(dir.path());
     let a = audit(&files, &topic, &produced);
     assert!(
-        a.events > 0 && (a.events as usize) < produced.len(),
+        a.events > 0 && (a.events as usize) <= produced.len(),
         "{a:?}"
     );
     assert_eq!(a.duplicates, 0);
