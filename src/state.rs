@@ -5,3 +5,4 @@
 pub mod checkpoint;
 pub mod manifest;
 pub mod sdk;
+pub mod table;

@@ -1,0 +1,190 @@
+use crate::encode::format::Format;
+use crate::encode::parquet::{schema, ParquetCompression};
+use crate::record::Event;
+use object_store::ObjectStoreExt;
+
+use super::*;
+
+/// A Parquet file of `offsets` as hubcap writes it, put under the table at `path`.
+async fn parquet_file(location: &Location, path: &str, offsets: std::ops::Range<i64>) -> TableFile {
+    let format = Format::Parquet {
+        compression: ParquetCompression::Zstd,
+        row_group_bytes: 1 << 20,
+    };
+    let mut file = format.create("t", 0, offsets.start);
+    let mut bytes = Vec::new();
+    let records = offsets.end - offsets.start;
+    for offset in offsets {
+        let e = Event {
+            offset,
+            timestamp_ms: Some(1_772_600_000_000 + offset),
+            key: Some(b"k".to_vec()),
+            headers: vec![],
+            value: Some(format!("body {offset}").into_bytes()),
+        };
+        file.prepare(&e.record());
+        file.push_prepared(&e.record()).unwrap();
+        bytes.extend(file.take_output());
+    }
+    bytes.extend(file.finish().unwrap().0);
+    let size = bytes.len() as u64;
+    location
+        .store
+        .put(&location.path(path), bytes.into())
+        .await
+        .unwrap();
+    let partition = path
+        .split('/')
+        .find_map(|s| s.strip_prefix("partition="))
+        .unwrap();
+    TableFile {
+        path: path.into(),
+        size,
+        records: records as u64,
+        modified_ms: 1_772_600_000_000,
+        partition_values: vec![
+            ("partition".into(), partition.into()),
+            ("date".into(), "2026-03-04".into()),
+        ],
+    }
+}
+
+/// The `add` actions of the table's JSON log: (path, partitionValues, numRecords), by version.
+fn log_adds(dir: &std::path::Path) -> Vec<(String, serde_json::Value, i64)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    let mut adds = Vec::new();
+    for entry in entries {
+        for line in std::fs::read_to_string(entry).unwrap().lines() {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(add) = action.get("add") {
+                let stats: serde_json::Value =
+                    serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+                adds.push((
+                    add["path"].as_str().unwrap().to_string(),
+                    add["partitionValues"].clone(),
+                    stats["numRecords"].as_i64().unwrap(),
+                ));
+            }
+        }
+    }
+    adds
+}
+
+async fn local_table() -> (tempfile::TempDir, Location, DeltaTable) {
+    let dir = tempfile::tempdir().unwrap();
+    let location = Location::open(dir.path().join("t").to_str().unwrap(), "--output").unwrap();
+    let table = DeltaTable::open_or_create(&location, &schema(), &["partition", "date"])
+        .await
+        .unwrap();
+    (dir, location, table)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_is_added_once_with_its_partition_and_offset() {
+    let (dir, location, table) = local_table().await;
+    let app = app_id("g", "t", 0);
+    assert_eq!(table.committed(&app).await.unwrap(), None);
+
+    let first = parquet_file(&location, "partition=0/date=2026-03-04/a.parquet", 0..10).await;
+    assert_eq!(
+        table.add(&app, 9, &first).await.unwrap(),
+        Added::Committed(1)
+    );
+    assert_eq!(table.committed(&app).await.unwrap(), Some(9));
+    // A retry of the same file (a restart after the commit) adds nothing.
+    assert_eq!(
+        table.add(&app, 9, &first).await.unwrap(),
+        Added::AlreadyThere
+    );
+    let second = parquet_file(&location, "partition=0/date=2026-03-04/b.parquet", 10..15).await;
+    assert_eq!(
+        table.add(&app, 14, &second).await.unwrap(),
+        Added::Committed(2)
+    );
+    assert_eq!(
+        table.add(&app, 9, &first).await.unwrap(),
+        Added::AlreadyThere
+    );
+
+    let adds = log_adds(&dir.path().join("t"));
+    assert_eq!(adds.len(), 2, "{adds:?}");
+    assert_eq!(adds[0].0, "partition=0/date=2026-03-04/a.parquet");
+    assert_eq!(
+        adds[0].1,
+        serde_json::json!({"partition": "0", "date": "2026-03-04"})
+    );
+    assert_eq!((adds[0].2, adds[1].2), (10, 5));
+
+    // Opening it again finds the table; it is not created twice.
+    let again = DeltaTable::open_or_create(&location, &schema(), &["partition", "date"])
+        .await
+        .unwrap();
+    assert_eq!(again.committed(&app).await.unwrap(), Some(14));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_committing_at_once_each_get_a_version_of_their_own() {
+    let (dir, location, table) = local_table().await;
+    let table = Arc::new(table);
+    let mut tasks = Vec::new();
+    for p in 0..6 {
+        let path = format!("partition={p}/date=2026-03-04/f.parquet");
+        let file = parquet_file(&location, &path, 0..3).await;
+        let table = table.clone();
+        tasks.push(tokio::spawn(async move {
+            table.add(&app_id("g", "t", p), 2, &file).await
+        }));
+    }
+    let mut versions = Vec::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            Added::Committed(v) => versions.push(v),
+            Added::AlreadyThere => panic!("each partition is new"),
+        }
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (1..=6).collect::<Vec<u64>>(),
+        "lost races were retried"
+    );
+    assert_eq!(log_adds(&dir.path().join("t")).len(), 6);
+    for p in 0..6 {
+        assert_eq!(
+            table.committed(&app_id("g", "t", p)).await.unwrap(),
+            Some(2)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_creating_the_table_at_once_share_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = Location::open(dir.path().to_str().unwrap(), "--output").unwrap();
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let location = location.clone();
+            tokio::spawn(async move {
+                DeltaTable::open_or_create(&location, &schema(), &["partition", "date"]).await
+            })
+        })
+        .collect();
+    for open in opens {
+        open.await.unwrap().unwrap();
+    }
+    let zero = dir.path().join("_delta_log/00000000000000000000.json");
+    let log = std::fs::read_to_string(zero).unwrap();
+    assert!(
+        log.contains("\"partitionColumns\":[\"partition\",\"date\"]"),
+        "{log}"
+    );
+    assert!(!dir
+        .path()
+        .join("_delta_log/00000000000000000001.json")
+        .exists());
+}
