@@ -16,6 +16,7 @@ use crate::layout::{
 use crate::partition::window::RollPolicy;
 use crate::run::RunConfig;
 use crate::state::sdk::SdkConfig;
+use crate::state::table::{TableConfig, TABLE_TEMPLATE};
 use crate::units::{ByteSize, HumanDuration};
 
 #[derive(Debug, Parser)]
@@ -132,9 +133,21 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_NAMESPACE")]
     pub namespace: Option<String>,
 
-    /// File format: avro (Capture's, the default) or parquet (same columns, plus a timestamp).
-    #[arg(long, env = "HUBCAP_FORMAT", value_enum, default_value = "avro")]
-    pub format: FormatName,
+    /// File format: avro (Capture's; the default) or parquet (same columns, plus a timestamp;
+    /// the default with --table delta).
+    #[arg(long, env = "HUBCAP_FORMAT", value_enum)]
+    pub format: Option<FormatName>,
+
+    /// Also keep each topic as a Delta Lake table: every archived file is added to it, exactly
+    /// once. Writes Parquet.
+    #[arg(long, env = "HUBCAP_TABLE", value_enum, value_name = "delta")]
+    pub table: Option<TableFormat>,
+
+    /// Where each topic's table is, under --output; {EventHub} is the topic. The data files
+    /// (--path-format, by default {EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/{Offset}
+    /// with --table) go inside it, and its key=value folders are the table's partition columns.
+    #[arg(long, env = "HUBCAP_TABLE_PATH", default_value = "{EventHub}")]
+    pub table_path: String,
 
     /// Avro codec: null (what Capture writes) or deflate.
     #[arg(long, env = "HUBCAP_CODEC", value_enum, default_value = "null")]
@@ -226,6 +239,12 @@ pub struct RunArgs {
     pub kafka: Vec<String>,
 }
 
+/// `--table`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    Delta,
+}
+
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatName {
@@ -257,6 +276,8 @@ pub enum ConfigError {
     MemoryLimit(u64),
     #[error("--azure-sdk-checkpoints: {0}")]
     SdkCheckpoints(String),
+    #[error("{0}")]
+    Table(String),
 }
 
 impl RunArgs {
@@ -318,12 +339,17 @@ impl RunArgs {
                 flag: "row-group-size",
             });
         }
-        let format = match self.format {
-            FormatName::Avro => Format::Avro {
+        let format = match (self.format, self.table) {
+            (Some(FormatName::Avro), Some(TableFormat::Delta)) => {
+                return Err(ConfigError::Table(
+                    "--table delta writes Parquet (Delta tables hold Parquet files); drop --format avro".into(),
+                ))
+            }
+            (Some(FormatName::Avro), None) | (None, None) => Format::Avro {
                 codec: self.codec,
                 block_target: AVRO_BLOCK,
             },
-            FormatName::Parquet => Format::Parquet {
+            (Some(FormatName::Parquet), _) | (None, Some(TableFormat::Delta)) => Format::Parquet {
                 compression: self.compression,
                 row_group_bytes: self
                     .row_group_size
@@ -331,7 +357,17 @@ impl RunArgs {
             },
         };
         let sdk_checkpoints = self.validate_sdk_checkpoints(eventhubs_host)?;
-        let template = PathTemplate::parse(&self.path_format, format.extension())?;
+        let path_format = match self.table {
+            Some(_) if self.path_format == DEFAULT_TEMPLATE => TABLE_TEMPLATE,
+            _ => self.path_format.as_str(),
+        };
+        let template = PathTemplate::parse(path_format, format.extension())?;
+        let table = match self.table {
+            Some(TableFormat::Delta) => {
+                Some(TableConfig::new(&self.table_path, &template).map_err(ConfigError::Table)?)
+            }
+            None => None,
+        };
         let namespace = self
             .namespace
             .clone()
@@ -365,6 +401,7 @@ impl RunArgs {
             metrics_addr: self.metrics_addr,
             memory_limit: self.memory_limit.0,
             sdk_checkpoints,
+            table,
         })
     }
 }
@@ -686,5 +723,67 @@ mod tests {
         let bad = ["--azure-sdk-consumer-group", "a/b"];
         let err = refused(&[&sdk[..], &brokers[..], &bad[..]].concat());
         assert!(err.contains("--azure-sdk-consumer-group"), "{err}");
+    }
+
+    #[test]
+    fn a_delta_table_writes_parquet_inside_its_folder_partitioned_by_the_hive_folders() {
+        let run = |extra: &[&str]| {
+            let mut args = vec!["--brokers", "b:1", "--topic", "t", "--group", "g"];
+            args.extend_from_slice(extra);
+            parse(&args).unwrap().validate()
+        };
+        let cfg = run(&["--table", "delta"]).unwrap();
+        assert_eq!(
+            cfg.format.name(),
+            "parquet",
+            "--table delta implies Parquet"
+        );
+        let table = cfg.table.unwrap();
+        assert_eq!(table.path, "{EventHub}");
+        assert_eq!(table.partition_columns, ["partition", "date"]);
+        assert_eq!(
+            table.partition_values("partition=3/date=2026-12-03/00000000000000000007.parquet"),
+            [
+                ("partition".to_string(), "3".to_string()),
+                ("date".to_string(), "2026-12-03".to_string())
+            ]
+        );
+
+        let avro = run(&["--table", "delta", "--format", "avro"]).unwrap_err();
+        assert!(avro.to_string().contains("drop --format avro"), "{avro}");
+        let outside = run(&[
+            "--table",
+            "delta",
+            "--path-format",
+            "x/{EventHub}/p={PartitionId}/{Offset}",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(outside.contains("inside --table-path"), "{outside}");
+        let flat = run(&[
+            "--table",
+            "delta",
+            "--path-format",
+            "{EventHub}/{PartitionId}-{Offset}",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(flat.contains("key=value folders"), "{flat}");
+        let shared = run(&["--table", "delta", "--table-path", "all"])
+            .unwrap_err()
+            .to_string();
+        assert!(shared.contains("{EventHub}"), "{shared}");
+        let custom = run(&[
+            "--table",
+            "delta",
+            "--table-path",
+            "lake/{EventHub}",
+            "--path-format",
+            "lake/{EventHub}/day={Year}{Month}{Day}/p={PartitionId}/{Offset}",
+        ])
+        .unwrap();
+        assert_eq!(custom.table.unwrap().partition_columns, ["day", "p"]);
+        assert!(run(&[]).unwrap().table.is_none());
+        assert_eq!(run(&[]).unwrap().format.name(), "avro");
     }
 }

@@ -35,6 +35,7 @@ use crate::state::manifest::{
     time_text, ManifestEntry, ManifestError, Manifests, VERSION as MANIFEST_VERSION,
 };
 use crate::state::sdk::{SdkCheckpointError, SdkCheckpoints};
+use crate::state::table::{TableError, Tables};
 use crate::store::retry::Transient;
 use crate::store::upload::Upload;
 use crate::store::Location;
@@ -65,6 +66,8 @@ pub struct Shared {
     /// `--azure-sdk-checkpoints`: the mirror for Azure SDK processors.
     pub sdk: Option<SdkCheckpoints>,
     pub manifests: Manifests,
+    /// `--table delta`: each topic's Delta table, which every published file is added to.
+    pub tables: Option<Tables>,
     /// How files are rolled, encoded, named and uploaded.
     pub files: FileSettings,
     /// `--memory-limit`: open files are sized from their share of it.
@@ -149,6 +152,8 @@ pub enum WorkerError {
     },
     #[error("encoding {path} failed: {source}")]
     Encode { path: String, source: EncodeError },
+    #[error(transparent)]
+    Table(#[from] TableError),
 }
 
 impl WorkerError {
@@ -169,7 +174,8 @@ impl WorkerError {
                 | CheckpointError::NewerVersion { .. }
                 | CheckpointError::Mismatch { .. },
             )
-            | WorkerError::Manifest(ManifestError::Corrupt { .. }) => FailureKind::Data,
+            | WorkerError::Manifest(ManifestError::Corrupt { .. })
+            | WorkerError::Table(TableError::Invalid { .. }) => FailureKind::Data,
             _ => FailureKind::Store,
         }
     }
@@ -182,6 +188,8 @@ impl WorkerError {
             | WorkerError::Manifest(ManifestError::Store { source, .. }) => source.is_transient(),
             WorkerError::Manifest(ManifestError::Contended { .. }) => true,
             WorkerError::Sdk(e) => e.is_transient(),
+            // The table is read again on a restart; a file it holds is not added twice.
+            WorkerError::Table(TableError::Kernel { .. } | TableError::Contended { .. }) => true,
             // A multipart upload the store expired or lost fails as `NotFound`: start it over.
             WorkerError::Upload {
                 source: object_store::Error::NotFound { .. },

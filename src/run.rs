@@ -28,6 +28,7 @@ use crate::state::checkpoint::CheckpointStore;
 use crate::state::manifest::Manifests;
 use crate::state::sdk::SdkCheckpoints;
 use crate::state::sdk::SdkConfig;
+use crate::state::table::{TableConfig, TableError, Tables};
 use crate::store::retry::RetryPolicy;
 use crate::store::{Location, StoreError};
 use crate::units::{ByteSize, HumanDuration};
@@ -67,6 +68,8 @@ pub struct RunConfig {
     pub memory_limit: u64,
     /// Mirror checkpoints for the Azure SDKs' processors.
     pub sdk_checkpoints: Option<SdkConfig>,
+    /// Keep each topic as a Delta table too.
+    pub table: Option<TableConfig>,
 }
 
 impl RunConfig {
@@ -106,6 +109,8 @@ pub enum RunError {
     /// `--once`, stopped by a signal before every partition reached its end offset.
     #[error("stopped by a signal before every partition reached its end offset; what was archived is checkpointed, run again to finish")]
     Interrupted,
+    #[error("cannot start: {0}")]
+    Table(#[from] TableError),
 }
 
 fn lines(failures: &[Failure]) -> String {
@@ -139,6 +144,8 @@ impl RunError {
             RunError::Metrics(_) => exit::FAILED,
             RunError::Unreachable { .. } | RunError::UnknownTopic { .. } => exit::KAFKA,
             RunError::Interrupted => exit::INCOMPLETE,
+            RunError::Table(TableError::Invalid { .. }) => exit::FAILED,
+            RunError::Table(_) => exit::STORE,
             RunError::Checkpoints(failures) | RunError::Failed(failures) => {
                 // What needs a person wins over what a retry may fix.
                 let has = |kind| failures.iter().any(|f: &Failure| f.kind == kind);
@@ -299,7 +306,22 @@ pub async fn run_observed(
         })?;
     }
 
+    let tables = match &cfg.table {
+        Some(table) => Some(
+            Tables::open(
+                &output,
+                table,
+                &cfg.kafka.group,
+                &cfg.namespace,
+                &cfg.kafka.topics,
+                &crate::encode::parquet::schema(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let shared = Arc::new(Shared {
+        tables,
         output: output.clone(),
         checkpoints,
         sdk,

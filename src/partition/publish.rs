@@ -69,6 +69,12 @@ impl PartitionWorker {
             .manifests
             .upsert(&pending.manifest, &entry)
             .await?;
+        if let Some(tables) = &self.shared.tables {
+            let now = self.shared.clock.wall().timestamp_millis();
+            tables
+                .add(&self.topic, self.partition, &pending, now)
+                .await?;
+        }
 
         // 3. Commit: only now does the checkpoint move past the file.
         self.save_checkpoint(f.last_offset + 1, None).await?;

@@ -57,6 +57,10 @@ async fn claim(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, W
                     .manifests
                     .upsert(&p.manifest, &manifest_entry(shared, topic, partition, &p))
                     .await?;
+                if let Some(tables) = &shared.tables {
+                    let now = shared.clock.wall().timestamp_millis();
+                    tables.add(topic, partition, &p, now).await?;
+                }
                 c.next_offset = p.last_offset + 1;
                 c.pending = None;
             }

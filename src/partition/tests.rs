@@ -29,6 +29,7 @@ fn shared_on(
         checkpoints: CheckpointStore::new(output.child("_checkpoints"), "g")
             .with_clock(clock.clone()),
         sdk: None,
+        tables: None,
         manifests: Manifests::new(&output, "g"),
         output,
         files: FileSettings {

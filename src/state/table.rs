@@ -1,7 +1,6 @@
-//! Delta Lake tables, written with `delta_kernel` (issue 13, its first step: the table itself; the
-//! run does not use it yet). One table per topic; each archived Parquet file, already durable
-//! under the table's directory, is added by one commit that also records a set-transaction
-//! action for its partition: the app id names the group, topic and partition, the version is the
+//! Delta Lake tables (`--table delta`), written with `delta_kernel`. One table per topic; each
+//! archived Parquet file, already durable under the table's directory, is added by one commit
+//! that also records a set-transaction action for its partition: the app id names the group, topic and partition, the version is the
 //! file's last offset. The version makes the commit idempotent: before committing (and again
 //! after a lost race on the next log entry), the table's version for the app id is read, and a
 //! file at or below it is not added again. Partition columns are strings, one per `key=value`
@@ -25,7 +24,12 @@ use delta_kernel_default_engine::parquet::DataFileMetadata;
 use delta_kernel_default_engine::{build_add_file_metadata, DefaultEngine, DefaultEngineBuilder};
 use url::Url;
 
-use crate::store::Location;
+use crate::layout::{NameParts, PathTemplate};
+use crate::state::checkpoint::PendingFile;
+use crate::store::{Location, StoreKind};
+use futures::StreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::ObjectStore;
 
 /// Commits between two Delta checkpoints, so that readers replay a short JSON log.
 const CHECKPOINT_EVERY: u64 = 100;
@@ -47,6 +51,83 @@ pub enum TableError {
     Invalid { url: String, reason: String },
 }
 
+/// `--table delta`: where each topic's table is and which folders are its partition columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableConfig {
+    /// The table's folder under the output, `{EventHub}` (and `{Namespace}`) standing for the
+    /// topic (and namespace).
+    pub path: String,
+    /// The `key=` folders of the data files' names under the table, in order.
+    pub partition_columns: Vec<String>,
+}
+
+/// The path template a table gets when none is given: Hive folders for the partition and the
+/// day, which engines prune on.
+pub const TABLE_TEMPLATE: &str =
+    "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/{Offset}";
+
+impl TableConfig {
+    /// The table at `path` (a template of `{EventHub}` and `{Namespace}`) for data files named
+    /// by `template`, which must put them inside it, in `key=value` folders.
+    pub fn new(path: &str, template: &PathTemplate) -> Result<TableConfig, String> {
+        let sample = NameParts {
+            namespace: "NAMESPACE",
+            topic: "EVENTHUB",
+            partition: 7,
+            first_offset: 0,
+            time: chrono::DateTime::UNIX_EPOCH,
+        };
+        let config = TableConfig {
+            path: path.trim_matches('/').to_string(),
+            partition_columns: Vec::new(),
+        };
+        let table = config.path_for("EVENTHUB", "NAMESPACE");
+        let name = template.render(&sample);
+        let fix = format!(
+            "--path-format must name files inside --table-path {path:?}, in key=value folders, e.g. '{TABLE_TEMPLATE}'"
+        );
+        if table.is_empty() || !table.contains("EVENTHUB") {
+            return Err(format!(
+                "--table-path {path:?} must contain {{EventHub}}: one table per topic"
+            ));
+        }
+        let Some(inside) = name.strip_prefix(&format!("{table}/")) else {
+            return Err(fix);
+        };
+        let partition_columns: Vec<String> =
+            folders(inside).map(|(key, _)| key.to_string()).collect();
+        if partition_columns.is_empty() || folders(inside).count() != inside.split('/').count() - 1
+        {
+            return Err(fix);
+        }
+        Ok(TableConfig {
+            partition_columns,
+            ..config
+        })
+    }
+
+    /// The table of `topic`, relative to the output.
+    pub fn path_for(&self, topic: &str, namespace: &str) -> String {
+        self.path
+            .replace("{EventHub}", topic)
+            .replace("{Namespace}", namespace)
+    }
+
+    /// A data file's partition values, from its name relative to the table.
+    pub fn partition_values(&self, inside: &str) -> Vec<(String, String)> {
+        folders(inside)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+/// The `key=value` folders of a name (its last segment is the file).
+fn folders(name: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut segments: Vec<&str> = name.split('/').collect();
+    segments.pop();
+    segments.into_iter().filter_map(|s| s.split_once('='))
+}
+
 /// A data file to add: where it is under the table, its size and records, and its partition
 /// values (one per partition column, in the table's order).
 #[derive(Debug, Clone)]
@@ -65,6 +146,109 @@ pub enum Added {
     Committed(u64),
     /// The table already holds the app id at this version or later: nothing was added.
     AlreadyThere,
+}
+
+/// The tables of a run's topics.
+#[derive(Debug)]
+pub struct Tables {
+    config: TableConfig,
+    group: String,
+    namespace: String,
+    tables: HashMap<String, DeltaTable>,
+}
+
+impl Tables {
+    /// Opens (or creates) each topic's table under `output`.
+    pub async fn open(
+        output: &Location,
+        config: &TableConfig,
+        group: &str,
+        namespace: &str,
+        topics: &[String],
+        schema: &delta_kernel::arrow::datatypes::Schema,
+    ) -> Result<Tables, TableError> {
+        let columns: Vec<&str> = config
+            .partition_columns
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let mut tables = HashMap::new();
+        for topic in topics {
+            let location = output.child(&config.path_for(topic, namespace));
+            let table = DeltaTable::open_or_create(&location, schema, &columns).await?;
+            tables.insert(topic.clone(), table);
+        }
+        Ok(Tables {
+            config: config.clone(),
+            group: group.to_string(),
+            namespace: namespace.to_string(),
+            tables,
+        })
+    }
+
+    /// Adds a durable data file of `topic`'s `partition` (as its publish intent names it, the
+    /// path relative to the output), unless its table holds it already.
+    pub async fn add(
+        &self,
+        topic: &str,
+        partition: i32,
+        published: &PendingFile,
+        modified_ms: i64,
+    ) -> Result<Added, TableError> {
+        let name = published.path.as_str();
+        let root = self.config.path_for(topic, &self.namespace);
+        let (Some(table), Some(inside)) = (
+            self.tables.get(topic),
+            name.strip_prefix(&format!("{root}/")),
+        ) else {
+            return Err(TableError::Invalid {
+                url: root,
+                reason: format!("{name} is not a file of this table"),
+            });
+        };
+        let file = TableFile {
+            path: inside.to_string(),
+            size: published.size,
+            records: published.events,
+            modified_ms,
+            partition_values: self.config.partition_values(inside),
+        };
+        table
+            .add(
+                &app_id(&self.group, topic, partition),
+                published.last_offset,
+                &file,
+            )
+            .await
+    }
+}
+
+/// The store the engine reads and writes a location's table through, and the table's URL.
+/// delta_kernel takes a `file` URL for a path on this machine (and then lists the directory
+/// unordered) and any other URL's path as the name in the store, which must list in order. So a
+/// local directory gets a store of the whole file system; memory, S3, Azure and GCS locations
+/// their own store, under their own URL.
+fn engine_store(location: &Location) -> Result<(Arc<dyn ObjectStore>, Url), String> {
+    match location.kind {
+        StoreKind::Local => {
+            // The kernel opens a local table by its directory, which must exist.
+            std::fs::create_dir_all(&location.display).map_err(|e| e.to_string())?;
+            let url = Url::from_directory_path(&location.display)
+                .map_err(|()| format!("{} is not an absolute path", location.display))?;
+            Ok((Arc::new(LocalFileSystem::new()), url))
+        }
+        StoreKind::Memory => {
+            let url = Url::parse(&format!("memory:///{}/", location.prefix.as_ref()))
+                .map_err(|e| e.to_string())?;
+            Ok((location.store.clone(), url))
+        }
+        StoreKind::S3 | StoreKind::Azure | StoreKind::Gcs => {
+            // The store is rooted at the bucket or container: the path is the prefix alone.
+            let mut url = Url::parse(&location.display).map_err(|e| e.to_string())?;
+            url.set_path(&format!("/{}/", location.prefix.as_ref()));
+            Ok((location.store.clone(), url))
+        }
+    }
 }
 
 /// The set-transaction app id of one partition of a group.
@@ -95,20 +279,16 @@ impl DeltaTable {
         schema: &delta_kernel::arrow::datatypes::Schema,
         partition_columns: &[&str],
     ) -> Result<DeltaTable, TableError> {
-        let engine = DefaultEngineBuilder::new(location.store.clone())
+        let display = location.display.clone();
+        let (store, url) = engine_store(location).map_err(|reason| TableError::Invalid {
+            url: display.clone(),
+            reason,
+        })?;
+        let engine = DefaultEngineBuilder::new(store)
             .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(
                 tokio::runtime::Handle::current(),
             )))
             .build();
-        // The engine takes a URL's path as the object's name in the store it was given, so the
-        // table's URL is the location's prefix; the scheme is a placeholder.
-        let display = location.display.clone();
-        let url = Url::parse(&format!("file:///{}/", location.prefix.as_ref()))
-            .and_then(|u| u.join("./"))
-            .map_err(|e| TableError::Invalid {
-                url: display.clone(),
-                reason: e.to_string(),
-            })?;
         let table = DeltaTable {
             engine: Arc::new(engine),
             url,
@@ -128,11 +308,10 @@ impl DeltaTable {
         let delta_schema =
             Arc::new(StructType::try_new(columns).map_err(|e| table.invalid(e.to_string()))?);
         let (engine, url) = (table.engine.clone(), table.url.clone());
+        let log = location.path("_delta_log");
+        let exists = location.store.list(Some(&log)).next().await.is_some();
         let created = blocking(move || {
-            if Snapshot::builder_for(url.as_str())
-                .build(engine.as_ref())
-                .is_ok()
-            {
+            if exists {
                 return Ok(false);
             }
             let info = engine_info();

@@ -105,6 +105,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         metrics_addr: None,
         memory_limit: 256 << 20,
         sdk_checkpoints: None,
+        table: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let summary = run(config, stop, View::Log).await?;
