@@ -261,6 +261,9 @@ pub struct DeltaTable {
     engine: Arc<Engine>,
     url: Url,
     display: String,
+    /// One commit at a time from this instance: its partitions would otherwise race each other
+    /// for every log entry. Other instances' commits still race, and are retried.
+    committing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for DeltaTable {
@@ -293,6 +296,7 @@ impl DeltaTable {
             engine: Arc::new(engine),
             url,
             display,
+            committing: tokio::sync::Mutex::new(()),
         };
         let mut columns: Vec<StructField> = StructType::try_from_arrow(schema)
             .map_err(|e| table.invalid(e.to_string()))?
@@ -373,6 +377,7 @@ impl DeltaTable {
             .url
             .join(&file.path)
             .map_err(|e| self.invalid(format!("{}: {e}", file.path)))?;
+        let _one_at_a_time = self.committing.lock().await;
         let mut last_error = None;
         for _ in 0..ATTEMPTS {
             let (engine, url, app, file) = (

@@ -128,15 +128,18 @@ async fn a_file_is_added_once_with_its_partition_and_offset() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitions_committing_at_once_each_get_a_version_of_their_own() {
+async fn instances_committing_at_once_each_get_a_version_of_their_own() {
     let (dir, location, table) = local_table().await;
-    let table = Arc::new(table);
     let mut tasks = Vec::new();
     for p in 0..6 {
         let path = format!("partition={p}/date=2026-03-04/f.parquet");
         let file = parquet_file(&location, &path, 0..3).await;
-        let table = table.clone();
+        let location = location.clone();
+        // An instance of its own each: nothing in this process orders their commits.
         tasks.push(tokio::spawn(async move {
+            let table = DeltaTable::open_or_create(&location, &schema(), &["partition", "date"])
+                .await
+                .unwrap();
             table.add(&app_id("g", "t", p), 2, &file).await
         }));
     }
@@ -160,6 +163,25 @@ async fn partitions_committing_at_once_each_get_a_version_of_their_own() {
             Some(2)
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_of_one_instance_all_commit_through_its_table() {
+    let (dir, location, table) = local_table().await;
+    let table = Arc::new(table);
+    let mut tasks = Vec::new();
+    for p in 0..6 {
+        let path = format!("partition={p}/date=2026-03-04/f.parquet");
+        let file = parquet_file(&location, &path, 0..3).await;
+        let table = table.clone();
+        tasks.push(tokio::spawn(async move {
+            table.add(&app_id("g", "t", p), 2, &file).await
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap().unwrap(), Added::Committed(_)));
+    }
+    assert_eq!(log_adds(&dir.path().join("t")).len(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
