@@ -1,5 +1,5 @@
-//! `--table delta` against Apache Kafka, the table read by delta-rs (Python `deltalake`), not by
-//! hubcap: every offset once, partition pruning on `partition`, and a second run that adds only
+//! `--table delta` against Apache Kafka, the table read by delta-rs (Python `deltalake`) and
+//! DuckDB's `delta_scan`, not by hubcap: every offset once, partition pruning on `partition`, and a second run that adds only
 //! what is new; a run killed between a file's upload and its commit adds the file once on the
 //! next run.
 

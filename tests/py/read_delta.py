@@ -11,14 +11,18 @@ Prints one JSON document:
   pruned:         for a scan filtered on partition = PARTITION_VALUE, the files it reads and
                   the SequenceNumbers it returns
   txn:            each APP_ID's set-transaction version (null when the table has none)
+  duckdb:         DuckDB's delta_scan: the (partition, SequenceNumber) of every row, and the
+                  count of rows in partition PARTITION_VALUE
 """
 import json
 import os
 import sys
 import warnings
 
+import duckdb
 import pyarrow.compute as pc
 from deltalake import DeltaTable
+from duckdb_extensions import import_extension
 
 
 def main():
@@ -41,6 +45,14 @@ def main():
     pruned = dataset.to_table(
         columns=["SequenceNumber"], filter=pc.field("partition") == value
     )
+    con = duckdb.connect()
+    import_extension("delta", con=con)
+    scanned = con.execute(
+        "SELECT partition, SequenceNumber FROM delta_scan(?) ORDER BY 1, 2", [root]
+    ).fetchall()
+    in_partition = con.execute(
+        "SELECT count(*) FROM delta_scan(?) WHERE partition = ?", [root, value]
+    ).fetchone()[0]
     print(
         json.dumps(
             {
@@ -53,6 +65,10 @@ def main():
                     "sequence_numbers": sorted(pruned.column("SequenceNumber").to_pylist()),
                 },
                 "txn": {app: table.transaction_version(app) for app in apps},
+                "duckdb": {
+                    "rows": [[p, n] for p, n in scanned],
+                    "in_partition": in_partition,
+                },
             }
         )
     )
