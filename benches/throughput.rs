@@ -19,7 +19,9 @@
 //!
 //! Knobs (environment): HUBCAP_BENCH_BROKERS (mock,kafka; empty: only the encoding table), HUBCAP_BENCH_PARTITIONS (16,256),
 //! HUBCAP_BENCH_RECORDS_PER_PARTITION (15,000), HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES
-//! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd), HUBCAP_BENCH_WRAP (a
+//! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd,parquet-delta: Parquet
+//! with --table delta, not run by default), HUBCAP_BENCH_WINDOW (--window-size for every case,
+//! e.g. 256KiB for many files), HUBCAP_BENCH_WRAP (a
 //! command hubcap runs under, e.g. `perf record -g -o /tmp/perf.data`), HUBCAP_BENCH_KAFKA
 //! (host:port of a broker to use instead of starting one; its topics are kept and reused by the
 //! next run). Needs the test tools (scripts/setup-test-env) for Apache Kafka.
@@ -180,6 +182,7 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         "avro-null" => ("avro", &["--codec", "null"]),
         "avro-deflate" => ("avro", &["--codec", "deflate"]),
         "parquet-zstd" => ("parquet", &["--compression", "zstd"]),
+        "parquet-delta" => ("parquet", &["--compression", "zstd", "--table", "delta"]),
         other => panic!("unknown case {other}"),
     };
     let out = tempfile::tempdir().unwrap();
@@ -189,12 +192,18 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         .args(["--group", &unique("bench"), "--once", "--format", format])
         .args(codec)
         .args(["--output", out.path().to_str().unwrap()]);
+    if let Ok(window) = std::env::var("HUBCAP_BENCH_WINDOW") {
+        cmd.args(["--window-size", &window]);
+    }
     let (seconds, cpu_seconds, peak_rss_mib) = common::measure(cmd);
     Sample {
         seconds,
         cpu_seconds,
         peak_rss_mib,
-        files: common::list_files(out.path()).len(),
+        files: common::list_files(out.path())
+            .iter()
+            .filter(|(name, _)| !name.contains("_delta_log"))
+            .count(),
     }
 }
 
@@ -508,8 +517,8 @@ fn bench(brokers: &str, topic: &str, partitions: i32, bytes: u64, runs: usize, c
         "{total} records held (of {produced} produced; {mb:.0} MB of keys, values and headers, {per_record:.0} B each); {runs} run(s) per case, medians"
     );
     println!(
-        "{:<14} {:>10} {:>7} {:>10} {:>9} {:>13} {:>6}",
-        "case", "records/s", "MB/s", "×baseline", "CPU s/GB", "peak RSS MiB", "files"
+        "{:<14} {:>10} {:>7} {:>10} {:>9} {:>13} {:>6} {:>8}",
+        "case", "records/s", "MB/s", "×baseline", "CPU s/GB", "peak RSS MiB", "files", "files/s"
     );
     let mut baseline_rate = None;
     let mut baseline_busy = None;
@@ -528,9 +537,10 @@ fn bench(brokers: &str, topic: &str, partitions: i32, bytes: u64, runs: usize, c
         }
         let ratio = baseline_rate.map_or("-".to_string(), |b| format!("{:.2}", rate / b));
         println!(
-            "{case:<14} {rate:>10.0} {:>7.1} {ratio:>10} {:>9.1} {rss:>13.1} {files:>6}",
+            "{case:<14} {rate:>10.0} {:>7.1} {ratio:>10} {:>9.1} {rss:>13.1} {files:>6} {:>8.1}",
             mb / seconds,
             cpu / (mb / 1000.0),
+            files as f64 / seconds,
         );
     }
     // A bare consumer that keeps less than half a core busy spends its time waiting for the

@@ -261,9 +261,10 @@ pub struct DeltaTable {
     engine: Arc<Engine>,
     url: Url,
     display: String,
-    /// One commit at a time from this instance: its partitions would otherwise race each other
-    /// for every log entry. Other instances' commits still race, and are retried.
-    committing: tokio::sync::Mutex<()>,
+    /// One commit at a time from this instance (its partitions would otherwise race each other
+    /// for every log entry; other instances' commits still race, and are retried), each on the
+    /// table as the last one left it, brought up to date by reading only the newer log entries.
+    committing: tokio::sync::Mutex<Option<SnapshotRef>>,
 }
 
 impl std::fmt::Debug for DeltaTable {
@@ -296,7 +297,7 @@ impl DeltaTable {
             engine: Arc::new(engine),
             url,
             display,
-            committing: tokio::sync::Mutex::new(()),
+            committing: tokio::sync::Mutex::new(None),
         };
         let mut columns: Vec<StructField> = StructType::try_from_arrow(schema)
             .map_err(|e| table.invalid(e.to_string()))?
@@ -377,7 +378,7 @@ impl DeltaTable {
             .url
             .join(&file.path)
             .map_err(|e| self.invalid(format!("{}: {e}", file.path)))?;
-        let _one_at_a_time = self.committing.lock().await;
+        let mut latest = self.committing.lock().await;
         let mut last_error = None;
         for _ in 0..ATTEMPTS {
             let (engine, url, app, file) = (
@@ -386,21 +387,28 @@ impl DeltaTable {
                 app_id.to_string(),
                 file.clone(),
             );
-            let file_url = file_url.clone();
+            let (file_url, known) = (file_url.clone(), latest.take());
             let attempt = blocking(move || {
-                let snapshot = Snapshot::builder_for(url.as_str()).build(engine.as_ref())?;
+                let snapshot = match known {
+                    Some(known) => Snapshot::builder_from(known).build(engine.as_ref())?,
+                    None => Snapshot::builder_for(url.as_str()).build(engine.as_ref())?,
+                };
                 if snapshot
                     .get_app_id_version(&app, engine.as_ref())?
                     .is_some_and(|v| v >= version)
                 {
-                    return Ok(Some(Added::AlreadyThere));
+                    return Ok((Some(Added::AlreadyThere), snapshot));
                 }
-                commit(&engine, &snapshot, &app, version, &file, file_url)
+                commit(&engine, snapshot, &app, version, &file, file_url)
             })
             .await;
             match attempt {
-                Ok(Some(added)) => return Ok(added),
-                Ok(None) => {}
+                Ok((added, snapshot)) => {
+                    *latest = Some(snapshot);
+                    if let Some(added) = added {
+                        return Ok(added);
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(table = %self.display, error = %e, "Delta commit failed; trying again");
                     last_error = Some(e);
@@ -418,15 +426,15 @@ impl DeltaTable {
 }
 
 /// One commit on `snapshot`: `Some` when it went through, `None` when another writer took the
-/// next version first.
+/// next version first; with the table as it is known afterwards.
 fn commit(
     engine: &Arc<Engine>,
-    snapshot: &SnapshotRef,
+    snapshot: SnapshotRef,
     app: &str,
     version: i64,
     file: &TableFile,
     file_url: Url,
-) -> delta_kernel::KernelResult<Option<Added>> {
+) -> delta_kernel::KernelResult<(Option<Added>, SnapshotRef)> {
     let mut txn = snapshot
         .clone()
         .update_table(UpdateTableOperation::StreamingUpdate, engine_info(), true)
@@ -454,17 +462,16 @@ fn commit(
     match txn.commit(engine.as_ref())? {
         CommitResult::Committed(c) => {
             let version = c.commit_version();
+            let after = c.post_commit_snapshot().cloned().unwrap_or(snapshot);
             if c.post_commit_stats().commits_since_checkpoint >= CHECKPOINT_EVERY {
-                if let Some(snapshot) = c.post_commit_snapshot() {
-                    // Readers do without one; the next commit tries again.
-                    if let Err(e) = snapshot.checkpoint(engine.as_ref(), None) {
-                        tracing::warn!(error = %e, "writing a Delta checkpoint failed");
-                    }
+                // Readers do without one; the next commit tries again.
+                if let Err(e) = after.checkpoint(engine.as_ref(), None) {
+                    tracing::warn!(error = %e, "writing a Delta checkpoint failed");
                 }
             }
-            Ok(Some(Added::Committed(version)))
+            Ok((Some(Added::Committed(version)), after))
         }
-        CommitResult::Conflicted(_) | CommitResult::Retryable(_) => Ok(None),
+        CommitResult::Conflicted(_) | CommitResult::Retryable(_) => Ok((None, snapshot)),
     }
 }
 
