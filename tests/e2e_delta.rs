@@ -104,10 +104,10 @@ async fn a_delta_table_holds_every_offset_once_across_runs() {
         files.len()
     );
     let first_version = table["version"].as_i64().unwrap();
-    assert_eq!(
-        first_version,
-        files.len() as i64,
-        "one commit per file after the create"
+    assert!(
+        first_version >= 1 && first_version <= files.len() as i64,
+        "a commit adds one file or several waiting ones: version {first_version}, {} files",
+        files.len()
     );
 
     produced.extend(produce(&t.brokers, &topic, 600, 300).await);
@@ -182,7 +182,11 @@ async fn a_file_uploaded_but_not_committed_is_committed_once_by_the_next_run() {
     );
     let after = read_table(&table_dir, "0");
     assert_eq!(offsets(&after), produced_offsets(&produced));
-    assert_eq!(after["files"].as_array().unwrap().len(), entries.len() - 1);
+    assert_eq!(
+        after["files"].as_array().unwrap().len(),
+        parquet_files(&table_dir).len(),
+        "every file in the table once"
+    );
     // And once more: nothing new, nothing added.
     let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, output, &flags);
     assert!(ok, "{stderr}");

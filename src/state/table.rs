@@ -48,6 +48,8 @@ pub enum TableError {
     #[error("Delta table {url}: {attempts} commits lost the race for the next log entry")]
     Contended { url: String, attempts: u32 },
     #[error("Delta table {url}: {reason}")]
+    Commit { url: String, reason: String },
+    #[error("Delta table {url}: {reason}")]
     Invalid { url: String, reason: String },
 }
 
@@ -261,10 +263,22 @@ pub struct DeltaTable {
     engine: Arc<Engine>,
     url: Url,
     display: String,
-    /// One commit at a time from this instance (its partitions would otherwise race each other
-    /// for every log entry; other instances' commits still race, and are retried), each on the
-    /// table as the last one left it, brought up to date by reading only the newer log entries.
+    /// Files waiting for the next commit.
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+    /// One commit at a time from this instance, of every file waiting (its partitions would
+    /// otherwise race each other for every log entry; other instances' commits still race, and
+    /// are retried), each on the table as the last one left it, brought up to date by reading
+    /// only the newer log entries.
     committing: tokio::sync::Mutex<Option<SnapshotRef>>,
+}
+
+/// A file waiting for a commit, and who waits for it.
+struct Waiting {
+    app: String,
+    version: i64,
+    file: TableFile,
+    url: Url,
+    done: tokio::sync::oneshot::Sender<Result<Added, String>>,
 }
 
 impl std::fmt::Debug for DeltaTable {
@@ -297,6 +311,7 @@ impl DeltaTable {
             engine: Arc::new(engine),
             url,
             display,
+            waiting: std::sync::Mutex::new(Vec::new()),
             committing: tokio::sync::Mutex::new(None),
         };
         let mut columns: Vec<StructField> = StructType::try_from_arrow(schema)
@@ -365,100 +380,166 @@ impl DeltaTable {
         .map_err(|e| self.kernel(e))
     }
 
-    /// Adds `file` in one commit that sets `app_id` to `version`, unless the table already
-    /// holds `app_id` at `version` or later. A lost race for the next log entry is retried on
-    /// the new snapshot; so is an error, since the entry may have been written anyway.
+    /// Adds `file` in a commit that sets `app_id` to `version`, unless the table already holds
+    /// `app_id` at `version` or later. Files that wait meanwhile (other partitions') go in the
+    /// same commit. A lost race for the next log entry is retried on the new snapshot; so is an
+    /// error, since the entry may have been written anyway.
     pub async fn add(
         &self,
         app_id: &str,
         version: i64,
         file: &TableFile,
     ) -> Result<Added, TableError> {
-        let file_url = self
+        let url = self
             .url
             .join(&file.path)
             .map_err(|e| self.invalid(format!("{}: {e}", file.path)))?;
+        let (done, mut result) = tokio::sync::oneshot::channel();
+        self.waiting_files().push(Waiting {
+            app: app_id.to_string(),
+            version,
+            file: file.clone(),
+            url,
+            done,
+        });
         let mut latest = self.committing.lock().await;
+        // The commit before, if any, may have taken this file.
+        if let Ok(outcome) = result.try_recv() {
+            return outcome.map_err(|reason| self.commit_error(reason));
+        }
+        let batch = std::mem::take(&mut *self.waiting_files());
+        self.commit_all(&mut latest, batch).await;
+        drop(latest);
+        match result.await {
+            Ok(outcome) => outcome.map_err(|reason| self.commit_error(reason)),
+            Err(_) => Err(self.commit_error("the commit was dropped".into())),
+        }
+    }
+
+    fn waiting_files(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn commit_error(&self, reason: String) -> TableError {
+        TableError::Commit {
+            url: self.display.clone(),
+            reason,
+        }
+    }
+
+    /// Commits every file of `batch` the table does not hold yet, in one commit, and tells each
+    /// waiter what became of its file.
+    async fn commit_all(&self, latest: &mut Option<SnapshotRef>, mut batch: Vec<Waiting>) {
         let mut last_error = None;
         for _ in 0..ATTEMPTS {
-            let (engine, url, app, file) = (
-                self.engine.clone(),
-                self.url.clone(),
-                app_id.to_string(),
-                file.clone(),
-            );
-            let (file_url, known) = (file_url.clone(), latest.take());
+            if batch.is_empty() {
+                return;
+            }
+            let (engine, url, known) = (self.engine.clone(), self.url.clone(), latest.take());
+            let files: Vec<(String, i64, TableFile, Url)> = batch
+                .iter()
+                .map(|w| (w.app.clone(), w.version, w.file.clone(), w.url.clone()))
+                .collect();
             let attempt = blocking(move || {
                 let snapshot = match known {
                     Some(known) => Snapshot::builder_from(known).build(engine.as_ref())?,
                     None => Snapshot::builder_for(url.as_str()).build(engine.as_ref())?,
                 };
-                if snapshot
-                    .get_app_id_version(&app, engine.as_ref())?
-                    .is_some_and(|v| v >= version)
-                {
-                    return Ok((Some(Added::AlreadyThere), snapshot));
+                let mut held = Vec::new();
+                for (app, version, _, _) in &files {
+                    let at = snapshot.get_app_id_version(app, engine.as_ref())?;
+                    held.push(at.is_some_and(|v| v >= *version));
                 }
-                commit(&engine, snapshot, &app, version, &file, file_url)
+                let new: Vec<_> = files
+                    .into_iter()
+                    .zip(&held)
+                    .filter(|(_, held)| !**held)
+                    .map(|(f, _)| f)
+                    .collect();
+                if new.is_empty() {
+                    return Ok((held, None, snapshot));
+                }
+                let (committed, snapshot) = commit(&engine, snapshot, &new)?;
+                Ok((held, Some(committed), snapshot))
             })
             .await;
             match attempt {
-                Ok((added, snapshot)) => {
+                Ok((held, committed, snapshot)) => {
                     *latest = Some(snapshot);
-                    if let Some(added) = added {
-                        return Ok(added);
+                    let mut rest = Vec::new();
+                    for (w, held) in batch.into_iter().zip(held) {
+                        match (held, committed) {
+                            (true, _) => {
+                                let _ = w.done.send(Ok(Added::AlreadyThere));
+                            }
+                            (false, Some(Some(version))) => {
+                                let _ = w.done.send(Ok(Added::Committed(version)));
+                            }
+                            // Lost the race for the next log entry: try again.
+                            (false, _) => rest.push(w),
+                        }
                     }
+                    batch = rest;
                 }
                 Err(e) => {
                     tracing::debug!(table = %self.display, error = %e, "Delta commit failed; trying again");
-                    last_error = Some(e);
+                    last_error = Some(e.to_string());
                 }
             }
         }
-        Err(match last_error {
-            Some(e) => self.kernel(e),
-            None => TableError::Contended {
-                url: self.display.clone(),
-                attempts: ATTEMPTS,
-            },
-        })
+        let reason = last_error
+            .unwrap_or_else(|| format!("{ATTEMPTS} commits lost the race for the next log entry"));
+        for w in batch {
+            let _ = w.done.send(Err(reason.clone()));
+        }
     }
 }
 
-/// One commit on `snapshot`: `Some` when it went through, `None` when another writer took the
-/// next version first; with the table as it is known afterwards.
+/// One commit on `snapshot` adding `files` (app id, version, file, its URL): the version it
+/// became, or `None` when another writer took the next version first; with the table as it is
+/// known afterwards.
 fn commit(
     engine: &Arc<Engine>,
     snapshot: SnapshotRef,
-    app: &str,
-    version: i64,
-    file: &TableFile,
-    file_url: Url,
-) -> delta_kernel::KernelResult<(Option<Added>, SnapshotRef)> {
-    let mut txn = snapshot
+    files: &[(String, i64, TableFile, Url)],
+) -> delta_kernel::KernelResult<(Option<u64>, SnapshotRef)> {
+    let mut versions: HashMap<&str, i64> = HashMap::new();
+    for (app, version, _, _) in files {
+        let v = versions.entry(app.as_str()).or_insert(*version);
+        *v = (*v).max(*version);
+    }
+    let mut builder = snapshot
         .clone()
         .update_table(UpdateTableOperation::StreamingUpdate, engine_info(), true)
-        .with_blind_append()
-        .with_transaction_id(app, version)
-        .build(engine.as_ref(), Box::new(FileSystemCommitter::new()))?;
-    let values: HashMap<String, Scalar> = file
-        .partition_values
-        .iter()
-        .map(|(k, v)| (k.clone(), Scalar::from(v.as_str())))
-        .collect();
-    let context = txn
-        .write_state()?
-        .write_context_builder()
-        .with_partition_values(values)
-        .build()?;
-    let records = i64::try_from(file.records).unwrap_or(i64::MAX);
-    let stats = StructArray::from(vec![(
-        Arc::new(Field::new("numRecords", ArrowType::Int64, true)),
-        Arc::new(Int64Array::from(vec![records])) as _,
-    )]);
-    let size = file.size;
-    let meta = DataFileMetadata::new(FileMeta::new(file_url, file.modified_ms, size), stats);
-    txn.add_files(build_add_file_metadata(meta, &context)?);
+        .with_blind_append();
+    for (app, version) in versions {
+        builder = builder.with_transaction_id(app, version);
+    }
+    let mut txn = builder.build(engine.as_ref(), Box::new(FileSystemCommitter::new()))?;
+    let state = txn.write_state()?;
+    for (_, _, file, url) in files {
+        let values: HashMap<String, Scalar> = file
+            .partition_values
+            .iter()
+            .map(|(k, v)| (k.clone(), Scalar::from(v.as_str())))
+            .collect();
+        let context = state
+            .write_context_builder()
+            .with_partition_values(values)
+            .build()?;
+        let records = i64::try_from(file.records).unwrap_or(i64::MAX);
+        let stats = StructArray::from(vec![(
+            Arc::new(Field::new("numRecords", ArrowType::Int64, true)),
+            Arc::new(Int64Array::from(vec![records])) as _,
+        )]);
+        let meta = DataFileMetadata::new(
+            FileMeta::new(url.clone(), file.modified_ms, file.size),
+            stats,
+        );
+        txn.add_files(build_add_file_metadata(meta, &context)?);
+    }
     match txn.commit(engine.as_ref())? {
         CommitResult::Committed(c) => {
             let version = c.commit_version();
@@ -469,7 +550,7 @@ fn commit(
                     tracing::warn!(error = %e, "writing a Delta checkpoint failed");
                 }
             }
-            Ok((Some(Added::Committed(version)), after))
+            Ok((Some(version), after))
         }
         CommitResult::Conflicted(_) | CommitResult::Retryable(_) => Ok((None, snapshot)),
     }

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use crate::encode::format::Format;
 use crate::encode::parquet::{schema, ParquetCompression};
 use crate::record::Event;
@@ -166,22 +168,37 @@ async fn instances_committing_at_once_each_get_a_version_of_their_own() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitions_of_one_instance_all_commit_through_its_table() {
+async fn partitions_of_one_instance_commit_together() {
     let (dir, location, table) = local_table().await;
     let table = Arc::new(table);
-    let mut tasks = Vec::new();
+    let mut files = Vec::new();
     for p in 0..6 {
         let path = format!("partition={p}/date=2026-03-04/f.parquet");
-        let file = parquet_file(&location, &path, 0..3).await;
-        let table = table.clone();
-        tasks.push(tokio::spawn(async move {
-            table.add(&app_id("g", "t", p), 2, &file).await
-        }));
+        files.push((p, parquet_file(&location, &path, 0..3).await));
     }
+    let tasks: Vec<_> = files
+        .into_iter()
+        .map(|(p, file)| {
+            let table = table.clone();
+            tokio::spawn(async move { table.add(&app_id("g", "t", p), 2, &file).await })
+        })
+        .collect();
+    let mut versions = BTreeSet::new();
     for t in tasks {
-        assert!(matches!(t.await.unwrap().unwrap(), Added::Committed(_)));
+        match t.await.unwrap().unwrap() {
+            Added::Committed(v) => versions.insert(v),
+            Added::AlreadyThere => panic!("each partition is new"),
+        };
     }
     assert_eq!(log_adds(&dir.path().join("t")).len(), 6);
+    // Files that wait while a commit is made go in the next one together.
+    assert!(versions.len() < 6, "one commit per file: {versions:?}");
+    for p in 0..6 {
+        assert_eq!(
+            table.committed(&app_id("g", "t", p)).await.unwrap(),
+            Some(2)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
