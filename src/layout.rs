@@ -266,8 +266,6 @@ pub fn name_time(record_ms: Option<i64>, opened: DateTime<Utc>) -> DateTime<Utc>
 pub const CHECKPOINTS_DIR: &str = "_checkpoints";
 /// Where manifests go, under `--output`.
 pub const MANIFESTS_DIR: &str = "_manifests";
-/// The folders of an output that hold hubcap's own records, not data files.
-pub const STATE_DIRS: [&str; 2] = [CHECKPOINTS_DIR, MANIFESTS_DIR];
 
 /// The first broker's host, without scheme, port or IPv6 brackets.
 fn first_broker_host(brokers: &str) -> &str {

@@ -283,14 +283,20 @@ async fn find_objects(target: &Target) -> Result<Vec<ObjectMeta>, InspectError> 
     }
 }
 
-/// Whether a listed object is a record file. Only segments below the prefix count, so a target
-/// that points into `_manifests/` on purpose still reads it.
+/// Whether a listed object is a record file: not in a folder starting with `_` or `.` (hubcap's
+/// `_checkpoints` and `_manifests`, a Delta table's `_delta_log`), which query engines skip too.
+/// Only segments below the prefix count, so a target that points into `_manifests/` on purpose
+/// still reads it.
 fn is_record_file(location: &Path, prefix: &Path) -> bool {
     let has_extension = location
         .extension()
         .is_some_and(|ext| ext == "avro" || ext == "parquet");
-    let skipped = location.prefix_match(prefix).is_some_and(|mut parts| {
-        parts.any(|part| crate::layout::STATE_DIRS.contains(&part.as_ref()))
+    let skipped = location.prefix_match(prefix).is_some_and(|parts| {
+        let mut parts: Vec<_> = parts.collect();
+        parts.pop(); // the file itself
+        parts
+            .iter()
+            .any(|part| part.as_ref().starts_with('_') || part.as_ref().starts_with('.'))
     });
     has_extension && !skipped
 }

@@ -619,6 +619,13 @@ fn record_files_by_extension_and_location() {
     ));
     // A segment merely containing the name is not skipped.
     assert!(under("my_checkpoints/x.avro", &root));
+    // A Delta table's log, with its checkpoints in Parquet, is not a record file.
+    assert!(!under(
+        "hub/_delta_log/00000000000000000100.checkpoint.parquet",
+        &root
+    ));
+    assert!(!under("hub/.hidden/x.avro", &root));
+    assert!(under("hub/partition=0/date=2026-12-03/x.parquet", &root));
 }
 
 #[tokio::test]
