@@ -189,11 +189,7 @@ impl WorkerError {
             WorkerError::Manifest(ManifestError::Contended { .. }) => true,
             WorkerError::Sdk(e) => e.is_transient(),
             // The table is read again on a restart; a file it holds is not added twice.
-            WorkerError::Table(
-                TableError::Kernel { .. }
-                | TableError::Contended { .. }
-                | TableError::Commit { .. },
-            ) => true,
+            WorkerError::Table(TableError::Kernel { .. } | TableError::Commit { .. }) => true,
             // A multipart upload the store expired or lost fails as `NotFound`: start it over.
             WorkerError::Upload {
                 source: object_store::Error::NotFound { .. },

@@ -45,8 +45,6 @@ pub enum TableError {
         url: String,
         source: delta_kernel::KernelError,
     },
-    #[error("Delta table {url}: {attempts} commits lost the race for the next log entry")]
-    Contended { url: String, attempts: u32 },
     #[error("Delta table {url}: {reason}")]
     Commit { url: String, reason: String },
     #[error("Delta table {url}: {reason}")]
@@ -272,12 +270,18 @@ pub struct DeltaTable {
     committing: tokio::sync::Mutex<Option<SnapshotRef>>,
 }
 
-/// A file waiting for a commit, and who waits for it.
-struct Waiting {
+/// A file to add, with the set-transaction version it brings its partition's app id to.
+#[derive(Clone)]
+struct Addition {
     app: String,
     version: i64,
     file: TableFile,
     url: Url,
+}
+
+/// A file waiting for a commit, and who waits for it.
+struct Waiting {
+    addition: Addition,
     done: tokio::sync::oneshot::Sender<Result<Added, String>>,
 }
 
@@ -395,13 +399,13 @@ impl DeltaTable {
             .join(&file.path)
             .map_err(|e| self.invalid(format!("{}: {e}", file.path)))?;
         let (done, mut result) = tokio::sync::oneshot::channel();
-        self.waiting_files().push(Waiting {
+        let addition = Addition {
             app: app_id.to_string(),
             version,
             file: file.clone(),
             url,
-            done,
-        });
+        };
+        self.waiting_files().push(Waiting { addition, done });
         let mut latest = self.committing.lock().await;
         // The commit before, if any, may have taken this file.
         if let Ok(outcome) = result.try_recv() {
@@ -438,31 +442,27 @@ impl DeltaTable {
                 return;
             }
             let (engine, url, known) = (self.engine.clone(), self.url.clone(), latest.take());
-            let files: Vec<(String, i64, TableFile, Url)> = batch
-                .iter()
-                .map(|w| (w.app.clone(), w.version, w.file.clone(), w.url.clone()))
-                .collect();
+            let additions: Vec<Addition> = batch.iter().map(|w| w.addition.clone()).collect();
             let attempt = blocking(move || {
                 let snapshot = match known {
                     Some(known) => Snapshot::builder_from(known).build(engine.as_ref())?,
                     None => Snapshot::builder_for(url.as_str()).build(engine.as_ref())?,
                 };
                 let mut held = Vec::new();
-                for (app, version, _, _) in &files {
-                    let at = snapshot.get_app_id_version(app, engine.as_ref())?;
-                    held.push(at.is_some_and(|v| v >= *version));
+                for a in &additions {
+                    let at = snapshot.get_app_id_version(&a.app, engine.as_ref())?;
+                    held.push(at.is_some_and(|v| v >= a.version));
                 }
-                let new: Vec<_> = files
+                let new: Vec<Addition> = additions
                     .into_iter()
                     .zip(&held)
-                    .filter(|(_, held)| !**held)
-                    .map(|(f, _)| f)
+                    .filter_map(|(a, held)| (!held).then_some(a))
                     .collect();
                 if new.is_empty() {
                     return Ok((held, None, snapshot));
                 }
                 let (committed, snapshot) = commit(&engine, snapshot, &new)?;
-                Ok((held, Some(committed), snapshot))
+                Ok((held, committed, snapshot))
             })
             .await;
             match attempt {
@@ -470,16 +470,16 @@ impl DeltaTable {
                     *latest = Some(snapshot);
                     let mut rest = Vec::new();
                     for (w, held) in batch.into_iter().zip(held) {
-                        match (held, committed) {
-                            (true, _) => {
-                                let _ = w.done.send(Ok(Added::AlreadyThere));
-                            }
-                            (false, Some(Some(version))) => {
-                                let _ = w.done.send(Ok(Added::Committed(version)));
-                            }
+                        let outcome = match (held, committed) {
+                            (true, _) => Added::AlreadyThere,
+                            (false, Some(version)) => Added::Committed(version),
                             // Lost the race for the next log entry: try again.
-                            (false, _) => rest.push(w),
-                        }
+                            (false, None) => {
+                                rest.push(w);
+                                continue;
+                            }
+                        };
+                        let _ = w.done.send(Ok(outcome));
                     }
                     batch = rest;
                 }
@@ -497,18 +497,17 @@ impl DeltaTable {
     }
 }
 
-/// One commit on `snapshot` adding `files` (app id, version, file, its URL): the version it
-/// became, or `None` when another writer took the next version first; with the table as it is
-/// known afterwards.
+/// One commit on `snapshot` adding `additions`: the version it became, or `None` when another
+/// writer took the next version first; with the table as it is known afterwards.
 fn commit(
     engine: &Arc<Engine>,
     snapshot: SnapshotRef,
-    files: &[(String, i64, TableFile, Url)],
+    additions: &[Addition],
 ) -> delta_kernel::KernelResult<(Option<u64>, SnapshotRef)> {
     let mut versions: HashMap<&str, i64> = HashMap::new();
-    for (app, version, _, _) in files {
-        let v = versions.entry(app.as_str()).or_insert(*version);
-        *v = (*v).max(*version);
+    for a in additions {
+        let v = versions.entry(a.app.as_str()).or_insert(a.version);
+        *v = (*v).max(a.version);
     }
     let mut builder = snapshot
         .clone()
@@ -519,7 +518,7 @@ fn commit(
     }
     let mut txn = builder.build(engine.as_ref(), Box::new(FileSystemCommitter::new()))?;
     let state = txn.write_state()?;
-    for (_, _, file, url) in files {
+    for Addition { file, url, .. } in additions {
         let values: HashMap<String, Scalar> = file
             .partition_values
             .iter()
