@@ -21,8 +21,18 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    let filter = EnvFilter::try_from_env("HUBCAP_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let logging = std::env::var("HUBCAP_LOG").unwrap_or_default();
+    let mut filter = EnvFilter::try_new(&logging)
+        .ok()
+        .filter(|_| !logging.is_empty())
+        .unwrap_or_else(|| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    // delta_kernel logs each snapshot and scan at info, lines per commit not worth reading,
+    // unless HUBCAP_LOG asks for them by name.
+    if !logging.contains("delta_kernel") {
+        for quiet in ["delta_kernel=warn", "delta_kernel_default_engine=warn"] {
+            filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+        }
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Hides --once's progress bars while a line is written.

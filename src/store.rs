@@ -174,12 +174,12 @@ impl Location {
         })
     }
 
-    /// The same store, one level down.
-    pub fn child(&self, segment: &str) -> Location {
+    /// The same store, at `relative` (one or more `/`-separated segments) under this location.
+    pub fn child(&self, relative: &str) -> Location {
         Location {
             store: self.store.clone(),
-            prefix: self.prefix.clone().join(segment),
-            display: format!("{}/{segment}", self.display.trim_end_matches('/')),
+            prefix: self.path(relative),
+            display: format!("{}/{relative}", self.display.trim_end_matches('/')),
             kind: self.kind,
             retry: self.retry,
         }

@@ -195,6 +195,102 @@ async fn a_file_uploaded_but_not_committed_is_committed_once_by_the_next_run() {
     assert_eq!(read_table(&table_dir, "0")["version"], after["version"]);
 }
 
+/// `hubcap audit` reads the table as its readers do: a clean table passes; a commit lost from
+/// the log (its file archived, its partition's version behind the checkpoint), a file added by
+/// two commits, and a file hubcap never archived each fail the audit, named in the report.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_checks_the_table_against_manifests_and_checkpoints() {
+    let t = Kafka::shared();
+    let topic = unique("audited");
+    let group = unique("g");
+    t.create_topic(&topic, 2).await;
+    produce(&t.brokers, &topic, 0, 300).await;
+    wait_for_high_watermarks(&t.brokers, &topic, 2, 300);
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().to_str().unwrap();
+    let flags = ["--table", "delta", "--window-size", "16KiB"];
+    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, output, &flags);
+    assert!(ok, "{stderr}");
+    let table_dir = out.path().join(&topic);
+    let (clean, report) = audit_cli_with(out.path(), &group, &["--json"]);
+    assert!(clean, "{report}");
+    let json: Value = serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report}"));
+    let table = &json["tables"][0];
+    assert_eq!(table["path"], topic.as_str());
+    assert_eq!(table["events"], 300);
+    assert_eq!(table["transactions"].as_array().unwrap().len(), 2);
+
+    // The last commit lost: its file is archived below the checkpoint, but not in the table.
+    let log = table_dir.join("_delta_log");
+    let last = log_entry(&log, log_entries(&table_dir) - 1);
+    let text = std::fs::read_to_string(&last).unwrap();
+    std::fs::remove_file(&last).unwrap();
+    let (clean, report) = audit_cli(out.path(), &group);
+    assert!(!clean, "{report}");
+    assert!(
+        report.contains("not in the table (its readers miss them)")
+            && report.contains("the table's version is"),
+        "{report}"
+    );
+
+    // Put it back, and add its file again in a commit of its own.
+    std::fs::write(&last, &text).unwrap();
+    let adds: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(r#"{"add""#))
+        .collect();
+    std::fs::write(log_entry(&log, log_entries(&table_dir)), adds[0]).unwrap();
+    let (clean, report) = audit_cli(out.path(), &group);
+    assert!(
+        !clean && report.contains("added by two commits"),
+        "{report}"
+    );
+    std::fs::remove_file(log_entry(&log, log_entries(&table_dir) - 1)).unwrap();
+
+    // A file hubcap never archived, added to the table by another writer (delta-rs).
+    let code = r#"
+import sys
+from deltalake import write_deltalake, DeltaTable
+t = DeltaTable(sys.argv[1])
+rows = t.to_pyarrow_table().slice(0, 1)
+write_deltalake(sys.argv[1], rows, mode="append")
+"#;
+    let status = std::process::Command::new(python())
+        .args(["-c", code, table_dir.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (clean, report) = audit_cli(out.path(), &group);
+    assert!(
+        !clean && report.contains("not archived by hubcap"),
+        "{report}"
+    );
+    assert!(report.contains("1 Delta table finding"), "{report}");
+
+    // `hubcap inspect` on the table reads the files its log adds (delta-rs's one too), not a
+    // file left in its folders that the log does not add.
+    let orphan = table_dir.join("partition=0/orphan.parquet");
+    let first = parquet_files(&table_dir).into_iter().next().unwrap();
+    std::fs::copy(table_dir.join(first), &orphan).unwrap();
+    let (ok, stdout, stderr) = run_with_timeout(
+        hubcap().args(["inspect", "--stats", table_dir.to_str().unwrap()]),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{stderr}");
+    let total: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&total["files"], &total["records"]),
+        (&7.into(), &301.into()),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("orphan.parquet"), "{stdout}");
+}
+
+/// The path of log entry `version`.
+fn log_entry(log: &Path, version: usize) -> std::path::PathBuf {
+    log.join(format!("{version:020}.json"))
+}
+
 /// The records of a Parquet file, as pyarrow reads them.
 fn file_records(path: &Path) -> usize {
     let code =

@@ -567,5 +567,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| delta_kernel::KernelError::generic(e.to_string()))?
 }
 
+mod contents;
+
+pub use contents::{is_table, read_table, LoggedFile, TableContents};
+
 #[cfg(test)]
 mod tests;

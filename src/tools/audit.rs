@@ -45,6 +45,12 @@
 //! so retention had deleted them before hubcap first read it. (A first file deleted from the
 //! archive after Kafka deleted its records too looks the same; nothing left can tell them apart.)
 //!
+//! Delta tables (`--table delta`) under the output are checked against the manifests and the
+//! checkpoints (see `table.rs`): every file the log adds was archived, with the size and record
+//! count its manifest line gives, no path is added twice, every file archived below a
+//! checkpoint is in the table, and each partition's set-transaction version is its last archived
+//! offset.
+//!
 //! Files a manifest lists are only checked for existence and size, not read: the manifest line
 //! was written from the file's own intent. A file listed by one group's manifest belongs to that
 //! group; an unlisted file belongs to every audited group with a checkpoint for its partition.
@@ -68,11 +74,13 @@ use crate::store::{Location, StoreError};
 mod decode;
 mod kafka;
 mod report;
+mod table;
 mod text;
 
 use decode::{avro_offsets, parquet_offsets};
 use kafka::{check_gaps, fetch_watermarks};
 pub use report::*;
+use table::{audit_tables, Archived};
 
 /// Files fetched and decoded at once; each is held in memory while it is decoded.
 const READ_CONCURRENCY: usize = 4;
@@ -328,7 +336,7 @@ pub(crate) async fn audit_locations(
         return Err(no_checkpoints(checkpoints, opts));
     }
     let stored = list_files(output).await?;
-    let listed = place_manifest_files(output, opts, &stored, &mut entries).await?;
+    let (listed, archived) = place_manifest_files(output, opts, &stored, &mut entries).await?;
     let (to_read, mut unmatched) = unlisted(&stored, &listed, &entries, &all_checkpoints, opts);
     read_unlisted(output, to_read, &mut entries).await?;
     unmatched.sort();
@@ -338,11 +346,13 @@ pub(crate) async fn audit_locations(
         allow_gaps: opts.allow_gaps,
         partitions: Vec::with_capacity(entries.len()),
         unmatched,
+        tables: Vec::new(),
     };
     for (_, entry) in entries {
         report.partitions.push(entry.finish(output, &stored));
     }
     report.sort();
+    report.tables = audit_tables(output, &stored.tables, &archived, &report.partitions).await;
     Ok(report)
 }
 
@@ -546,13 +556,14 @@ async fn load_checkpoints(
 // ---- manifests ----
 
 /// Places every file the audited partitions' manifests list (missing, wrong size, or a span),
-/// and returns the paths every manifest lists, of any group, so that they are not read.
+/// and returns the paths every manifest lists, of any group, so that they are not read, and
+/// the audited partitions' manifest lines by file name.
 async fn place_manifest_files(
     output: &Location,
     opts: &Options,
     stored: &Stored,
     entries: &mut BTreeMap<Key, Entry>,
-) -> Result<HashSet<Path>, AuditError> {
+) -> Result<(HashSet<Path>, Archived), AuditError> {
     let reads = manifest_objects(output, opts)
         .await?
         .into_iter()
@@ -563,6 +574,7 @@ async fn place_manifest_files(
         });
     let mut reads = futures::stream::iter(reads).buffer_unordered(SMALL_READ_CONCURRENCY);
     let mut listed = HashSet::new();
+    let mut archived = Archived::new();
     while let Some((key, object, read)) = reads.next().await {
         // A group audited without a checkpoint for this partition: its files are orphans.
         if let (Some(group), false) = (&key.0, entries.contains_key(&key)) {
@@ -590,11 +602,12 @@ async fn place_manifest_files(
             if let Some(entry) = entries.get_mut(&key) {
                 let observed = listed_file(&line, stored.sizes.get(&path).copied());
                 place(entry, &line.path, line.first_sequence_number, &observed);
+                archived.insert(line.path.clone(), (key.clone(), line));
             }
             listed.insert(path);
         }
     }
-    Ok(listed)
+    Ok((listed, archived))
 }
 
 /// The manifest objects of the audited topics, of every group: (group, topic, partition) and
@@ -647,11 +660,13 @@ fn listed_file(line: &ManifestEntry, stored_size: Option<u64>) -> Observed {
 // ---- record files ----
 
 /// The record files in the output: `.avro` and `.parquet` objects outside `_checkpoints/` and
-/// `_manifests/`, by path, with their names relative to the output and their sizes.
+/// `_manifests/`, by path, with their names relative to the output and their sizes; and the
+/// Delta tables, the folders (relative to the output) with a `_delta_log/`.
 #[derive(Default)]
 struct Stored {
     names: BTreeMap<Path, String>,
     sizes: HashMap<Path, u64>,
+    tables: BTreeSet<String>,
 }
 
 async fn list_files(output: &Location) -> Result<Stored, AuditError> {
@@ -663,6 +678,14 @@ async fn list_files(output: &Location) -> Result<Stored, AuditError> {
         let internal = parts
             .first()
             .is_some_and(|p| p == CHECKPOINTS_DIR || p == MANIFESTS_DIR);
+        if let Some(log) = parts
+            .iter()
+            .position(|p| p == "_delta_log")
+            .filter(|i| *i > 0)
+        {
+            stored.tables.insert(parts[..log].join("/"));
+            continue;
+        }
         let name = parts.join("/");
         // `name.avro#3` is a local upload being staged, not a file.
         let record = name.ends_with(".avro") || name.ends_with(".parquet");
@@ -759,27 +782,9 @@ fn relative_parts(path: &Path, prefix: &Path) -> Option<Vec<String>> {
 }
 
 fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 3) {
-            Some([b'%', h, l]) => hex(*h).zip(hex(*l)).map(|(h, l)| (h * 16 + l) as u8),
-            _ => None,
-        };
-        match escaped {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! `hubcap inspect`: reads Capture files back and prints them as JSON lines, one per record, or
 //! one summary per file with `--stats`.
 //!
-//! The target is a local file or directory, or a URL that names an object or a prefix. Avro
+//! The target is a local file or directory, or a URL that names an object or a prefix. A
+//! directory or prefix that is a Delta table (`--table delta`) is read as its readers read it:
+//! the files its log adds, no others. Avro
 //! (real Event Hubs Capture files and hubcap's) and hubcap's Parquet print the same line for the
 //! same event:
 //!
@@ -39,6 +41,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value as Json;
 
+use crate::state::table::{read_table, TableError};
 use crate::store::{Location, StoreError};
 
 use decode::*;
@@ -49,7 +52,8 @@ const PARQUET_MAGIC: &[u8] = b"PAR1";
 /// `hubcap inspect`: print the records of Capture files as JSON lines.
 #[derive(Debug, Clone, clap::Args)]
 pub struct InspectArgs {
-    /// A file, a directory, or a URL prefix (file://, az://, s3://, gs://, memory://).
+    /// A file, a directory, a Delta table, or a URL prefix (file://, az://, s3://, gs://,
+    /// memory://).
     pub target: String,
     /// Print at most this many records. With --stats, summarize only the first this many records.
     #[arg(long)]
@@ -116,6 +120,10 @@ pub enum InspectError {
         field: &'static str,
         found: String,
     },
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error("the Delta table {table} adds {file}, which is not in the store")]
+    TableFileMissing { table: String, file: String },
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -140,6 +148,8 @@ struct Target {
     path: Path,
     /// The target for messages, without credentials.
     display: String,
+    /// The prefix as a location, which may hold a Delta table; `None` for a local file.
+    location: Option<Location>,
 }
 
 impl Target {
@@ -149,9 +159,10 @@ impl Target {
         }
         let loc = Location::open(spec, "inspect")?;
         Ok(Target {
-            store: loc.store,
-            path: loc.prefix,
-            display: loc.display,
+            store: loc.store.clone(),
+            path: loc.prefix.clone(),
+            display: loc.display.clone(),
+            location: Some(loc),
         })
     }
 
@@ -175,9 +186,10 @@ impl Target {
         if meta.is_dir() {
             let loc = Location::open(spec, "inspect")?;
             return Ok(Target {
-                store: loc.store,
-                path: loc.prefix,
+                store: loc.store.clone(),
+                path: loc.prefix.clone(),
                 display: spec.to_string(),
+                location: Some(loc),
             });
         }
         // Not canonicalized: a symlink is shown by the name it was given.
@@ -202,6 +214,7 @@ impl Target {
             store: loc.store,
             path: name,
             display: spec.to_string(),
+            location: None,
         })
     }
 }
@@ -269,10 +282,21 @@ async fn find_objects(target: &Target) -> Result<Vec<ObjectMeta>, InspectError> 
                 target: target.display.clone(),
                 source,
             })?;
-    let mut files: Vec<ObjectMeta> = listed
-        .into_iter()
-        .filter(|meta| is_record_file(&meta.location, &target.path))
-        .collect();
+    let table = listed.iter().any(|meta| {
+        let mut parts = meta
+            .location
+            .prefix_match(&target.path)
+            .into_iter()
+            .flatten();
+        parts.next().is_some_and(|p| p.as_ref() == "_delta_log")
+    });
+    let mut files: Vec<ObjectMeta> = match (&target.location, table) {
+        (Some(location), true) => table_files(location, listed).await?,
+        _ => listed
+            .into_iter()
+            .filter(|meta| is_record_file(&meta.location, &target.path))
+            .collect(),
+    };
     files.sort_by(|a, b| a.location.cmp(&b.location));
     match (files.is_empty(), named) {
         (true, Some(meta)) => Ok(vec![meta]),
@@ -281,6 +305,32 @@ async fn find_objects(target: &Target) -> Result<Vec<ObjectMeta>, InspectError> 
         }),
         (false, _) => Ok(files),
     }
+}
+
+/// The data files of the Delta table at `location`, as its log holds them (what its readers
+/// read; files in its folders that the log does not add are left out).
+async fn table_files(
+    location: &Location,
+    listed: Vec<ObjectMeta>,
+) -> Result<Vec<ObjectMeta>, InspectError> {
+    let contents = read_table(location, &[]).await?;
+    let mut by_path: std::collections::HashMap<Path, ObjectMeta> = listed
+        .into_iter()
+        .map(|meta| (meta.location.clone(), meta))
+        .collect();
+    tracing::info!(table = %location.display, version = contents.version, files = contents.files.len(), "reading the Delta table's files");
+    contents
+        .files
+        .keys()
+        .map(|inside| {
+            by_path
+                .remove(&location.path(inside))
+                .ok_or_else(|| InspectError::TableFileMissing {
+                    table: location.display.clone(),
+                    file: inside.clone(),
+                })
+        })
+        .collect()
 }
 
 /// Whether a listed object is a record file: not in a folder starting with `_` or `.` (hubcap's

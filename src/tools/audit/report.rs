@@ -27,6 +27,61 @@ pub struct AuditReport {
     /// Record files that no manifest lists and whose names do not fit `--path-format`: they
     /// cannot be placed, so nothing about them is checked.
     pub unmatched: Vec<String>,
+    /// The Delta tables (`--table delta`) that hold audited partitions' files.
+    pub tables: Vec<TableAudit>,
+}
+
+/// A Delta table, checked against the manifests and the checkpoints.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableAudit {
+    /// Relative to the output.
+    pub path: String,
+    /// Its latest version; `None` when it could not be read.
+    pub version: Option<u64>,
+    /// The data files it holds, and their records (from the log's statistics).
+    pub files: u64,
+    pub events: u64,
+    /// Why the table could not be read.
+    pub error: Option<String>,
+    /// Files the log adds that no manifest lists: hubcap did not archive them.
+    pub not_archived: Vec<String>,
+    /// Files whose size or record count in the log disagrees with their manifest line.
+    pub disagree: Vec<BadFile>,
+    /// Paths two or more commits add.
+    pub added_twice: Vec<String>,
+    /// Files archived inside the table, below their checkpoint, that the table does not hold:
+    /// its readers miss their records.
+    pub not_in_table: Vec<String>,
+    /// Each audited partition's set-transaction version, against its checkpoint.
+    pub transactions: Vec<TableTransaction>,
+}
+
+/// A partition's set-transaction version in a table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TableTransaction {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    /// The table's version for the partition's app id: the last offset committed.
+    pub version: Option<i64>,
+    /// The last offset of the partition's last file below its checkpoint.
+    pub expected: Option<i64>,
+    pub checkpoint: Option<i64>,
+    /// The last offset of the pending file, whose commit may already be in the table.
+    pub pending: Option<i64>,
+    /// `version` is `expected`, or the pending file's.
+    pub ok: bool,
+}
+
+impl TableAudit {
+    pub fn failures(&self) -> u64 {
+        u64::from(self.error.is_some())
+            + self.not_archived.len() as u64
+            + self.disagree.len() as u64
+            + self.added_twice.len() as u64
+            + self.not_in_table.len() as u64
+            + self.transactions.iter().filter(|t| !t.ok).count() as u64
+    }
 }
 
 /// One (group, topic, partition).
@@ -207,6 +262,8 @@ pub struct Failures {
     pub manifest_errors: u64,
     pub retention_lost: u64,
     pub checkpoint_ahead: u64,
+    /// What the Delta tables hold that they should not, or lack.
+    pub table: u64,
 }
 
 impl Failures {
@@ -220,6 +277,7 @@ impl Failures {
             + self.manifest_errors
             + self.retention_lost
             + self.checkpoint_ahead
+            + self.table
     }
 
     fn add(&mut self, o: Failures) {
@@ -232,6 +290,7 @@ impl Failures {
         self.manifest_errors += o.manifest_errors;
         self.retention_lost += o.retention_lost;
         self.checkpoint_ahead += o.checkpoint_ahead;
+        self.table += o.table;
     }
 }
 
@@ -249,6 +308,7 @@ impl AuditReport {
         for p in &self.partitions {
             all.add(p.failures(self.allow_gaps));
         }
+        all.table += self.tables.iter().map(TableAudit::failures).sum::<u64>();
         all
     }
 
@@ -557,6 +617,7 @@ impl PartitionAudit {
             manifest_errors: count(self.manifest_errors.len()),
             retention_lost: u64::from(kafka.is_some_and(|k| k.retention_lost.is_some())),
             checkpoint_ahead: u64::from(kafka.is_some_and(|k| k.checkpoint_ahead)),
+            table: 0,
         }
     }
 }

@@ -387,6 +387,7 @@ async fn object_store_prefix_and_single_objects() {
         store: store.clone(),
         path: Path::from(path),
         display: format!("memory:///{path}"),
+        location: None,
     };
 
     let lines = run_store(&target("archive"), true).await.unwrap();

@@ -1,0 +1,161 @@
+//! The Delta tables of an archive (`--table delta`), checked against the manifests and the
+//! checkpoints: the table is what readers see, so it must hold exactly the archived files.
+//!
+//! A table is a folder under the output with a `_delta_log/`; it is audited when an audited
+//! partition's manifest lists a file inside it. Failures:
+//! - a file the log adds that no manifest lists (hubcap did not archive it), or whose size or
+//!   record count (`numRecords`) disagrees with its manifest line;
+//! - a path two commits add;
+//! - a file archived inside the table below its partition's checkpoint that the table does not
+//!   hold: readers of the table miss its records;
+//! - a partition whose set-transaction version (app id `hubcap/{group}/{topic}/{partition}`) is
+//!   not the last offset of its last file below the checkpoint (the checkpoint minus one on a
+//!   plain topic). A version at the last offset of the pending file is no failure: its commit
+//!   was made, the checkpoint not yet moved, and the next run rolls it forward;
+//! - a table the kernel cannot read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::state::manifest::ManifestEntry;
+use crate::state::table::{app_id, read_table, TableContents};
+use crate::store::Location;
+
+use super::{BadFile, Key, PartitionAudit, TableAudit, TableTransaction};
+
+/// A file an audited group's manifest lists, by its name relative to the output.
+pub(super) type Archived = BTreeMap<String, (Key, ManifestEntry)>;
+
+/// Audits each table under `output` that holds files of the audited partitions.
+pub(super) async fn audit_tables(
+    output: &Location,
+    roots: &BTreeSet<String>,
+    archived: &Archived,
+    partitions: &[PartitionAudit],
+) -> Vec<TableAudit> {
+    let mut audits = Vec::new();
+    for root in roots {
+        let inside = format!("{root}/");
+        let keys: BTreeSet<&Key> = archived
+            .iter()
+            .filter(|(name, _)| name.starts_with(&inside))
+            .map(|(_, (key, _))| key)
+            .collect();
+        let tied: Vec<&PartitionAudit> = partitions
+            .iter()
+            .filter(|p| keys.contains(&(p.group.clone(), p.topic.clone(), p.partition)))
+            .filter(|p| p.group.is_some())
+            .collect();
+        if tied.is_empty() {
+            continue;
+        }
+        let apps: Vec<String> = tied.iter().map(|p| app_of(p)).collect();
+        let contents = read_table(&output.child(root), &apps)
+            .await
+            .map_err(|e| e.to_string());
+        audits.push(judge(root, contents, archived, &tied));
+    }
+    audits
+}
+
+fn app_of(p: &PartitionAudit) -> String {
+    app_id(
+        p.group.as_deref().unwrap_or_default(),
+        &p.topic,
+        p.partition,
+    )
+}
+
+/// The findings for the table at `root` (relative to the output), given what its log holds,
+/// the archived files, and the audited partitions whose files are inside it.
+pub(super) fn judge(
+    root: &str,
+    contents: Result<TableContents, String>,
+    archived: &Archived,
+    partitions: &[&PartitionAudit],
+) -> TableAudit {
+    let mut audit = TableAudit {
+        path: root.to_string(),
+        ..Default::default()
+    };
+    let contents = match contents {
+        Ok(c) => c,
+        Err(e) => {
+            audit.error = Some(e);
+            return audit;
+        }
+    };
+    audit.version = Some(contents.version);
+    audit.files = contents.files.len() as u64;
+    audit.added_twice = contents
+        .added_twice
+        .keys()
+        .map(|inside| format!("{root}/{inside}"))
+        .collect();
+    for (inside, logged) in &contents.files {
+        let name = format!("{root}/{inside}");
+        audit.events += logged.records.unwrap_or_default();
+        let Some((_, line)) = archived.get(&name) else {
+            audit.not_archived.push(name);
+            continue;
+        };
+        let mut reasons = Vec::new();
+        if logged.size != line.size_in_bytes {
+            reasons.push(format!(
+                "the log says {} bytes, its manifest line {}",
+                logged.size, line.size_in_bytes
+            ));
+        }
+        if logged.records.is_some_and(|n| n != line.event_count) {
+            reasons.push(format!(
+                "the log says {} records, its manifest line {}",
+                logged.records.unwrap_or_default(),
+                line.event_count
+            ));
+        }
+        if !reasons.is_empty() {
+            audit.disagree.push(BadFile {
+                path: name,
+                first_offset: Some(line.first_sequence_number),
+                reason: reasons.join("; "),
+                below_checkpoint: true,
+            });
+        }
+    }
+    let inside = format!("{root}/");
+    // A partition without a readable checkpoint promises nothing (and fails on its own).
+    for p in partitions.iter().filter(|p| p.checkpoint.is_some()) {
+        let key: Key = (p.group.clone(), p.topic.clone(), p.partition);
+        let mine = archived
+            .iter()
+            .filter(|(name, (k, _))| *k == key && name.starts_with(&inside));
+        let mut expected = None;
+        for (name, (_, line)) in mine {
+            let committed = p.checkpoint.is_some_and(|c| line.first_sequence_number < c);
+            // An empty file (`--empty-files`) holds no offsets, and no table holds it.
+            if !committed || line.event_count == 0 {
+                continue;
+            }
+            expected = expected.max(Some(line.last_sequence_number));
+            if !contents.files.contains_key(&name[inside.len()..]) {
+                audit.not_in_table.push(name.clone());
+            }
+        }
+        let version = contents.versions.get(&app_of(p)).copied().flatten();
+        let pending = p.pending.as_ref().map(|f| f.last_offset);
+        let ok = version == expected || (version.is_some() && version == pending);
+        audit.transactions.push(TableTransaction {
+            group: p.group.clone().unwrap_or_default(),
+            topic: p.topic.clone(),
+            partition: p.partition,
+            version,
+            expected,
+            checkpoint: p.checkpoint,
+            pending,
+            ok,
+        });
+    }
+    audit
+}
+
+#[cfg(test)]
+mod tests;
