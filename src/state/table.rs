@@ -265,8 +265,8 @@ pub struct DeltaTable {
     waiting: std::sync::Mutex<Vec<Waiting>>,
     /// One commit at a time from this instance, of every file waiting (its partitions would
     /// otherwise race each other for every log entry; other instances' commits still race, and
-    /// are retried), each on the table as the last one left it, brought up to date by reading
-    /// only the newer log entries.
+    /// are retried), each on the table as the last one left it. Only after a lost race is the
+    /// table read again, and then only the newer log entries.
     committing: tokio::sync::Mutex<Option<SnapshotRef>>,
 }
 
@@ -437,16 +437,26 @@ impl DeltaTable {
     /// waiter what became of its file.
     async fn commit_all(&self, latest: &mut Option<SnapshotRef>, mut batch: Vec<Waiting>) {
         let mut last_error = None;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
             if batch.is_empty() {
                 return;
             }
+            let current = attempt == 0 && latest.is_some();
             let (engine, url, known) = (self.engine.clone(), self.url.clone(), latest.take());
             let additions: Vec<Addition> = batch.iter().map(|w| w.addition.clone()).collect();
             let attempt = blocking(move || {
                 let snapshot = match known {
-                    Some(known) => Snapshot::builder_from(known).build(engine.as_ref())?,
-                    None => Snapshot::builder_for(url.as_str()).build(engine.as_ref())?,
+                    // What this instance's last commit left: a commit on it fails if another
+                    // writer committed since, and is then tried on the table as it is.
+                    Some(known) if current => known,
+                    Some(known) => with_checksum(
+                        &engine,
+                        Snapshot::builder_from(known).build(engine.as_ref())?,
+                    ),
+                    None => with_checksum(
+                        &engine,
+                        Snapshot::builder_for(url.as_str()).build(engine.as_ref())?,
+                    ),
                 };
                 let mut held = Vec::new();
                 for a in &additions {
@@ -542,16 +552,31 @@ fn commit(
     match txn.commit(engine.as_ref())? {
         CommitResult::Committed(c) => {
             let version = c.commit_version();
-            let after = c.post_commit_snapshot().cloned().unwrap_or(snapshot);
+            let mut after = c.post_commit_snapshot().cloned().unwrap_or(snapshot);
             if c.post_commit_stats().commits_since_checkpoint >= CHECKPOINT_EVERY {
                 // Readers do without one; the next commit tries again.
-                if let Err(e) = after.checkpoint(engine.as_ref(), None) {
-                    tracing::warn!(error = %e, "writing a Delta checkpoint failed");
+                match after.checkpoint(engine.as_ref(), None) {
+                    Ok((_, checkpointed)) => after = checkpointed,
+                    Err(e) => tracing::warn!(error = %e, "writing a Delta checkpoint failed"),
                 }
             }
             Ok((Some(version), after))
         }
         CommitResult::Conflicted(_) | CommitResult::Retryable(_) => Ok((None, snapshot)),
+    }
+}
+
+/// `snapshot` with its version checksum (`N.crc`), written when the table has none at that
+/// version. The checksum holds every app id's version: with it, looking one up takes no log
+/// replay, and each commit's snapshot carries it forward in memory. Without it (it could not be
+/// written), lookups replay the log: slower, still right.
+fn with_checksum(engine: &Arc<Engine>, snapshot: SnapshotRef) -> SnapshotRef {
+    match snapshot.write_checksum(engine.as_ref()) {
+        Ok((_, with)) => with,
+        Err(e) => {
+            tracing::debug!(error = %e, "writing a Delta version checksum failed");
+            snapshot
+        }
     }
 }
 

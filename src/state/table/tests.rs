@@ -115,6 +115,11 @@ async fn a_file_is_added_once_with_its_partition_and_offset() {
 
     let adds = log_adds(&dir.path().join("t"));
     assert_eq!(adds.len(), 2, "{adds:?}");
+    // The version checksum the first commit was made on: it makes app id lookups cheap.
+    assert!(dir
+        .path()
+        .join("t/_delta_log/00000000000000000000.crc")
+        .exists());
     assert_eq!(adds[0].0, "partition=0/date=2026-03-04/a.parquet");
     assert_eq!(
         adds[0].1,
@@ -226,4 +231,41 @@ async fn instances_creating_the_table_at_once_share_one() {
         .path()
         .join("_delta_log/00000000000000000001.json")
         .exists());
+}
+
+/// What a commit costs, printed (not asserted: a measurement, not a test):
+/// `cargo test --release --lib commit_cost -- --ignored --nocapture` (N=300 commits by default,
+/// one file each, 16 partitions, a local table).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn commit_cost() {
+    let (_dir, _location, table) = local_table().await;
+    let n: i64 = std::env::var("N").map_or(300, |v| v.parse().expect("N is a number"));
+    let started = std::time::Instant::now();
+    let mut last = started;
+    for i in 0..n {
+        let p = i % 16;
+        let file = TableFile {
+            path: format!("partition={p}/date=2026-03-04/{i:020}.parquet"),
+            size: 1000,
+            records: 10,
+            modified_ms: 1_772_600_000_000,
+            partition_values: vec![
+                ("partition".into(), p.to_string()),
+                ("date".into(), "2026-03-04".into()),
+            ],
+        };
+        let added = table.add(&app_id("g", "t", p as i32), i, &file).await;
+        assert_eq!(added.unwrap(), Added::Committed(i as u64 + 1));
+        if (i + 1) % 50 == 0 {
+            eprintln!(
+                "commits {}..={}: {:?} each",
+                i - 48,
+                i + 1,
+                last.elapsed() / 50
+            );
+            last = std::time::Instant::now();
+        }
+    }
+    eprintln!("{n} commits: {:?} each", started.elapsed() / n as u32);
 }
