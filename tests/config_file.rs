@@ -382,3 +382,31 @@ fn the_example_file_is_valid() {
     assert!(!cfg.kafka.topics.is_empty());
     assert!(doc.contains("# file"), "{doc}");
 }
+
+#[test]
+fn with_a_table_hubcap_config_shows_the_format_and_names_it_implies() {
+    let (_dir, path) =
+        write("brokers = \"b:9092\"\ntopic = [\"t\"]\ngroup = \"g\"\ntable = \"delta\"\n");
+    let (_, doc) = parse_run(&path, &[]).unwrap();
+    assert_lines(
+        &doc,
+        &[
+            r#"format = "parquet"  # derived from table"#,
+            r#"path-format = "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/{Offset}"  # derived from table"#,
+        ],
+        "table from the file",
+    );
+    // What is given stays as given.
+    let flags = ["--path-format", "{EventHub}/p={PartitionId}/{Offset}"];
+    let (args, doc) = parse_run(&path, &flags).unwrap();
+    assert_lines(
+        &doc,
+        &[r#"path-format = "{EventHub}/p={PartitionId}/{Offset}"  # flag"#],
+        "path-format given",
+    );
+    assert_eq!(args.path_format, "{EventHub}/p={PartitionId}/{Offset}");
+    // Without a table, nothing is derived.
+    let (_dir, plain) = write("brokers = \"b:9092\"\ntopic = [\"t\"]\ngroup = \"g\"\n");
+    let (_, doc) = parse_run(&plain, &[]).unwrap();
+    assert!(!doc.contains("derived"), "{doc}");
+}

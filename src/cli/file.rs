@@ -32,6 +32,7 @@ use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 use crate::kafka::is_secret_setting;
+use crate::state::table::TABLE_TEMPLATE;
 
 /// The id of `--config`: not a key of the file itself.
 const CONFIG_ID: &str = "config";
@@ -287,9 +288,33 @@ impl Plan {
                 values,
             });
         }
+        derive_table_settings(&mut settings_in_effect);
         Effective {
             file: self.file,
             settings: settings_in_effect,
+        }
+    }
+}
+
+/// With `--table delta`, what `run` does with the settings left unset: Parquet files, named by
+/// the table's template (see `RunArgs::config`).
+fn derive_table_settings(settings: &mut [Setting]) {
+    let set = |key: &str, settings: &[Setting]| {
+        settings
+            .iter()
+            .find(|s| s.key == key)
+            .is_some_and(|s| s.values.iter().any(|(_, o)| *o != Origin::Default))
+    };
+    if !set("table", settings) {
+        return;
+    }
+    let derived = [
+        ("format", "parquet", set("format", settings)),
+        ("path-format", TABLE_TEMPLATE, set("path-format", settings)),
+    ];
+    for (key, value, given) in derived {
+        if let (Some(s), false) = (settings.iter_mut().find(|s| s.key == key), given) {
+            s.values = vec![(value.to_string(), Origin::Derived("table"))];
         }
     }
 }

@@ -15,6 +15,8 @@ pub enum Origin {
     Env(String),
     File,
     Default,
+    /// Not set, and implied by another setting (named).
+    Derived(&'static str),
 }
 
 impl std::fmt::Display for Origin {
@@ -24,6 +26,7 @@ impl std::fmt::Display for Origin {
             Origin::Env(name) => write!(f, "env {name}"),
             Origin::File => f.write_str("file"),
             Origin::Default => f.write_str("default"),
+            Origin::Derived(from) => write!(f, "derived from {from}"),
         }
     }
 }
