@@ -7,6 +7,7 @@
 //! folder of the path template. See docs/delta-kernel.md for the API this uses.
 
 use std::collections::HashMap;
+use std::num::NonZero;
 use std::sync::Arc;
 
 use delta_kernel::arrow::array::{Int64Array, StructArray};
@@ -251,6 +252,24 @@ fn engine_store(location: &Location) -> Result<(Arc<dyn ObjectStore>, Url), Stri
     }
 }
 
+/// The engine that reads and writes a table through `store`, on the current (multi-thread)
+/// runtime. Its JSON and Parquet reads are bounded: the default engine reads up to 1,000 log
+/// files at once, with a decoder sized for 1,000 rows each, which took 200 MB at a Delta
+/// checkpoint; hubcap's commits are a few actions each.
+fn engine(store: Arc<dyn ObjectStore>) -> Arc<Engine> {
+    const FILES_AT_ONCE: NonZero<usize> = NonZero::new(8).expect("not zero");
+    const ROWS_PER_BATCH: NonZero<usize> = NonZero::new(512).expect("not zero");
+    Arc::new(
+        DefaultEngineBuilder::new(store)
+            .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(
+                tokio::runtime::Handle::current(),
+            )))
+            .with_buffer_size(FILES_AT_ONCE)
+            .with_batch_size(ROWS_PER_BATCH)
+            .build(),
+    )
+}
+
 /// The set-transaction app id of one partition of a group.
 pub fn app_id(group: &str, topic: &str, partition: i32) -> String {
     format!("hubcap/{group}/{topic}/{partition}")
@@ -306,13 +325,8 @@ impl DeltaTable {
             url: display.clone(),
             reason,
         })?;
-        let engine = DefaultEngineBuilder::new(store)
-            .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(
-                tokio::runtime::Handle::current(),
-            )))
-            .build();
         let table = DeltaTable {
-            engine: Arc::new(engine),
+            engine: engine(store),
             url,
             display,
             waiting: std::sync::Mutex::new(Vec::new()),

@@ -4,15 +4,12 @@
 //! find a path added by two commits, which a reader's replay would hide.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use delta_kernel::Snapshot;
-use delta_kernel_default_engine::executor::tokio::TokioMultiThreadExecutor;
-use delta_kernel_default_engine::DefaultEngineBuilder;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 
-use super::{blocking, engine_store, Engine, TableError};
+use super::{blocking, engine, engine_store, TableError};
 use crate::store::Location;
 
 /// JSON commits fetched at once.
@@ -56,13 +53,7 @@ pub async fn read_table(location: &Location, apps: &[String]) -> Result<TableCon
         url: location.display.clone(),
         reason,
     })?;
-    let engine: Arc<Engine> = Arc::new(
-        DefaultEngineBuilder::new(store)
-            .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(
-                tokio::runtime::Handle::current(),
-            )))
-            .build(),
-    );
+    let engine = engine(store);
     let apps = apps.to_vec();
     let mut contents = blocking(move || {
         let snapshot = Snapshot::builder_for(url.as_str()).build(engine.as_ref())?;
