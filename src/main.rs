@@ -54,14 +54,28 @@ fn main() -> ExitCode {
     match rt.block_on(dispatch(cli.command, effective, cli.log_format)) {
         Ok(()) => ExitCode::from(exit::DONE),
         Err(e) => {
+            let text = error_text(&e);
             if cli.log_format == LogFormat::Json {
-                tracing::error!(error = format!("{e:#}"), "hubcap failed");
+                tracing::error!(error = text, "hubcap failed");
             } else {
-                eprintln!("hubcap: {e:#}");
+                eprintln!("hubcap: {text}");
             }
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// An error and its causes, each said once: a message that already quotes its cause (most of
+/// hubcap's do, to place it in a sentence) is not followed by it again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1).map(|c| c.to_string()) {
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// The exit code of a failed command (see `hubcap::run::exit`).

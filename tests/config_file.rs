@@ -410,3 +410,46 @@ fn with_a_table_hubcap_config_shows_the_format_and_names_it_implies() {
     let (_, doc) = parse_run(&plain, &[]).unwrap();
     assert!(!doc.contains("derived"), "{doc}");
 }
+
+#[test]
+fn with_a_connection_string_hubcap_config_shows_what_it_implies_and_no_secret() {
+    let (_dir, path) = write("group = \"g\"\n");
+    let string = "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0;EntityPath=clicks";
+    let out = hubcap_config(
+        &path,
+        &[("HUBCAP_EVENTHUBS_CONNECTION_STRING", string)],
+        &["-X", "session.timeout.ms=45000"],
+    );
+    let doc = stdout(&out);
+    let derived = "# derived from eventhubs-connection-string";
+    assert_lines(
+        &doc,
+        &[
+            &format!(r#"brokers = "contoso.servicebus.windows.net:9093"  {derived}"#),
+            &format!(r#"topic = ["clicks"]  {derived}"#),
+            &format!(r#"namespace = "contoso"  {derived}"#),
+            &format!(r#""security.protocol" = "SASL_SSL"  {derived}"#),
+            &format!(r#""sasl.username" = "$ConnectionString"  {derived}"#),
+            &format!(r#""sasl.password" = "<redacted>"  {derived}"#),
+            // An explicit -X wins over the preset.
+            r#""session.timeout.ms" = "45000"  # flag"#,
+        ],
+        "connection string",
+    );
+    assert!(!doc.contains("c2VjcmV0"), "{doc}");
+    assert_eq!(doc.matches("session.timeout.ms").count(), 1, "{doc}");
+    // Given settings stay as given.
+    let out = hubcap_config(
+        &path,
+        &[("HUBCAP_EVENTHUBS_CONNECTION_STRING", string)],
+        &["--topic", "other", "--brokers", "127.0.0.1:9092"],
+    );
+    assert_lines(
+        &stdout(&out),
+        &[
+            r#"topic = ["other"]  # flag"#,
+            r#"brokers = "127.0.0.1:9092"  # flag"#,
+        ],
+        "given",
+    );
+}

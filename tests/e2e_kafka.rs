@@ -308,6 +308,13 @@ async fn exit_codes_tell_usage_kafka_store_and_data_apart() {
     let nowhere = format!("127.0.0.1:{}", free_port());
     let (kafka, stderr) = code(&nowhere, output, &[]);
     assert_eq!(kafka, Some(4), "{stderr}");
+    // The cause is said once, not once per link of the error chain.
+    let error = stderr.lines().find(|l| l.starts_with("hubcap: ")).unwrap();
+    assert_eq!(
+        error.matches("BrokerTransportFailure").count(),
+        1,
+        "{error}"
+    );
     let file = out.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let under_a_file = file.join("archive");

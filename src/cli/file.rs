@@ -32,6 +32,7 @@ use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 use crate::kafka::is_secret_setting;
+use crate::layout::namespace_from_brokers;
 use crate::state::table::TABLE_TEMPLATE;
 
 /// The id of `--config`: not a key of the file itself.
@@ -289,9 +290,66 @@ impl Plan {
             });
         }
         derive_table_settings(&mut settings_in_effect);
+        derive_eventhubs_settings(&mut settings_in_effect);
         Effective {
             file: self.file,
             settings: settings_in_effect,
+        }
+    }
+}
+
+/// With an Event Hubs connection string, what `run` takes from it for the settings left unset
+/// (see `RunArgs::validate`): the brokers, the topic (its `EntityPath`), `{Namespace}`, and the
+/// SASL settings (an `-X` of the same key wins).
+fn derive_eventhubs_settings(settings: &mut [Setting]) {
+    const FROM: &str = "eventhubs-connection-string";
+    let given = |key: &str, settings: &[Setting]| {
+        settings.iter().find(|s| s.key == key).is_some_and(|s| {
+            s.values
+                .iter()
+                .any(|(v, o)| *o != Origin::Default && !v.is_empty())
+        })
+    };
+    let Some(secret) = settings
+        .iter()
+        .find(|s| s.key == FROM)
+        .and_then(|s| s.values.first())
+        .map(|(v, _)| crate::kafka::eventhubs::Secret(v.clone()))
+    else {
+        return;
+    };
+    // A string that does not parse is refused by `run`, with why; nothing is derived from it.
+    let Ok(conn) = crate::kafka::eventhubs::parse(&secret.0) else {
+        return;
+    };
+    // `{Namespace}` comes from the brokers, the connection string's unless others are given.
+    let namespace = (!given("brokers", settings))
+        .then(|| namespace_from_brokers(&conn.bootstrap_servers()));
+    let derived = [
+        ("brokers", Some(conn.bootstrap_servers())),
+        ("topic", conn.entity_path.clone()),
+        ("namespace", namespace),
+    ];
+    for (key, value) in derived {
+        let Some(value) = value else { continue };
+        if !given(key, settings) {
+            if let Some(s) = settings.iter_mut().find(|s| s.key == key) {
+                s.values = vec![(value, Origin::Derived(FROM))];
+            }
+        }
+    }
+    if let Some(kafka) = settings.iter_mut().find(|s| s.kind == Kind::Kafka) {
+        let keys: BTreeSet<String> = kafka
+            .values
+            .iter()
+            .filter_map(|(v, _)| v.split_once('=').map(|(k, _)| k.trim().to_string()))
+            .collect();
+        for (k, v) in crate::kafka::eventhubs::Connection::kafka_settings(&secret) {
+            if !keys.contains(&k) {
+                kafka
+                    .values
+                    .push((format!("{k}={v}"), Origin::Derived(FROM)));
+            }
         }
     }
 }

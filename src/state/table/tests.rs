@@ -259,7 +259,10 @@ async fn commit_cost() {
         assert_eq!(added.unwrap(), Added::Committed(i as u64 + 1));
         if (i + 1) % 50 == 0 {
             let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-            let rss = status.lines().find(|l| l.starts_with("VmRSS")).unwrap_or("");
+            let rss = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .unwrap_or("");
             eprintln!(
                 "commits {}..={}: {:?} each; {rss}",
                 i - 48,
