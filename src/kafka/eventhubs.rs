@@ -103,8 +103,48 @@ pub fn parse(s: &str) -> Result<Connection, ConnectionStringError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::config::RDKafkaLogLevel;
+    use rdkafka::consumer::Consumer;
 
     const KEY: &str = "c2VjcmV0LWtleS13aXRoLWVxdWFscz09"; // ends in '=' like real keys
+
+    /// Records librdkafka's warnings.
+    #[derive(Default)]
+    struct Logs(std::sync::Mutex<Vec<String>>);
+
+    impl rdkafka::ClientContext for Logs {
+        fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+            if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+                self.0.lock().unwrap().push(format!("{fac}: {message}"));
+            }
+        }
+    }
+
+    impl rdkafka::consumer::ConsumerContext for Logs {}
+
+    #[test]
+    fn the_preset_makes_a_consumer_without_warnings() {
+        let secret = Secret(format!(
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey={KEY}"
+        ));
+        let mut config = rdkafka::ClientConfig::new();
+        config
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("group.id", "g")
+            .set_log_level(RDKafkaLogLevel::Warning);
+        for (k, v) in Connection::kafka_settings(&secret) {
+            config.set(k, v);
+        }
+        let consumer: rdkafka::consumer::BaseConsumer<Logs> =
+            config.create_with_context(Logs::default()).unwrap();
+        // Warnings about the configuration are delivered on the first polls.
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_millis(500) {
+            let _ = consumer.poll(std::time::Duration::from_millis(50));
+        }
+        let logs = consumer.context().0.lock().unwrap().clone();
+        assert!(logs.is_empty(), "{logs:?}");
+    }
 
     #[test]
     fn table() {
