@@ -7,6 +7,7 @@ use hubcap::cli::file::{ConfigFileError, Effective, Parsed};
 use hubcap::cli::{Command, ConfigError, LogFormat};
 use hubcap::observe::progress::View;
 use hubcap::run::{exit, RunError};
+use hubcap::tools::demo::DemoFormat;
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -142,25 +143,51 @@ async fn dispatch(
             Ok(())
         }
         Command::Demo(args) => {
-            let output = args.output.clone();
+            let (output, format) = (args.output.clone(), args.format);
             let summary = hubcap::tools::demo::demo(args).await?;
             println!("\n{}\n", summary.table());
-            println!(
-                "The files are in {} ({}), laid out like Event Hubs Capture:",
-                output, summary.output
-            );
-            println!("  {{Namespace}}/{{EventHub}}/{{PartitionId}}/{{Year}}/{{Month}}/{{Day}}/{{Hour}}/{{Minute}}/{{Second}}-{{FirstOffset}}.avro");
-            println!("and each partition's checkpoint is under {output}/_checkpoints/.");
-            println!("Look inside with `hubcap inspect {output} --limit 3` (or --stats), and check that every offset is in exactly one file with `hubcap audit --output {output}`.");
-            if !output.contains("://") {
-                println!(
-                    "Read them with any Avro reader, for example fastavro (pip install fastavro):"
-                );
-                println!("  python3 -c 'import fastavro,glob; r=[x for f in sorted(glob.glob(\"{output}/demo/**/*.avro\", recursive=True)) for x in fastavro.reader(open(f,\"rb\"))]; print(len(r), \"events; first:\", r[0])'");
-            }
+            print!("{}", demo_hints(&output, &summary.output, format));
             Ok(())
         }
     }
+}
+
+/// What the demo wrote and how to read it back.
+fn demo_hints(output: &str, resolved: &str, format: DemoFormat) -> String {
+    let topic = hubcap::tools::demo::DEMO_TOPIC;
+    let local = !output.contains("://");
+    let mut s = String::new();
+    match format {
+        DemoFormat::Avro => {
+            s += &format!(
+                "The files are in {output} ({resolved}), laid out like Event Hubs Capture:\n"
+            );
+            s += "  {Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}-{FirstOffset}.avro\n";
+        }
+        DemoFormat::Parquet => {
+            s += &format!("The files are in {output} ({resolved}), in the data-lake layout:\n");
+            s += &format!("  {}.parquet\n", hubcap::tools::demo::LAKE_TEMPLATE);
+        }
+    }
+    s += &format!("and each partition's checkpoint is under {output}/_checkpoints/.\n");
+    s += &format!("Look inside with `hubcap inspect {output} --limit 3` (or --stats), and check that every offset is in exactly one file with `hubcap audit --output {output}`.\n");
+    if local {
+        match format {
+            DemoFormat::Avro => {
+                s += "Read them with any Avro reader, for example fastavro (pip install fastavro):\n";
+                s += &format!("  python3 -c 'import fastavro,glob; r=[x for f in sorted(glob.glob(\"{output}/demo/**/*.avro\", recursive=True)) for x in fastavro.reader(open(f,\"rb\"))]; print(len(r), \"events; first:\", r[0])'\n");
+            }
+            DemoFormat::Parquet => {
+                s +=
+                    "Query them with DuckDB (pip install duckdb), partition and date as columns:\n";
+                s += &format!(
+                    r#"  python3 -c "import duckdb; duckdb.sql(\"SELECT partition, date, count(*) AS events, max(EnqueuedTime) AS last FROM read_parquet('{output}/{topic}/**/*.parquet', hive_partitioning = true) GROUP BY ALL ORDER BY ALL\").show()"
+"#
+                );
+            }
+        }
+    }
+    s
 }
 
 /// Sets `stop` on SIGINT or SIGTERM; the sources then flush open windows and checkpoint.

@@ -323,8 +323,8 @@ fn derive_eventhubs_settings(settings: &mut [Setting]) {
         return;
     };
     // `{Namespace}` comes from the brokers, the connection string's unless others are given.
-    let namespace = (!given("brokers", settings))
-        .then(|| namespace_from_brokers(&conn.bootstrap_servers()));
+    let namespace =
+        (!given("brokers", settings)).then(|| namespace_from_brokers(&conn.bootstrap_servers()));
     let derived = [
         ("brokers", Some(conn.bootstrap_servers())),
         ("topic", conn.entity_path.clone()),

@@ -13,6 +13,7 @@ use rdkafka::ClientConfig;
 
 use crate::encode::avro::Codec;
 use crate::encode::format::{Format, AVRO_BLOCK};
+use crate::encode::parquet::ParquetCompression;
 use crate::kafka::KafkaConfig;
 use crate::layout::{PathTemplate, DEFAULT_TEMPLATE};
 use crate::observe::progress::View;
@@ -66,12 +67,40 @@ pub struct DemoArgs {
     /// How many events the demo produces.
     #[arg(long, default_value_t = 5000)]
     pub events: usize,
+
+    /// avro: Event Hubs Capture's files and layout; parquet: the same columns, in the data-lake
+    /// layout `{EventHub}/partition=N/date=YYYY-MM-DD/`, which DuckDB, Spark and pyarrow read
+    /// as columns.
+    #[arg(long, value_enum, default_value_t = DemoFormat::Avro)]
+    pub format: DemoFormat,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoFormat {
+    Avro,
+    Parquet,
+}
+
+/// The demo's Parquet layout: Hive folders for the partition and the day.
+pub const LAKE_TEMPLATE: &str =
+    "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/{Offset}";
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
-    let format = Format::Avro {
-        codec: Codec::Null,
-        block_target: AVRO_BLOCK,
+    let (format, template) = match args.format {
+        DemoFormat::Avro => (
+            Format::Avro {
+                codec: Codec::Null,
+                block_target: AVRO_BLOCK,
+            },
+            DEFAULT_TEMPLATE,
+        ),
+        DemoFormat::Parquet => (
+            Format::Parquet {
+                compression: ParquetCompression::Zstd,
+                row_group_bytes: 0,
+            },
+            LAKE_TEMPLATE,
+        ),
     };
     let cluster = MockCluster::new(1)?;
     cluster.create_topic(DEMO_TOPIC, PARTITIONS, 1)?;
@@ -91,7 +120,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         output: args.output.clone(),
         checkpoints: None,
         namespace: "demo".into(),
-        template: PathTemplate::parse(DEFAULT_TEMPLATE, format.extension())?,
+        template: PathTemplate::parse(template, format.extension())?,
         policy: RollPolicy {
             max_bytes: 256 << 10,
             max_age: Duration::from_secs(10),
