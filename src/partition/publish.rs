@@ -46,6 +46,7 @@ impl PartitionWorker {
             first_time_ms: f.first_time_ms,
             last_time_ms: f.last_time_ms,
             manifest,
+            crc32c: Some(f.upload.crc32c()),
         };
         let next_offset = self
             .checkpoint
@@ -210,5 +211,6 @@ pub(super) fn manifest_entry(
         format: shared.files.format.name().into(),
         codec: shared.files.format.codec_name().into(),
         created_at: shared.clock.rfc3339(),
+        content_crc32c: p.crc32c.clone(),
     }
 }

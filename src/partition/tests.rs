@@ -372,6 +372,7 @@ async fn crashed_after_intent(s: &Shared, path: &str) {
         first_time_ms: None,
         last_time_ms: None,
         manifest: "g/t/0/2026/11/21/14.jsonl".into(),
+        crc32c: None,
     });
     s.checkpoints.save(&c, None).await.unwrap();
 }

@@ -58,6 +58,9 @@ pub struct PendingFile {
     pub last_time_ms: Option<i64>,
     /// The manifest object (under `_manifests/`) that lists the file.
     pub manifest: String,
+    /// The file's CRC32C (see `store::upload::crc32c_text`); absent in older checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<String>,
 }
 
 /// A checkpoint with the version it was read or written at.
@@ -328,6 +331,7 @@ mod tests {
                 first_time_ms: Some(1),
                 last_time_ms: None,
                 manifest: "g/t/2/2026/01/01/00.jsonl".into(),
+                crc32c: None,
             }),
             owner: "o".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),

@@ -38,6 +38,11 @@ pub struct ManifestEntry {
     /// Avro codec or Parquet compression.
     pub codec: String,
     pub created_at: String,
+    /// The file's CRC32C (Castagnoli), base64 of its four big-endian bytes, as S3
+    /// (`ChecksumCRC32C`) and GCS (`crc32c`) report an object's: `hubcap audit --verify`
+    /// recomputes it. Absent in lines written before hubcap recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_crc32c: Option<String>,
 }
 
 impl ManifestEntry {
@@ -199,6 +204,7 @@ mod tests {
             format: "avro".into(),
             codec: "null".into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
+            content_crc32c: None,
         }
     }
 

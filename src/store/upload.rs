@@ -19,6 +19,19 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::store::retry::{retry, Operation, RetryPolicy, Transient};
 
+/// A CRC32C (Castagnoli) as S3's `ChecksumCRC32C` and GCS's `crc32c` show it: base64 of its four
+/// big-endian bytes.
+pub fn crc32c_text(crc: u64) -> String {
+    use base64::Engine as _;
+    let crc = u32::try_from(crc).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+/// The CRC32C of `data`, as [`crc32c_text`] shows it.
+pub fn crc32c_of(data: &[u8]) -> String {
+    crc32c_text(crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data))
+}
+
 pub struct Upload {
     store: Arc<dyn ObjectStore>,
     path: Path,
@@ -26,6 +39,8 @@ pub struct Upload {
     max_parts_in_flight: usize,
     retry: RetryPolicy,
     state: State,
+    /// CRC32C of the bytes written so far.
+    crc: crc_fast::Digest,
 }
 
 enum State {
@@ -58,7 +73,14 @@ impl Upload {
                 parts: Vec::new(),
                 len: 0,
             },
+            crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi),
         }
+    }
+
+    /// The CRC32C of the bytes written so far, as S3 and GCS give an object's: the four bytes
+    /// (big-endian) in base64.
+    pub fn crc32c(&self) -> String {
+        crc32c_text(self.crc.finalize())
     }
 
     /// Retries and time bounds for this upload's requests.
@@ -85,6 +107,7 @@ impl Upload {
         if data.is_empty() {
             return Ok(());
         }
+        self.crc.update(&data);
         match &mut self.state {
             State::Buffer { parts, len } if *len + data.len() < self.part_size => {
                 *len += data.len();

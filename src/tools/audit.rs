@@ -72,12 +72,15 @@ use crate::state::manifest::{ManifestEntry, ManifestError, Manifests};
 use crate::store::{Location, StoreError};
 
 mod decode;
+mod files;
 mod kafka;
 mod report;
+mod strays;
 mod table;
 mod text;
 
 use decode::{avro_offsets, parquet_offsets};
+use files::{decode, list_files, read_file, verify, Stored};
 use kafka::{check_gaps, fetch_watermarks};
 pub use report::*;
 use table::{audit_tables, Archived};
@@ -110,6 +113,16 @@ pub struct AuditArgs {
     /// tell (Kafka no longer holds the offsets).
     #[arg(long, env = "HUBCAP_ALLOW_GAPS")]
     pub allow_gaps: bool,
+    /// Report stray files (under the output, picked up by a reader's `*.avro` or `*.parquet`
+    /// glob, and not archived by hubcap) as warnings, not failures: for an output that shares
+    /// its prefix with other data on purpose. Duplicates of archived records still fail.
+    #[arg(long, env = "HUBCAP_ALLOW_STRAY")]
+    pub allow_stray: bool,
+    /// Also read every file a manifest lists and check it against its line: its CRC32C (the
+    /// bytes archived), its records and its offsets. Finds files truncated, rewritten or rotted
+    /// since. Without it the audit only lists the store (and reads files no manifest lists).
+    #[arg(long, env = "HUBCAP_VERIFY")]
+    pub verify: bool,
     /// Kafka bootstrap servers: also compare with each partition's earliest/latest offsets, and
     /// read each gap from Kafka (read_committed): a gap without committed records is no failure.
     #[arg(long)]
@@ -256,7 +269,11 @@ pub(crate) struct Options {
     topics: Vec<String>,
     avro: PathTemplate,
     parquet: PathTemplate,
+    /// The Delta table layout, for Parquet names `--path-format` does not fit.
+    table: PathTemplate,
     allow_gaps: bool,
+    allow_stray: bool,
+    verify: bool,
 }
 
 impl Options {
@@ -266,7 +283,10 @@ impl Options {
             topics: args.topics.clone(),
             avro: PathTemplate::parse(&args.path_format, "avro")?,
             parquet: PathTemplate::parse(&args.path_format, "parquet")?,
+            table: PathTemplate::parse(crate::state::table::TABLE_TEMPLATE, "parquet")?,
             allow_gaps: args.allow_gaps,
+            allow_stray: args.allow_stray,
+            verify: args.verify,
         })
     }
 
@@ -340,12 +360,15 @@ pub(crate) async fn audit_locations(
     let (to_read, mut unmatched) = unlisted(&stored, &listed, &entries, &all_checkpoints, opts);
     read_unlisted(output, to_read, &mut entries).await?;
     unmatched.sort();
+    let (duplicates, strays) = strays::classify(output, unmatched, &entries).await?;
     let mut report = AuditReport {
         output: output.display.clone(),
         checkpoints: checkpoints.display.clone(),
         allow_gaps: opts.allow_gaps,
         partitions: Vec::with_capacity(entries.len()),
-        unmatched,
+        allow_stray: opts.allow_stray,
+        duplicates,
+        strays,
         tables: Vec::new(),
     };
     for (_, entry) in entries {
@@ -356,15 +379,15 @@ pub(crate) async fn audit_locations(
     Ok(report)
 }
 
-/// The stored files no manifest lists, with the partitions they belong to, and the names that
-/// do not fit the template.
+/// The stored files no manifest lists, with the partitions they belong to, and the files whose
+/// names fit no template.
 fn unlisted(
     stored: &Stored,
     listed: &HashSet<Path>,
     entries: &BTreeMap<Key, Entry>,
     all_checkpoints: &BTreeSet<(String, String, i32)>,
     opts: &Options,
-) -> (Vec<ToRead>, Vec<String>) {
+) -> (Vec<ToRead>, Vec<(Path, String)>) {
     let mut to_read = Vec::new();
     let mut unmatched = Vec::new();
     for (path, name) in stored.names.iter().filter(|(p, _)| !listed.contains(*p)) {
@@ -373,8 +396,13 @@ fn unlisted(
         } else {
             &opts.avro
         };
-        let Some(parsed) = template.parse_name(name) else {
-            unmatched.push(name.clone());
+        let parsed = template.parse_name(name).or_else(|| {
+            // A Delta table's file (`--table delta`), named by the table's layout.
+            let table = name.ends_with(".parquet") && !stored.tables.is_empty();
+            table.then(|| opts.table.parse_name(name)).flatten()
+        });
+        let Some(parsed) = parsed else {
+            unmatched.push((path.clone(), name.clone()));
             continue;
         };
         if !opts.wants_topic(&parsed.topic) {
@@ -575,6 +603,7 @@ async fn place_manifest_files(
     let mut reads = futures::stream::iter(reads).buffer_unordered(SMALL_READ_CONCURRENCY);
     let mut listed = HashSet::new();
     let mut archived = Archived::new();
+    let mut to_verify = Vec::new();
     while let Some((key, object, read)) = reads.next().await {
         // A group audited without a checkpoint for this partition: its files are orphans.
         if let (Some(group), false) = (&key.0, entries.contains_key(&key)) {
@@ -601,10 +630,26 @@ async fn place_manifest_files(
             let path = output.path(&line.path);
             if let Some(entry) = entries.get_mut(&key) {
                 let observed = listed_file(&line, stored.sizes.get(&path).copied());
-                place(entry, &line.path, line.first_sequence_number, &observed);
+                let readable = matches!(observed, Observed::Span(_) | Observed::Empty);
+                if opts.verify && readable {
+                    to_verify.push((key.clone(), path.clone(), line.clone()));
+                } else {
+                    place(entry, &line.path, line.first_sequence_number, &observed);
+                }
                 archived.insert(line.path.clone(), (key.clone(), line));
             }
             listed.insert(path);
+        }
+    }
+    let mut checks = futures::stream::iter(to_verify)
+        .map(|(key, path, line)| async move {
+            let observed = verify(output, &path, &line).await;
+            (key, line, observed)
+        })
+        .buffer_unordered(READ_CONCURRENCY);
+    while let Some((key, line, observed)) = checks.next().await {
+        if let Some(entry) = entries.get_mut(&key) {
+            place(entry, &line.path, line.first_sequence_number, &observed?);
         }
     }
     Ok((listed, archived))
@@ -654,106 +699,6 @@ fn listed_file(line: &ManifestEntry, stored_size: Option<u64>) -> Observed {
         )),
         Some(_) if line.event_count == 0 => Observed::Empty,
         Some(_) => Observed::Span(span),
-    }
-}
-
-// ---- record files ----
-
-/// The record files in the output: `.avro` and `.parquet` objects outside `_checkpoints/` and
-/// `_manifests/`, by path, with their names relative to the output and their sizes; and the
-/// Delta tables, the folders (relative to the output) with a `_delta_log/`.
-#[derive(Default)]
-struct Stored {
-    names: BTreeMap<Path, String>,
-    sizes: HashMap<Path, u64>,
-    tables: BTreeSet<String>,
-}
-
-async fn list_files(output: &Location) -> Result<Stored, AuditError> {
-    let mut stored = Stored::default();
-    for meta in list(output).await? {
-        let Some(parts) = relative_parts(&meta.location, &output.prefix) else {
-            continue;
-        };
-        let internal = parts
-            .first()
-            .is_some_and(|p| p == CHECKPOINTS_DIR || p == MANIFESTS_DIR);
-        if let Some(log) = parts
-            .iter()
-            .position(|p| p == "_delta_log")
-            .filter(|i| *i > 0)
-        {
-            stored.tables.insert(parts[..log].join("/"));
-            continue;
-        }
-        let name = parts.join("/");
-        // `name.avro#3` is a local upload being staged, not a file.
-        let record = name.ends_with(".avro") || name.ends_with(".parquet");
-        if !internal && record {
-            stored.sizes.insert(meta.location.clone(), meta.size);
-            stored.names.insert(meta.location, name);
-        }
-    }
-    Ok(stored)
-}
-
-/// Fetches a file and reads its offsets. A file that cannot be decoded is a finding; a store
-/// that cannot be read stops the audit.
-async fn read_file(
-    output: &Location,
-    path: &Path,
-    name: &str,
-    first: i64,
-) -> Result<Observed, AuditError> {
-    let read_err = |source| AuditError::Read {
-        file: name.to_string(),
-        source,
-    };
-    let data = match output.store.get(path).await {
-        Ok(got) => got.bytes().await.map_err(read_err)?,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Ok(Observed::Unreadable("deleted while the audit ran".into()))
-        }
-        Err(e) => return Err(read_err(e)),
-    };
-    let parquet = name.ends_with(".parquet");
-    // Decoding a large file takes a while: keep it off the runtime's threads.
-    let decoded = tokio::task::spawn_blocking(move || {
-        if parquet {
-            parquet_offsets(data)
-        } else {
-            avro_offsets(&data)
-        }
-    })
-    .await;
-    let offsets = match decoded {
-        Ok(Ok(offsets)) => offsets,
-        Ok(Err(reason)) => return Ok(Observed::Unreadable(reason)),
-        Err(e) => return Ok(Observed::Unreadable(format!("the decoder failed: {e}"))),
-    };
-    Ok(match offsets.first {
-        None => Observed::Empty,
-        Some(f) => Observed::Span(FileSpan {
-            path: name.to_string(),
-            first_offset: f,
-            last_offset: offsets.last,
-            events: offsets.count,
-        })
-        .check_name(first),
-    })
-}
-
-impl Observed {
-    /// A file whose name and first record disagree was renamed or is not what the name says,
-    /// and a replay would not overwrite it.
-    fn check_name(self, named_first: i64) -> Observed {
-        match self {
-            Observed::Span(s) if s.first_offset != named_first => Observed::Unreadable(format!(
-                "its name says its first offset is {named_first}, its first record is {}",
-                s.first_offset
-            )),
-            other => other,
-        }
     }
 }
 

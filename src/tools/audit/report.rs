@@ -24,11 +24,36 @@ pub struct AuditReport {
     pub allow_gaps: bool,
     /// Ordered by group, topic, partition.
     pub partitions: Vec<PartitionAudit>,
-    /// Record files that no manifest lists and whose names do not fit `--path-format`: they
-    /// cannot be placed, so nothing about them is checked.
-    pub unmatched: Vec<String>,
+    /// `--allow-stray`: strays are reported but are not failures.
+    pub allow_stray: bool,
+    /// Files a reader's glob picks up (`.avro`, `.parquet` outside `_` and `.` folders) that no
+    /// manifest lists and `--path-format` does not name, whose records are archived already:
+    /// readers count those records twice.
+    pub duplicates: Vec<Duplicate>,
+    /// Files a reader's glob picks up that are neither archived nor duplicates: not Capture files,
+    /// or Capture files of offsets no archived file holds, named outside `--path-format`.
+    pub strays: Vec<Stray>,
     /// The Delta tables (`--table delta`) that hold audited partitions' files.
     pub tables: Vec<TableAudit>,
+}
+
+/// A file whose offsets archived files hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Duplicate {
+    /// Relative to the output.
+    pub path: String,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// Archived files holding some of its offsets (at most three named).
+    pub archived: Vec<String>,
+}
+
+/// A file that is not part of the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stray {
+    /// Relative to the output.
+    pub path: String,
+    pub reason: String,
 }
 
 /// A Delta table, checked against the manifests and the checkpoints.
@@ -264,6 +289,9 @@ pub struct Failures {
     pub checkpoint_ahead: u64,
     /// What the Delta tables hold that they should not, or lack.
     pub table: u64,
+    pub duplicates: u64,
+    /// Not counted with `--allow-stray`.
+    pub strays: u64,
 }
 
 impl Failures {
@@ -278,6 +306,8 @@ impl Failures {
             + self.retention_lost
             + self.checkpoint_ahead
             + self.table
+            + self.duplicates
+            + self.strays
     }
 
     fn add(&mut self, o: Failures) {
@@ -291,6 +321,8 @@ impl Failures {
         self.retention_lost += o.retention_lost;
         self.checkpoint_ahead += o.checkpoint_ahead;
         self.table += o.table;
+        self.duplicates += o.duplicates;
+        self.strays += o.strays;
     }
 }
 
@@ -309,6 +341,12 @@ impl AuditReport {
             all.add(p.failures(self.allow_gaps));
         }
         all.table += self.tables.iter().map(TableAudit::failures).sum::<u64>();
+        all.duplicates = self.duplicates.len() as u64;
+        all.strays = if self.allow_stray {
+            0
+        } else {
+            self.strays.len() as u64
+        };
         all
     }
 
@@ -618,6 +656,8 @@ impl PartitionAudit {
             retention_lost: u64::from(kafka.is_some_and(|k| k.retention_lost.is_some())),
             checkpoint_ahead: u64::from(kafka.is_some_and(|k| k.checkpoint_ahead)),
             table: 0,
+            duplicates: 0,
+            strays: 0,
         }
     }
 }

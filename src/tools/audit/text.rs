@@ -35,6 +35,8 @@ impl Failures {
                 "checkpoints past their partition's end",
             ),
             (self.table, "Delta table finding", "Delta table findings"),
+            (self.duplicates, "duplicate file", "duplicate files"),
+            (self.strays, "stray file", "stray files"),
         ]
         .iter()
         .filter(|(n, _, _)| *n > 0)
@@ -61,13 +63,19 @@ impl AuditReport {
             }
             p.write_text(&mut s, self.allow_gaps);
         }
-        if !self.unmatched.is_empty() {
+        for d in &self.duplicates {
             let _ = writeln!(
                 s,
-                "not checked: {} files match neither --path-format nor a manifest line, e.g. {}",
-                self.unmatched.len(),
-                self.unmatched[0]
+                "duplicate: {} holds offsets {}..={}, archived in {}: readers count them twice",
+                d.path,
+                d.first_offset,
+                d.last_offset,
+                d.archived.join(", ")
             );
+        }
+        for stray in &self.strays {
+            let allowed = if self.allow_stray { " (allowed)" } else { "" };
+            let _ = writeln!(s, "stray{allowed}: {}: {}", stray.path, stray.reason);
         }
         for t in &self.tables {
             t.write_text(&mut s);
@@ -114,6 +122,15 @@ impl AuditReport {
                 sum(|p| usize::from(p.pending.is_some())),
                 "pending file",
                 "pending files",
+            ),
+            (
+                if self.allow_stray {
+                    self.strays.len()
+                } else {
+                    0
+                },
+                "allowed stray",
+                "allowed strays",
             ),
         ]
         .iter()

@@ -1,0 +1,107 @@
+//! `hubcap audit` as the gate before downstream jobs, on an archive of Apache Kafka written by
+//! the binary: what a reader's glob would pick up besides the archive fails it (a copy of an
+//! archived file under another name, a foreign file), and `--verify` finds files whose bytes
+//! changed (one bit flipped, cut short) by their CRC32C, which each manifest line records.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use serde_json::Value;
+
+const PARTITIONS: i32 = 3;
+
+/// The archived `.avro` files under `dir`, by path.
+fn archived(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = list_files(dir)
+        .into_iter()
+        .map(|(name, _)| dir.join(name))
+        .filter(|p| p.extension().is_some_and(|e| e == "avro"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn audit_json(dir: &Path, group: &str, extra: &[&str]) -> (bool, Value) {
+    let mut flags = vec!["--json"];
+    flags.extend_from_slice(extra);
+    let (clean, report) = audit_cli_with(dir, group, &flags);
+    let start = report.find('{').expect("a JSON report");
+    let end = report.rfind('}').unwrap();
+    (clean, serde_json::from_str(&report[start..=end]).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_and_foreign_files_fail_the_audit_and_verify_finds_changed_bytes() {
+    let t = Kafka::shared();
+    let topic = unique("gate");
+    let group = unique("g");
+    t.create_topic(&topic, PARTITIONS).await;
+    produce(&t.brokers, &topic, 0, 600).await;
+    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 600);
+    let out = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run_once(
+        &t.brokers,
+        &topic,
+        &group,
+        out.path().to_str().unwrap(),
+        &["--window-size", "16KiB"],
+    );
+    assert!(ok, "{stderr}");
+    let (clean, report) = audit_json(out.path(), &group, &["--verify"]);
+    assert!(clean, "{report}");
+    let files = archived(out.path());
+    assert!(files.len() > 2 * PARTITIONS as usize, "{files:?}");
+
+    // A second copy of an archived file beside it, as a retried copy job leaves one: every glob
+    // reader would count its events twice.
+    let copy = files[1].with_file_name("copy of the file.avro");
+    std::fs::copy(&files[1], &copy).unwrap();
+    let (clean, report) = audit_json(out.path(), &group, &[]);
+    assert!(!clean, "{report}");
+    assert_eq!(report["failures"]["duplicates"], 1, "{report}");
+    let named = report["duplicates"][0]["path"].as_str().unwrap();
+    assert!(named.ends_with("copy of the file.avro"), "{report}");
+    std::fs::remove_file(&copy).unwrap();
+
+    // A foreign file under the output: a stray, allowed with --allow-stray.
+    let foreign = out.path().join(&topic).join("exports/orders.parquet");
+    std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    std::fs::write(&foreign, b"PAR1 someone else's data PAR1").unwrap();
+    let (clean, report) = audit_json(out.path(), &group, &[]);
+    assert!(!clean && report["failures"]["strays"] == 1, "{report}");
+    let (clean, report) = audit_json(out.path(), &group, &["--allow-stray"]);
+    assert!(clean, "{report}");
+    std::fs::remove_file(&foreign).unwrap();
+
+    // One bit flipped in one file, another cut short.
+    let mut bytes = std::fs::read(&files[2]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&files[2], &bytes).unwrap();
+    let bytes = std::fs::read(&files[3]).unwrap();
+    std::fs::write(&files[3], &bytes[..bytes.len() - 100]).unwrap();
+    let (clean, report) = audit_json(out.path(), &group, &[]);
+    assert!(!clean, "{report}");
+    assert_eq!(
+        report["failures"]["unreadable"], 1,
+        "without --verify only the size shows: {report}"
+    );
+    let (clean, report) = audit_json(out.path(), &group, &["--verify"]);
+    assert!(!clean, "{report}");
+    assert_eq!(report["failures"]["unreadable"], 2, "{report}");
+    let reasons: Vec<String> = report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["unreadable"].as_array().unwrap().clone())
+        .map(|b| b["reason"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("its bytes changed since it was archived: CRC32C")),
+        "{reasons:?}"
+    );
+}
