@@ -36,12 +36,6 @@ pub struct LoggedFile {
     pub partition_values: BTreeMap<String, String>,
 }
 
-/// Whether `location` holds a Delta table (a `_delta_log/` with anything in it).
-pub async fn is_table(location: &Location) -> bool {
-    let log = location.path("_delta_log");
-    location.store.list(Some(&log)).next().await.is_some()
-}
-
 /// Reads the table at `location`: its files, the versions of `apps`, and the paths added twice.
 /// Must run on a multi-thread runtime.
 pub async fn read_table(location: &Location, apps: &[String]) -> Result<TableContents, TableError> {
