@@ -274,6 +274,8 @@ struct OpenFile {
     last_offset: i64,
     first_time_ms: Option<i64>,
     last_time_ms: Option<i64>,
+    /// The Avro block or Parquet row group size it is written with.
+    block_bytes: usize,
 }
 
 pub struct PartitionWorker {

@@ -76,6 +76,22 @@ impl Format {
         }
     }
 
+    /// This format with its Avro block or Parquet row group at `bytes`: what a file was written
+    /// with (its intent and manifest line record it), so that writing its records again gives
+    /// the same blocks.
+    pub fn with_block_bytes(self, bytes: usize) -> Format {
+        match self {
+            Format::Avro { codec, .. } => Format::Avro {
+                codec,
+                block_target: bytes.max(1),
+            },
+            Format::Parquet { compression, .. } => Format::Parquet {
+                compression,
+                row_group_bytes: bytes.max(1),
+            },
+        }
+    }
+
     /// The bytes an open file holds for its block or row group.
     pub fn block_bytes(self) -> usize {
         match self {

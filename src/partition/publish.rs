@@ -47,6 +47,7 @@ impl PartitionWorker {
             last_time_ms: f.last_time_ms,
             manifest,
             crc32c: Some(f.upload.crc32c()),
+            block_bytes: Some(f.block_bytes as u64),
         };
         let next_offset = self
             .checkpoint
@@ -212,5 +213,6 @@ pub(super) fn manifest_entry(
         codec: shared.files.format.codec_name().into(),
         created_at: shared.clock.rfc3339(),
         content_crc32c: p.crc32c.clone(),
+        block_bytes: p.block_bytes,
     }
 }

@@ -362,6 +362,11 @@ async fn redelivered_records_are_not_archived_twice() {
 
 /// Writes a checkpoint whose intent names a file, as a crash between intent and commit leaves it.
 async fn crashed_after_intent(s: &Shared, path: &str) {
+    crashed_after_intent_with(s, path, None).await;
+}
+
+/// [`crashed_after_intent`], the intent recording the file's block size.
+async fn crashed_after_intent_with(s: &Shared, path: &str, block_bytes: Option<u64>) {
     let mut c = s.checkpoints.document("t", 0, 10, "old-owner");
     c.pending = Some(PendingFile {
         path: path.into(),
@@ -373,8 +378,47 @@ async fn crashed_after_intent(s: &Shared, path: &str) {
         last_time_ms: None,
         manifest: "g/t/0/2026/11/21/14.jsonl".into(),
         crc32c: None,
+        block_bytes,
     });
     s.checkpoints.save(&c, None).await.unwrap();
+}
+
+/// A replay writes its records in the blocks its intent recorded, whatever share of the memory
+/// budget the file gets now: the same bytes as the file it replaces.
+#[tokio::test]
+async fn a_replay_writes_the_blocks_its_intent_recorded() {
+    let mut blocks = Vec::new();
+    for recorded in [Some(120), Some(1 << 20), None] {
+        let s = shared(1 << 30, Duration::from_secs(3600), false);
+        crashed_after_intent_with(&s, "x/10.avro", recorded).await;
+        let (tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), None);
+        tx.send(events((10..20).map(|o| ev(o, 50)))).await.unwrap();
+        drop(tx);
+        run.await.unwrap().1.unwrap();
+        let path = s.output.path("x/10.avro");
+        let bytes = s
+            .output
+            .store
+            .get(&path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let sync = crate::encode::avro::sync_marker("t", 0, 10);
+        // The header ends with the sync marker, and so does each block.
+        let markers = bytes.windows(16).filter(|w| *w == sync).count();
+        blocks.push(markers - 1);
+        let listed = s.manifests.read("g/t/0/2026/11/21/14.jsonl").await.unwrap();
+        let expected = recorded.or(Some(listed[0].block_bytes.unwrap()));
+        assert_eq!(
+            listed[0].block_bytes, expected,
+            "the line records the size used"
+        );
+    }
+    // Five records of over 120 bytes: a block each at 120 bytes, one block at 1 MiB; without a
+    // recorded size, the budget's share decides (and the line records it).
+    assert_eq!(blocks[..2], [5, 1], "{blocks:?}");
 }
 
 #[tokio::test]

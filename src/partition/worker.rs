@@ -287,7 +287,12 @@ impl PartitionWorker {
                 .part_size
                 .max(self.shared.files.min_part_size),
         );
-        let format = self.shared.files.format.sized_for(share);
+        // A replay writes its blocks as the file it replaces had them: the same bytes.
+        let recorded = self.replay.as_ref().and_then(|r| r.block_bytes);
+        let format = match recorded.and_then(|b| usize::try_from(b).ok()) {
+            Some(bytes) => self.shared.files.format.with_block_bytes(bytes),
+            None => self.shared.files.format.sized_for(share),
+        };
         self.shared.budget.check_file(
             files,
             format.block_bytes() + (1 + PARTS_IN_FLIGHT) * part_size,
@@ -306,6 +311,7 @@ impl PartitionWorker {
             last_offset: first.offset,
             first_time_ms: first.timestamp_ms,
             last_time_ms: first.timestamp_ms,
+            block_bytes: format.block_bytes(),
         }
     }
 

@@ -61,6 +61,10 @@ pub struct PendingFile {
     /// The file's CRC32C (see `store::upload::crc32c_text`); absent in older checkpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc32c: Option<String>,
+    /// The Avro block or Parquet row group size it was written with, so that a replay writes
+    /// the same blocks; absent in older checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_bytes: Option<u64>,
 }
 
 /// A checkpoint with the version it was read or written at.
@@ -332,6 +336,7 @@ mod tests {
                 last_time_ms: None,
                 manifest: "g/t/2/2026/01/01/00.jsonl".into(),
                 crc32c: None,
+                block_bytes: None,
             }),
             owner: "o".into(),
             updated_at: "2026-01-01T00:00:00.000Z".into(),

@@ -43,6 +43,10 @@ pub struct ManifestEntry {
     /// recomputes it. Absent in lines written before hubcap recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_crc32c: Option<String>,
+    /// The Avro block (uncompressed bytes at which a block closes) or Parquet row group size the
+    /// file was written with: writing the same records with it gives the same bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_bytes: Option<u64>,
 }
 
 impl ManifestEntry {
@@ -205,6 +209,7 @@ mod tests {
             codec: "null".into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
             content_crc32c: None,
+            block_bytes: None,
         }
     }
 

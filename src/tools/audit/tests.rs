@@ -171,6 +171,7 @@ impl Archive {
             codec: "null".into(),
             created_at: "2026-01-01T00:00:00.000Z".into(),
             content_crc32c: crc,
+            block_bytes: None,
         };
         let object = manifests.object_for("t", partition, at);
         manifests.upsert(&object, &entry).await.unwrap();
@@ -396,6 +397,7 @@ async fn orphans_past_the_checkpoint_are_reported_but_clean() {
         last_time_ms: None,
         manifest: "g/t/0/2023/11/14/22.jsonl".into(),
         crc32c: None,
+        block_bytes: None,
     };
     a.checkpoint(0, 10, Some(pending)).await;
     let (report, text) = a.audit().await;
