@@ -378,7 +378,9 @@ async fn three_instances_killed_at_random_leave_every_offset_once_for_every_read
         tokio::spawn(async move {
             let mut all = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let stamp = |i: usize| start_ms + i as i64 * 300_000;
+                // Never in the future, which the broker refuses: a long loop's later records
+                // all get the last day.
+                let stamp = |i: usize| start_ms + (i as i64 * 300_000).min(5 * 86_400_000);
                 all.extend(produce_stamped(&brokers, &topic, all.len(), 40, stamp).await);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
