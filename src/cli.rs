@@ -65,6 +65,9 @@ pub enum Command {
     /// Check that every offset is in exactly one file up to each partition's checkpoint: report
     /// gaps, overlaps, orphans and unreadable files; exit 0 only when the archive is clean.
     Audit(crate::tools::audit::AuditArgs),
+    /// Re-archive files the audit finds missing from the records Kafka still holds, under
+    /// their names and with the blocks their manifest lines give; never moves a checkpoint.
+    Repair(crate::tools::repair::RepairArgs),
 }
 
 /// `--config PATH` is not a field: [`crate::cli::file::parse`] has applied the file by the time

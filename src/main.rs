@@ -136,6 +136,20 @@ async fn dispatch(
             );
             Ok(())
         }
+        Command::Repair(args) => {
+            let report = hubcap::tools::repair::repair(&args).await?;
+            if args.audit.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+            anyhow::ensure!(
+                report.unrecoverable.is_empty(),
+                "{} missing files cannot be restored from Kafka (see the report above)",
+                report.unrecoverable.len()
+            );
+            Ok(())
+        }
         Command::Inspect(args) => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
             hubcap::tools::inspect::inspect(&args, &mut out).await?;

@@ -4,3 +4,4 @@
 pub mod audit;
 pub mod demo;
 pub mod inspect;
+pub mod repair;

@@ -105,3 +105,100 @@ async fn copies_and_foreign_files_fail_the_audit_and_verify_finds_changed_bytes(
         "{reasons:?}"
     );
 }
+
+/// `hubcap repair` restores deleted files from Kafka: the first and the last file of two
+/// partitions come back byte for byte (the same CRC32C as the manifest lines), `--dry-run`
+/// writes nothing, and a range Kafka's retention deleted is reported unrecoverable.
+#[tokio::test(flavor = "multi_thread")]
+async fn repair_restores_deleted_files_byte_for_byte_and_names_what_kafka_lost() {
+    let t = Kafka::shared();
+    let topic = unique("repair");
+    let group = unique("g");
+    t.create_topic(&topic, PARTITIONS).await;
+    produce(&t.brokers, &topic, 0, 900).await;
+    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 900);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, dir, &["--window-size", "16KiB"]);
+    assert!(ok, "{stderr}");
+
+    // The first and last files of partitions 0 and 2.
+    let files = archived(out.path());
+    let of = |p: i32| -> Vec<PathBuf> {
+        files
+            .iter()
+            .filter(|f| f.to_str().unwrap().contains(&format!("/{topic}/{p}/")))
+            .cloned()
+            .collect()
+    };
+    let mut deleted = Vec::new();
+    for p in [0, 2] {
+        let mine = of(p);
+        assert!(mine.len() >= 3, "{mine:?}");
+        for f in [mine.first().unwrap(), mine.last().unwrap()] {
+            deleted.push((f.clone(), std::fs::read(f).unwrap()));
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    let (clean, report) = audit_json(out.path(), &group, &[]);
+    assert!(!clean && report["failures"]["missing"] == 4, "{report}");
+
+    let repair = |extra: &[&str]| {
+        run_with_timeout(
+            hubcap()
+                .args(["repair", "--output", dir, "--group", &group])
+                .args(["--brokers", &t.brokers])
+                .args(extra),
+            std::time::Duration::from_secs(120),
+        )
+    };
+    let (ok, stdout, stderr) = repair(&["--dry-run"]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("repair: 4 would restore, 0 unrecoverable"),
+        "{stdout}"
+    );
+    assert!(
+        deleted.iter().all(|(f, _)| !f.exists()),
+        "--dry-run wrote nothing"
+    );
+
+    let (ok, stdout, stderr) = repair(&[]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("repair: 4 restored, 0 unrecoverable"),
+        "{stdout}"
+    );
+    for (f, bytes) in &deleted {
+        assert_eq!(
+            &std::fs::read(f).unwrap(),
+            bytes,
+            "{f:?} is byte for byte the same"
+        );
+    }
+    let (clean, report) = audit_json(out.path(), &group, &["--verify"]);
+    assert!(clean, "{report}");
+
+    // Retention deletes partition 1's first records from Kafka; its first file goes too.
+    let first = of(1)[0].clone();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &t.brokers)
+            .create()
+            .unwrap();
+    let mut upto = rdkafka::TopicPartitionList::new();
+    upto.add_partition_offset(&topic, 1, rdkafka::Offset::Offset(5))
+        .unwrap();
+    admin
+        .delete_records(&upto, &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    std::fs::remove_file(&first).unwrap();
+    let (ok, stdout, _) = repair(&[]);
+    assert!(!ok, "an unrecoverable file fails the repair:\n{stdout}");
+    assert!(
+        stdout.contains("unrecoverable: ") && stdout.contains("its log starts at 5 (retention)"),
+        "{stdout}"
+    );
+    assert!(!first.exists());
+}

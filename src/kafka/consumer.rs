@@ -19,6 +19,8 @@
 mod rebalance;
 mod records;
 
+pub(crate) use records::RawHeaders;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -83,7 +83,8 @@ use decode::{avro_offsets, parquet_offsets};
 use files::{decode, list_files, read_file, verify, Stored};
 use kafka::{check_gaps, fetch_watermarks};
 pub use report::*;
-use table::{audit_tables, Archived};
+use table::audit_tables;
+pub(crate) use table::Archived;
 
 /// Files fetched and decoded at once; each is held in memory while it is decoded.
 const READ_CONCURRENCY: usize = 4;
@@ -212,6 +213,21 @@ pub async fn audit(
     }
     write_report(&report, args.json, out)?;
     Ok(report)
+}
+
+/// The audit without Kafka, and the manifest lines of the audited partitions by file name:
+/// what `hubcap repair` works from.
+pub(crate) async fn audit_archive(
+    args: &AuditArgs,
+) -> Result<(AuditReport, Archived, Location), AuditError> {
+    let output = open_existing(&args.output, "--output")?;
+    let checkpoints = match &args.checkpoints {
+        Some(spec) => open_existing(spec, "--checkpoints")?,
+        None => output.child(CHECKPOINTS_DIR),
+    };
+    let opts = Options::new(args)?;
+    let (report, archived) = audit_locations_with_lines(&output, &checkpoints, &opts).await?;
+    Ok((report, archived, output))
 }
 
 /// Writes the report as text or as JSON (the report plus `clean` and the failure counts).
@@ -350,6 +366,16 @@ pub(crate) async fn audit_locations(
     checkpoints: &Location,
     opts: &Options,
 ) -> Result<AuditReport, AuditError> {
+    Ok(audit_locations_with_lines(output, checkpoints, opts)
+        .await?
+        .0)
+}
+
+async fn audit_locations_with_lines(
+    output: &Location,
+    checkpoints: &Location,
+    opts: &Options,
+) -> Result<(AuditReport, Archived), AuditError> {
     let all_checkpoints = list_checkpoints(checkpoints).await?;
     let mut entries = load_checkpoints(checkpoints, &all_checkpoints, opts).await?;
     if entries.is_empty() {
@@ -376,7 +402,7 @@ pub(crate) async fn audit_locations(
     }
     report.sort();
     report.tables = audit_tables(output, &stored.tables, &archived, &report.partitions).await;
-    Ok(report)
+    Ok((report, archived))
 }
 
 /// The stored files no manifest lists, with the partitions they belong to, and the files whose

@@ -147,7 +147,7 @@ fn hand_over(tx: &mpsc::Sender<Input>, inputs: Vec<Input>) -> Vec<Input> {
 
 /// A record's headers, read through librdkafka's C API: rdkafka's safe accessor panics on a
 /// header name that is not UTF-8, and a poisoned record must not take the consumer down.
-struct RawHeaders<'a> {
+pub(crate) struct RawHeaders<'a> {
     headers: *const rdkafka::bindings::rd_kafka_headers_t,
     next: usize,
     count: usize,
@@ -155,7 +155,7 @@ struct RawHeaders<'a> {
 }
 
 impl<'a> RawHeaders<'a> {
-    fn of(m: &'a BorrowedMessage<'_>) -> RawHeaders<'a> {
+    pub(crate) fn of(m: &'a BorrowedMessage<'_>) -> RawHeaders<'a> {
         use rdkafka::bindings as rd;
         let mut headers: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
         // SAFETY: `m` borrows a live message; librdkafka owns the header list, which lives as

@@ -23,7 +23,7 @@ use crate::store::Location;
 use super::{BadFile, Key, PartitionAudit, TableAudit, TableTransaction};
 
 /// A file an audited group's manifest lists, by its name relative to the output.
-pub(super) type Archived = BTreeMap<String, (Key, ManifestEntry)>;
+pub(crate) type Archived = BTreeMap<String, (Key, ManifestEntry)>;
 
 /// Audits each table under `output` that holds files of the audited partitions.
 pub(super) async fn audit_tables(

@@ -1,0 +1,332 @@
+//! `hubcap repair`: re-archives the files the audit finds missing (listed in a manifest, gone
+//! from the store) from the records Kafka still holds.
+//!
+//! Each missing file is written again under its name with exactly the offsets, the format, the
+//! codec and the block size its manifest line gives: the same bytes (the Avro sync marker comes
+//! from the file's topic, partition and first offset; the blocks from `blockBytes`). A file is
+//! only put when its size and CRC32C match its line, so manifests stay true; and only where no
+//! object is (put-if-absent), so a live archiver's file is never overwritten. Kafka is read with
+//! an assigned consumer that joins no group and commits nothing: repair takes no partition from
+//! a running archiver, and it never moves a checkpoint. Ranges Kafka no longer holds (or holds
+//! differently) are reported as unrecoverable. `--dry-run` reads and checks, and writes nothing.
+
+use std::time::Duration;
+
+use object_store::{PutMode, PutOptions};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::encode::avro::Codec;
+use crate::encode::format::{Format, AVRO_BLOCK};
+use crate::encode::parquet::ParquetCompression;
+use crate::kafka::consumer::RawHeaders;
+use crate::kafka::parse_key_value;
+use crate::record::Batch;
+use crate::state::manifest::ManifestEntry;
+use crate::store::upload::crc32c_of;
+use crate::tools::audit::{audit_archive, AuditArgs, AuditError};
+
+/// How long Kafka may take to answer, or to deliver the next record of a range.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub audit: AuditArgs,
+    /// Read and check what would be restored, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("repair reads the missing records from Kafka: pass --brokers (and the -X settings it needs)")]
+    NoBrokers,
+    #[error("-X {0}")]
+    KafkaSetting(String),
+    #[error("cannot create a Kafka consumer: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: object_store::Error,
+    },
+    #[error("reading Kafka stopped unexpectedly: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot write the report: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// What `hubcap repair` did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairReport {
+    pub dry_run: bool,
+    /// Files written again (with `--dry-run`: that would be), byte for byte as listed.
+    pub restored: Vec<Restored>,
+    /// Missing files that cannot be written again as their manifest lines list them.
+    pub unrecoverable: Vec<Unrecoverable>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub path: String,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub events: u64,
+    pub size: u64,
+    pub crc32c: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unrecoverable {
+    pub path: String,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub reason: String,
+}
+
+impl RepairReport {
+    pub fn text(&self) -> String {
+        let verb = if self.dry_run {
+            "would restore"
+        } else {
+            "restored"
+        };
+        let mut s = String::new();
+        for r in &self.restored {
+            s += &format!(
+                "{verb} {} (offsets {}..={}, {} events, {} bytes, CRC32C {} as listed)\n",
+                r.path, r.first_offset, r.last_offset, r.events, r.size, r.crc32c
+            );
+        }
+        for u in &self.unrecoverable {
+            s += &format!(
+                "unrecoverable: {} (offsets {}..={}): {}\n",
+                u.path, u.first_offset, u.last_offset, u.reason
+            );
+        }
+        s += &format!(
+            "repair: {} {verb}, {} unrecoverable\n",
+            self.restored.len(),
+            self.unrecoverable.len()
+        );
+        s
+    }
+}
+
+/// Audits the archive, and writes each missing file again from Kafka.
+pub async fn repair(args: &RepairArgs) -> Result<RepairReport, RepairError> {
+    let brokers = args.audit.brokers.clone().ok_or(RepairError::NoBrokers)?;
+    let (audit, archived, output) = audit_archive(&args.audit).await?;
+    let mut report = RepairReport {
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    let mut settings = Vec::new();
+    for s in &args.audit.kafka {
+        settings.push(parse_key_value(s).map_err(RepairError::KafkaSetting)?);
+    }
+    for p in &audit.partitions {
+        for span in &p.missing {
+            let Some((_, line)) = archived.get(&span.path) else {
+                continue;
+            };
+            let (brokers, settings, line_owned) = (brokers.clone(), settings.clone(), line.clone());
+            let rebuilt =
+                tokio::task::spawn_blocking(move || rebuild(&brokers, &settings, &line_owned))
+                    .await??;
+            let bytes = match rebuilt {
+                Ok(bytes) => bytes,
+                Err(reason) => {
+                    report.unrecoverable.push(unrecoverable(line, reason));
+                    continue;
+                }
+            };
+            let crc = crc32c_of(&bytes);
+            if let Some(reason) = differs(line, bytes.len() as u64, &crc) {
+                report.unrecoverable.push(unrecoverable(line, reason));
+                continue;
+            }
+            if !args.dry_run {
+                let opts = PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                };
+                let put = output
+                    .store
+                    .put_opts(&output.path(&line.path), bytes.into(), opts)
+                    .await;
+                match put {
+                    Ok(_) => {}
+                    // Written meanwhile (a live archiver's replay): left as it is.
+                    Err(object_store::Error::AlreadyExists { .. }) => continue,
+                    Err(source) => {
+                        return Err(RepairError::Write {
+                            path: line.path.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+            report.restored.push(Restored {
+                path: line.path.clone(),
+                first_offset: line.first_sequence_number,
+                last_offset: line.last_sequence_number,
+                events: line.event_count,
+                size: line.size_in_bytes,
+                crc32c: crc,
+            });
+        }
+    }
+    Ok(report)
+}
+
+fn unrecoverable(line: &ManifestEntry, reason: String) -> Unrecoverable {
+    Unrecoverable {
+        path: line.path.clone(),
+        first_offset: line.first_sequence_number,
+        last_offset: line.last_sequence_number,
+        reason,
+    }
+}
+
+/// Why bytes of `size` and CRC32C `crc` are not the file `line` lists, if they are not.
+fn differs(line: &ManifestEntry, size: u64, crc: &str) -> Option<String> {
+    if size != line.size_in_bytes {
+        return Some(format!(
+            "written again from Kafka it has {size} bytes, its manifest line {}",
+            line.size_in_bytes
+        ));
+    }
+    match &line.content_crc32c {
+        Some(listed) if listed != crc => Some(format!(
+            "written again from Kafka its CRC32C is {crc}, its manifest line's {listed}"
+        )),
+        _ => None,
+    }
+}
+
+/// The file `line` lists, encoded again from the records Kafka holds at its offsets; or why
+/// it cannot be.
+fn rebuild(
+    brokers: &str,
+    settings: &[(String, String)],
+    line: &ManifestEntry,
+) -> Result<Result<Vec<u8>, String>, RepairError> {
+    let Some(format) = format_of(line) else {
+        return Ok(Err(format!(
+            "its manifest line's format {:?} / codec {:?} is not one hubcap writes",
+            line.format, line.codec
+        )));
+    };
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        // Assigned, never subscribed and never committed: the group is only a name.
+        .set("group.id", "hubcap-repair")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true");
+    for (k, v) in settings {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create()?;
+    let (topic, partition) = (line.topic.as_str(), line.partition_id);
+    let (first, last) = (line.first_sequence_number, line.last_sequence_number);
+    let (low, high) = match consumer.fetch_watermarks(topic, partition, KAFKA_TIMEOUT) {
+        Ok(marks) => marks,
+        Err(e) => {
+            return Ok(Err(format!(
+                "Kafka did not give the partition's offsets: {e}"
+            )))
+        }
+    };
+    if first < low {
+        return Ok(Err(format!(
+            "Kafka no longer holds offsets {first}..={}: its log starts at {low} (retention)",
+            (low - 1).min(last)
+        )));
+    }
+    if last >= high {
+        return Ok(Err(format!(
+            "Kafka's partition ends at {high}: the topic was re-created or truncated"
+        )));
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(first))?;
+    consumer.assign(&tpl)?;
+    let mut batch = Batch::default();
+    loop {
+        let Some(polled) = consumer.poll(KAFKA_TIMEOUT) else {
+            return Ok(Err(format!(
+                "Kafka delivered nothing past offset {} within {KAFKA_TIMEOUT:?}",
+                first + batch.len() as i64 - 1
+            )));
+        };
+        let m = match polled {
+            Ok(m) => m,
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => break,
+            Err(e) => return Ok(Err(format!("reading Kafka failed: {e}"))),
+        };
+        if m.offset() > last {
+            break;
+        }
+        if m.offset() >= first {
+            batch.push(
+                m.offset(),
+                m.timestamp().to_millis(),
+                m.key(),
+                m.payload(),
+                RawHeaders::of(&m),
+            );
+        }
+        if m.offset() == last {
+            break;
+        }
+    }
+    if batch.len() as u64 != line.event_count {
+        return Ok(Err(format!(
+            "Kafka holds {} records at offsets {first}..={last}, its manifest line {}",
+            batch.len(),
+            line.event_count
+        )));
+    }
+    let mut file = format.create(topic, partition, first);
+    let mut bytes = Vec::new();
+    for r in batch.iter() {
+        file.prepare(&r);
+        if let Err(e) = file.push_prepared(&r) {
+            return Ok(Err(format!("cannot encode offset {}: {e}", r.offset)));
+        }
+        bytes.extend(file.take_output());
+    }
+    match file.finish() {
+        Ok((rest, _)) => bytes.extend(rest),
+        Err(e) => return Ok(Err(format!("cannot encode: {e}"))),
+    }
+    Ok(Ok(bytes))
+}
+
+/// The format a manifest line says its file was written in.
+fn format_of(line: &ManifestEntry) -> Option<Format> {
+    use clap::ValueEnum;
+    let bytes = line.block_bytes.and_then(|b| usize::try_from(b).ok());
+    let format = match line.format.as_str() {
+        "avro" => Format::Avro {
+            codec: Codec::from_str(&line.codec, true).ok()?,
+            block_target: AVRO_BLOCK,
+        },
+        "parquet" => Format::Parquet {
+            compression: ParquetCompression::from_str(&line.codec, true).ok()?,
+            row_group_bytes: 0,
+        },
+        _ => return None,
+    };
+    Some(match bytes {
+        Some(b) => format.with_block_bytes(b),
+        None => format,
+    })
+}
