@@ -266,6 +266,9 @@ pub fn name_time(record_ms: Option<i64>, opened: DateTime<Utc>) -> DateTime<Utc>
 pub const CHECKPOINTS_DIR: &str = "_checkpoints";
 /// Where manifests go, under `--output`.
 pub const MANIFESTS_DIR: &str = "_manifests";
+/// Where `hubcap repair` moves duplicates and strays, under `--output`, each beside a note of
+/// why (`NAME.why.json`). Readers and the audit skip `_` folders.
+pub const QUARANTINE_DIR: &str = "_quarantine";
 
 /// The first broker's host, without scheme, port or IPv6 brackets.
 fn first_broker_host(brokers: &str) -> &str {

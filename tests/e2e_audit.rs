@@ -155,7 +155,7 @@ async fn repair_restores_deleted_files_byte_for_byte_and_names_what_kafka_lost()
     let (ok, stdout, stderr) = repair(&["--dry-run"]);
     assert!(ok, "{stdout}{stderr}");
     assert!(
-        stdout.contains("repair: 4 would restore, 0 unrecoverable"),
+        stdout.contains("repair: 4 would restore, 0 would quarantine, 0 unrecoverable"),
         "{stdout}"
     );
     assert!(
@@ -166,7 +166,7 @@ async fn repair_restores_deleted_files_byte_for_byte_and_names_what_kafka_lost()
     let (ok, stdout, stderr) = repair(&[]);
     assert!(ok, "{stdout}{stderr}");
     assert!(
-        stdout.contains("repair: 4 restored, 0 unrecoverable"),
+        stdout.contains("repair: 4 restored, 0 quarantined, 0 unrecoverable"),
         "{stdout}"
     );
     for (f, bytes) in &deleted {
@@ -201,4 +201,99 @@ async fn repair_restores_deleted_files_byte_for_byte_and_names_what_kafka_lost()
         "{stdout}"
     );
     assert!(!first.exists());
+}
+
+/// Repair beside a continuous archiver of the same group: it restores a deleted file and moves
+/// a copy and a foreign file under `_quarantine/` (with a note of why), while the archiver keeps
+/// its partitions (no rebalance) and goes on archiving; afterwards every record is in exactly
+/// one file and the audit, with `--verify`, is clean.
+#[tokio::test(flavor = "multi_thread")]
+async fn repair_beside_a_running_archiver_takes_nothing_from_it() {
+    let t = Kafka::shared();
+    let topic = unique("beside");
+    let group = unique("g");
+    t.create_topic(&topic, PARTITIONS).await;
+    let mut produced = produce(&t.brokers, &topic, 0, 600).await;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap().to_string();
+    let mut archiver = Instance::spawn("archiver", {
+        let mut cmd = hubcap();
+        cmd.args(["run", "--brokers", &t.brokers, "--topic", &topic])
+            .args(["--group", &group, "--output", &dir])
+            .args(["--window-size", "16KiB", "--window-time", "1s"]);
+        cmd
+    });
+    let caught_up = |produced: &[Produced], archiver: &Instance| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let done = (0..PARTITIONS).all(|p| {
+                let end = produced.iter().filter(|r| r.partition == p).count() as i64;
+                let path = checkpoint_file(out.path(), &group, &topic, p);
+                path.exists() && local_next_offset(out.path(), &group, &topic, p) == end
+            });
+            if done {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", archiver.log());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    caught_up(&produced, &archiver);
+
+    let files = archived(out.path());
+    let (gone, kept) = (files[1].clone(), std::fs::read(&files[1]).unwrap());
+    std::fs::remove_file(&gone).unwrap();
+    let copy = files[2].with_file_name("copy.avro");
+    std::fs::copy(&files[2], &copy).unwrap();
+    let stray = out.path().join("exports/orders.parquet");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, b"not ours").unwrap();
+    let assigned = archiver.count_since(0, "partitions assigned");
+
+    let (ok, stdout, stderr) = run_with_timeout(
+        hubcap()
+            .args(["repair", "--output", &dir, "--group", &group])
+            .args(["--brokers", &t.brokers]),
+        std::time::Duration::from_secs(120),
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("repair: 1 restored, 2 quarantined, 0 unrecoverable"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(&gone).unwrap(), kept);
+    assert!(!copy.exists() && !stray.exists());
+    let relative = |p: &Path| p.strip_prefix(out.path()).unwrap().to_path_buf();
+    for moved in [&copy, &stray] {
+        let to = out.path().join("_quarantine").join(relative(moved));
+        assert!(to.exists(), "{to:?}");
+        let note = to.with_file_name(format!(
+            "{}.why.json",
+            to.file_name().unwrap().to_str().unwrap()
+        ));
+        let note: Value = serde_json::from_slice(&std::fs::read(note).unwrap()).unwrap();
+        assert!(
+            note["why"].as_str().unwrap().starts_with("a duplicate")
+                || note["why"].as_str().unwrap().starts_with("a stray"),
+            "{note}"
+        );
+    }
+
+    // The archiver kept its partitions and goes on.
+    produced.extend(produce(&t.brokers, &topic, 600, 300).await);
+    caught_up(&produced, &archiver);
+    assert_eq!(
+        archiver.count_since(0, "partitions assigned"),
+        assigned,
+        "no rebalance:\n{}",
+        archiver.log()
+    );
+    archiver.signal(15);
+    assert!(archiver
+        .wait_exit(std::time::Duration::from_secs(60))
+        .success());
+    let a = audit(&read_local(out.path()), &topic, &produced);
+    assert_eq!((a.events, a.duplicates, a.missing), (900, 0, 0));
+    let (clean, report) = audit_json(out.path(), &group, &["--verify"]);
+    assert!(clean, "{report}");
 }

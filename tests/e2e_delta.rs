@@ -122,14 +122,7 @@ async fn a_delta_table_holds_every_offset_once_across_runs() {
     let table = read_table_with(&table_dir, "0", &apps);
     assert_eq!(offsets(&table), produced_offsets(&produced));
     assert!(table["version"].as_i64().unwrap() > first_version);
-    for (p, app) in apps.iter().enumerate() {
-        let next = local_next_offset(out.path(), &group, &topic, p as i32);
-        assert_eq!(
-            table["txn"][app].as_i64(),
-            Some(next - 1),
-            "the table's set-transaction version of partition {p} is its checkpoint's last offset"
-        );
-    }
+    assert_txn_is_checkpoint(&table, &apps, out.path(), &group, &topic);
     let (ok, report) = audit_cli(out.path(), &group);
     assert!(ok, "{report}");
 }
@@ -575,14 +568,7 @@ async fn three_instances_killed_at_random_leave_every_offset_once_for_every_read
 
     let version = delta_rs["version"].as_i64().unwrap();
     assert_eq!(spark["version"].as_i64(), Some(version));
-    for (p, app) in apps.iter().enumerate() {
-        let next = local_next_offset(out.path(), &group, &topic, p as i32);
-        assert_eq!(
-            delta_rs["txn"][app].as_i64(),
-            Some(next - 1),
-            "partition {p}"
-        );
-    }
+    assert_txn_is_checkpoint(&delta_rs, &apps, out.path(), &group, &topic);
     let (clean, report) = audit_cli(out.path(), &group);
     assert!(clean, "hubcap audit after the kill loop:\n{report}");
     println!(
@@ -590,6 +576,19 @@ async fn three_instances_killed_at_random_leave_every_offset_once_for_every_read
         files.len(),
         version
     );
+}
+
+/// Each partition's set-transaction version in the table (`apps[p]`, as read_delta.py read
+/// it) is its checkpoint's last offset.
+fn assert_txn_is_checkpoint(table: &Value, apps: &[String], dir: &Path, group: &str, topic: &str) {
+    for (p, app) in apps.iter().enumerate() {
+        let next = local_next_offset(dir, group, topic, p as i32);
+        assert_eq!(
+            table["txn"][app].as_i64(),
+            Some(next - 1),
+            "the table's set-transaction version of partition {p} is its checkpoint's last offset"
+        );
+    }
 }
 
 /// The table's log entries (`_delta_log/*.json`) so far.

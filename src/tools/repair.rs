@@ -8,11 +8,15 @@
 //! object is (put-if-absent), so a live archiver's file is never overwritten. Kafka is read with
 //! an assigned consumer that joins no group and commits nothing: repair takes no partition from
 //! a running archiver, and it never moves a checkpoint. Ranges Kafka no longer holds (or holds
-//! differently) are reported as unrecoverable. `--dry-run` reads and checks, and writes nothing.
+//! differently) are reported as unrecoverable.
+//!
+//! Duplicates and strays the audit finds (strays only without `--allow-stray`) are moved under
+//! `_quarantine/` (the same name below it), each with a note of why (`NAME.why.json`): out of
+//! what readers' globs pick up, never deleted. `--dry-run` reads and checks, and writes nothing.
 
 use std::time::Duration;
 
-use object_store::{PutMode, PutOptions};
+use object_store::{ObjectStoreExt, PutMode, PutOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::Serialize;
@@ -22,6 +26,7 @@ use crate::encode::format::{Format, AVRO_BLOCK};
 use crate::encode::parquet::ParquetCompression;
 use crate::kafka::consumer::RawHeaders;
 use crate::kafka::parse_key_value;
+use crate::layout::QUARANTINE_DIR;
 use crate::record::Batch;
 use crate::state::manifest::ManifestEntry;
 use crate::store::upload::crc32c_of;
@@ -68,6 +73,16 @@ pub struct RepairReport {
     pub restored: Vec<Restored>,
     /// Missing files that cannot be written again as their manifest lines list them.
     pub unrecoverable: Vec<Unrecoverable>,
+    /// Duplicates and strays moved under `_quarantine/` (with `--dry-run`: that would be).
+    pub quarantined: Vec<Quarantined>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Quarantined {
+    pub path: String,
+    /// Where it is now, relative to the output.
+    pub to: String,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +117,14 @@ impl RepairReport {
                 r.path, r.first_offset, r.last_offset, r.events, r.size, r.crc32c
             );
         }
+        let moved = if self.dry_run {
+            "would quarantine"
+        } else {
+            "quarantined"
+        };
+        for q in &self.quarantined {
+            s += &format!("{moved} {} to {}: {}\n", q.path, q.to, q.why);
+        }
         for u in &self.unrecoverable {
             s += &format!(
                 "unrecoverable: {} (offsets {}..={}): {}\n",
@@ -109,8 +132,9 @@ impl RepairReport {
             );
         }
         s += &format!(
-            "repair: {} {verb}, {} unrecoverable\n",
+            "repair: {} {verb}, {} {moved}, {} unrecoverable\n",
             self.restored.len(),
+            self.quarantined.len(),
             self.unrecoverable.len()
         );
         s
@@ -181,7 +205,66 @@ pub async fn repair(args: &RepairArgs) -> Result<RepairReport, RepairError> {
             });
         }
     }
+    let mut moves: Vec<(String, String)> = audit
+        .duplicates
+        .iter()
+        .map(|d| {
+            let why = format!(
+                "a duplicate: it holds offsets {}..={}, archived in {}",
+                d.first_offset,
+                d.last_offset,
+                d.archived.join(", ")
+            );
+            (d.path.clone(), why)
+        })
+        .collect();
+    if !args.audit.allow_stray {
+        moves.extend(
+            audit
+                .strays
+                .iter()
+                .map(|s| (s.path.clone(), format!("a stray: {}", s.reason))),
+        );
+    }
+    for (path, why) in moves {
+        let to = format!("{QUARANTINE_DIR}/{path}");
+        if !args.dry_run {
+            quarantine(&output, &path, &to, &why).await?;
+        }
+        report.quarantined.push(Quarantined { path, to, why });
+    }
     Ok(report)
+}
+
+/// Moves `path` to `to` (copy, note, delete: a crash leaves it in both places, and the next
+/// repair moves it again), beside a note of why.
+async fn quarantine(
+    output: &crate::store::Location,
+    path: &str,
+    to: &str,
+    why: &str,
+) -> Result<(), RepairError> {
+    let failed = |source| RepairError::Write {
+        path: path.to_string(),
+        source,
+    };
+    let note = serde_json::json!({
+        "path": path,
+        "why": why,
+        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    let store = &output.store;
+    store
+        .copy(&output.path(path), &output.path(to))
+        .await
+        .map_err(failed)?;
+    let note = serde_json::to_vec_pretty(&note).unwrap_or_default();
+    store
+        .put(&output.path(&format!("{to}.why.json")), note.into())
+        .await
+        .map_err(failed)?;
+    store.delete(&output.path(path)).await.map_err(failed)?;
+    Ok(())
 }
 
 fn unrecoverable(line: &ManifestEntry, reason: String) -> Unrecoverable {

@@ -7,7 +7,7 @@ Usage:
 Prints one JSON document: {"files": [{"name", "size", "schema", "codec", "records": [...]}]}.
 Each record gives SequenceNumber, Offset, EnqueuedTimeUtc, whether EnqueuedTimeUtc equals the
 Capture format of x-opt-enqueued-time as computed here, SystemProperties and Properties with each
-value's Avro branch, and Body as hex. Files under _checkpoints/ are skipped.
+value's Avro branch, and Body as hex. Files in folders starting with _ or . are skipped.
 """
 import datetime
 import io
@@ -68,13 +68,20 @@ def read(name, data):
     }
 
 
+def skipped(rel):
+    """Whether a reader's glob skips the file: it is in a folder whose name starts with `_` or
+    `.` (hubcap's _checkpoints/, _manifests/, _quarantine/), as Spark, DuckDB and pyarrow skip
+    them."""
+    return any(part.startswith(("_", ".")) for part in rel.split("/")[:-1])
+
+
 def local(root):
     out = []
     for dirpath, _, names in os.walk(root):
         for n in names:
             path = os.path.join(dirpath, n)
             rel = os.path.relpath(path, root)
-            if rel.startswith("_checkpoints") or not n.endswith(".avro"):
+            if skipped(rel) or not n.endswith(".avro"):
                 continue
             with open(path, "rb") as f:
                 out.append(read(rel, f.read()))
@@ -94,7 +101,7 @@ def azurite(endpoint, container, prefix):
         for blob in root.iter("Blob"):
             name = blob.find("Name").text
             rel = name[len(prefix):].lstrip("/")
-            if rel.startswith("_checkpoints") or not name.endswith(".avro"):
+            if skipped(rel) or not name.endswith(".avro"):
                 continue
             data = urllib.request.urlopen(f"{endpoint}/{container}/{urllib.parse.quote(name)}").read()
             out.append(read(rel, data))
