@@ -14,23 +14,26 @@
 //! `_quarantine/` (the same name below it), each with a note of why (`NAME.why.json`): out of
 //! what readers' globs pick up, never deleted. `--dry-run` reads and checks, and writes nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::{ObjectStoreExt, PutMode, PutOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::encode::avro::Codec;
 use crate::encode::format::{Format, AVRO_BLOCK};
 use crate::encode::parquet::ParquetCompression;
 use crate::kafka::consumer::RawHeaders;
-use crate::kafka::parse_key_value;
 use crate::layout::QUARANTINE_DIR;
 use crate::record::Batch;
 use crate::state::manifest::ManifestEntry;
 use crate::store::upload::crc32c_of;
-use crate::tools::audit::{audit_archive, AuditArgs, AuditError};
+use crate::tools::audit::{audit_archive, range_reader_config, AuditArgs, AuditError};
+
+/// The name the range reader gives Kafka as its group; it never joins it.
+const READER_GROUP: &str = "hubcap-repair";
 
 /// How long Kafka may take to answer, or to deliver the next record of a range.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -149,19 +152,20 @@ pub async fn repair(args: &RepairArgs) -> Result<RepairReport, RepairError> {
         dry_run: args.dry_run,
         ..Default::default()
     };
-    let mut settings = Vec::new();
-    for s in &args.audit.kafka {
-        settings.push(parse_key_value(s).map_err(RepairError::KafkaSetting)?);
-    }
+    // One reader for every missing file: assigned to each range in turn, never joining a group.
+    let consumer: Arc<BaseConsumer> = Arc::new(
+        range_reader_config(&brokers, &args.audit.kafka, READER_GROUP)?
+            .create()
+            .map_err(|e| RepairError::KafkaSetting(crate::kafka::client_error(&e)))?,
+    );
     for p in &audit.partitions {
         for span in &p.missing {
             let Some((_, line)) = archived.get(&span.path) else {
                 continue;
             };
-            let (brokers, settings, line_owned) = (brokers.clone(), settings.clone(), line.clone());
+            let (consumer, line_owned) = (consumer.clone(), line.clone());
             let rebuilt =
-                tokio::task::spawn_blocking(move || rebuild(&brokers, &settings, &line_owned))
-                    .await??;
+                tokio::task::spawn_blocking(move || rebuild(&consumer, &line_owned)).await??;
             let bytes = match rebuilt {
                 Ok(bytes) => bytes,
                 Err(reason) => {
@@ -295,8 +299,7 @@ fn differs(line: &ManifestEntry, size: u64, crc: &str) -> Option<String> {
 /// The file `line` lists, encoded again from the records Kafka holds at its offsets; or why
 /// it cannot be.
 fn rebuild(
-    brokers: &str,
-    settings: &[(String, String)],
+    consumer: &BaseConsumer,
     line: &ManifestEntry,
 ) -> Result<Result<Vec<u8>, String>, RepairError> {
     let Some(format) = format_of(line) else {
@@ -305,18 +308,6 @@ fn rebuild(
             line.format, line.codec
         )));
     };
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        // Assigned, never subscribed and never committed: the group is only a name.
-        .set("group.id", "hubcap-repair")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true");
-    for (k, v) in settings {
-        config.set(k, v);
-    }
-    let consumer: BaseConsumer = config.create()?;
     let (topic, partition) = (line.topic.as_str(), line.partition_id);
     let (first, last) = (line.first_sequence_number, line.last_sequence_number);
     let (low, high) = match consumer.fetch_watermarks(topic, partition, KAFKA_TIMEOUT) {
@@ -351,9 +342,13 @@ fn rebuild(
         };
         let m = match polled {
             Ok(m) => m,
-            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => break,
+            Err(rdkafka::error::KafkaError::PartitionEOF(p)) if p == partition => break,
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
             Err(e) => return Ok(Err(format!("reading Kafka failed: {e}"))),
         };
+        if (m.topic(), m.partition()) != (topic, partition) {
+            continue; // the range assigned before
+        }
         if m.offset() > last {
             break;
         }

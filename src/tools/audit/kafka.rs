@@ -139,18 +139,30 @@ pub(super) async fn check_gaps(
     Ok(all)
 }
 
-/// The user's settings, then what the check relies on, so that these win: committed records
-/// only, nothing committed, an end-of-partition event, and an error (not a jump to another
-/// offset) when Kafka no longer holds the one asked for.
+/// The gap reader's: a range reader tuned for reading a few records (unless the user's
+/// settings say otherwise).
 fn gap_reader_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, AuditError> {
-    let mut config = client_config(brokers, settings)?;
+    let mut config = range_reader_config(brokers, settings, GAP_READER_GROUP)?;
     for (key, value) in GAP_READER_DEFAULTS {
         if config.get(key).is_none() {
             config.set(*key, *value);
         }
     }
+    Ok(config)
+}
+
+/// A consumer that reads assigned offset ranges and nothing else: the user's settings, then
+/// what a range reader relies on, so that these win: committed records only, nothing
+/// committed (`group` is only a name: it is never joined), an end-of-partition event, and an
+/// error (not a jump to another offset) when Kafka no longer holds the one asked for.
+pub(crate) fn range_reader_config(
+    brokers: &str,
+    settings: &[String],
+    group: &str,
+) -> Result<ClientConfig, AuditError> {
+    let mut config = client_config(brokers, settings)?;
     config
-        .set("group.id", GAP_READER_GROUP)
+        .set("group.id", group)
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
