@@ -80,7 +80,7 @@ mod table;
 mod text;
 
 use decode::{avro_offsets, parquet_offsets};
-use files::{decode, list_files, read_file, verify, Stored};
+use files::{decode, fetch, list_files, read_file, verify, Stored};
 pub(crate) use kafka::range_reader_config;
 use kafka::{check_gaps, fetch_watermarks};
 pub use report::*;

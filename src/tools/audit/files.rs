@@ -10,16 +10,8 @@ pub(super) async fn verify(
     path: &Path,
     line: &ManifestEntry,
 ) -> Result<Observed, AuditError> {
-    let read_err = |source| AuditError::Read {
-        file: line.path.clone(),
-        source,
-    };
-    let data = match output.store.get(path).await {
-        Ok(got) => got.bytes().await.map_err(read_err)?,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Ok(listed_file(line, None));
-        }
-        Err(e) => return Err(read_err(e)),
+    let Some(data) = fetch(output, path, &line.path).await? else {
+        return Ok(listed_file(line, None));
     };
     if let Some(then) = &line.content_crc32c {
         let now = crate::store::upload::crc32c_of(&data);
@@ -114,16 +106,8 @@ pub(super) async fn read_file(
     name: &str,
     first: i64,
 ) -> Result<Observed, AuditError> {
-    let read_err = |source| AuditError::Read {
-        file: name.to_string(),
-        source,
-    };
-    let data = match output.store.get(path).await {
-        Ok(got) => got.bytes().await.map_err(read_err)?,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Ok(Observed::Unreadable("deleted while the audit ran".into()))
-        }
-        Err(e) => return Err(read_err(e)),
+    let Some(data) = fetch(output, path, name).await? else {
+        return Ok(Observed::Unreadable("deleted while the audit ran".into()));
     };
     let offsets = match decode(name, data).await {
         Ok(offsets) => offsets,
@@ -170,5 +154,22 @@ impl Observed {
             )),
             other => other,
         }
+    }
+}
+
+/// The object's bytes; `None` if it is gone.
+pub(super) async fn fetch(
+    output: &Location,
+    path: &Path,
+    name: &str,
+) -> Result<Option<bytes::Bytes>, AuditError> {
+    let read_err = |source| AuditError::Read {
+        file: name.to_string(),
+        source,
+    };
+    match output.store.get(path).await {
+        Ok(got) => Ok(Some(got.bytes().await.map_err(read_err)?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(read_err(e)),
     }
 }

@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::ObjectStoreExt;
 
-use super::{decode, AuditError, Duplicate, Entry, FileSpan, Key, Stray, READ_CONCURRENCY};
+use super::{decode, fetch, AuditError, Duplicate, Entry, FileSpan, Key, Stray, READ_CONCURRENCY};
 use crate::store::Location;
 
 /// Archived files named when a duplicate overlaps several.
@@ -98,21 +97,4 @@ pub(super) fn duplicated(span: &FileSpan, archived: &[&FileSpan]) -> Option<Vec<
                 == (span.first_offset, span.last_offset, span.events)
         })
         .map(|a| vec![a.path.clone()])
-}
-
-/// The object's bytes; `None` if it is gone.
-async fn fetch(
-    output: &Location,
-    path: &Path,
-    name: &str,
-) -> Result<Option<bytes::Bytes>, AuditError> {
-    let read_err = |source| AuditError::Read {
-        file: name.to_string(),
-        source,
-    };
-    match output.store.get(path).await {
-        Ok(got) => Ok(Some(got.bytes().await.map_err(read_err)?)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(read_err(e)),
-    }
 }
