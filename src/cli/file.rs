@@ -298,18 +298,21 @@ impl Plan {
     }
 }
 
+/// Whether the setting `key` has a value that is not its default, as `run` sees it (an empty
+/// `--brokers` is none).
+fn given(key: &str, settings: &[Setting]) -> bool {
+    settings.iter().find(|s| s.key == key).is_some_and(|s| {
+        s.values
+            .iter()
+            .any(|(v, o)| *o != Origin::Default && !v.trim().is_empty())
+    })
+}
+
 /// With an Event Hubs connection string, what `run` takes from it for the settings left unset
 /// (see `RunArgs::validate`): the brokers, the topic (its `EntityPath`), `{Namespace}`, and the
 /// SASL settings (an `-X` of the same key wins).
 fn derive_eventhubs_settings(settings: &mut [Setting]) {
     const FROM: &str = "eventhubs-connection-string";
-    let given = |key: &str, settings: &[Setting]| {
-        settings.iter().find(|s| s.key == key).is_some_and(|s| {
-            s.values
-                .iter()
-                .any(|(v, o)| *o != Origin::Default && !v.is_empty())
-        })
-    };
     let Some(secret) = settings
         .iter()
         .find(|s| s.key == FROM)
@@ -357,18 +360,16 @@ fn derive_eventhubs_settings(settings: &mut [Setting]) {
 /// With `--table delta`, what `run` does with the settings left unset: Parquet files, named by
 /// the table's template (see `RunArgs::config`).
 fn derive_table_settings(settings: &mut [Setting]) {
-    let set = |key: &str, settings: &[Setting]| {
-        settings
-            .iter()
-            .find(|s| s.key == key)
-            .is_some_and(|s| s.values.iter().any(|(_, o)| *o != Origin::Default))
-    };
-    if !set("table", settings) {
+    if !given("table", settings) {
         return;
     }
     let derived = [
-        ("format", "parquet", set("format", settings)),
-        ("path-format", TABLE_TEMPLATE, set("path-format", settings)),
+        ("format", "parquet", given("format", settings)),
+        (
+            "path-format",
+            TABLE_TEMPLATE,
+            given("path-format", settings),
+        ),
     ];
     for (key, value, given) in derived {
         if let (Some(s), false) = (settings.iter_mut().find(|s| s.key == key), given) {
