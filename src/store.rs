@@ -244,6 +244,14 @@ impl Location {
     }
 }
 
+/// A path segment as it was written: object paths percent-encode characters like `{` or `#`
+/// (which a group id may hold), and a Delta log's add actions hold URI-encoded paths.
+pub fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// object_store's own per-request retries: a few quick ones, so that an outage reaches
 /// [`retry`]'s logged, policy-bound retries within seconds.
 fn http_retry() -> RetryConfig {

@@ -69,7 +69,7 @@ use serde::Serialize;
 use crate::layout::{PathError, PathTemplate, CHECKPOINTS_DIR, MANIFESTS_DIR};
 use crate::state::checkpoint::{CheckpointError, CheckpointStore};
 use crate::state::manifest::{ManifestEntry, ManifestError, Manifests};
-use crate::store::{Location, StoreError};
+use crate::store::{percent_decode, Location, StoreError};
 
 mod decode;
 mod files;
@@ -751,12 +751,6 @@ fn relative_parts(path: &Path, prefix: &Path) -> Option<Vec<String>> {
             .map(|part| percent_decode(part.as_ref()))
             .collect(),
     )
-}
-
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 #[cfg(test)]

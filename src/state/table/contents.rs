@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 
 use super::{blocking, engine, engine_store, TableError};
-use crate::store::Location;
+use crate::store::{percent_decode, Location};
 
 /// JSON commits fetched at once.
 const COMMIT_READS: usize = 16;
@@ -127,11 +127,4 @@ async fn adds_per_path(location: &Location) -> Result<HashMap<String, u32>, Tabl
         }
     }
     Ok(adds)
-}
-
-/// A path from the log, whose add actions hold it URI-encoded.
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
 }
