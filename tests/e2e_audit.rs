@@ -35,20 +35,8 @@ fn audit_json(dir: &Path, group: &str, extra: &[&str]) -> (bool, Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn copies_and_foreign_files_fail_the_audit_and_verify_finds_changed_bytes() {
     let t = Kafka::shared();
-    let topic = unique("gate");
-    let group = unique("g");
-    t.create_topic(&topic, PARTITIONS).await;
-    produce(&t.brokers, &topic, 0, 600).await;
-    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 600);
-    let out = tempfile::tempdir().unwrap();
-    let (ok, _, stderr) = run_once(
-        &t.brokers,
-        &topic,
-        &group,
-        out.path().to_str().unwrap(),
-        &["--window-size", "16KiB"],
-    );
-    assert!(ok, "{stderr}");
+    let a = OnceArchive::new(t, "gate", PARTITIONS, 600, &["--window-size", "16KiB"]).await;
+    let (topic, group, out) = (a.topic.clone(), a.group.clone(), &a.out);
     let (clean, report) = audit_json(out.path(), &group, &["--verify"]);
     assert!(clean, "{report}");
     let files = archived(out.path());
@@ -112,15 +100,8 @@ async fn copies_and_foreign_files_fail_the_audit_and_verify_finds_changed_bytes(
 #[tokio::test(flavor = "multi_thread")]
 async fn repair_restores_deleted_files_byte_for_byte_and_names_what_kafka_lost() {
     let t = Kafka::shared();
-    let topic = unique("repair");
-    let group = unique("g");
-    t.create_topic(&topic, PARTITIONS).await;
-    produce(&t.brokers, &topic, 0, 900).await;
-    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 900);
-    let out = tempfile::tempdir().unwrap();
-    let dir = out.path().to_str().unwrap();
-    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, dir, &["--window-size", "16KiB"]);
-    assert!(ok, "{stderr}");
+    let a = OnceArchive::new(t, "repair", PARTITIONS, 900, &["--window-size", "16KiB"]).await;
+    let (topic, group, out, dir) = (a.topic.clone(), a.group.clone(), &a.out, a.output());
 
     // The first and last files of partitions 0 and 2.
     let files = archived(out.path());
@@ -303,16 +284,9 @@ async fn repair_beside_a_running_archiver_takes_nothing_from_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn repair_restores_parquet_files_byte_for_byte() {
     let t = Kafka::shared();
-    let topic = unique("repairpq");
-    let group = unique("g");
-    t.create_topic(&topic, 2).await;
-    produce(&t.brokers, &topic, 0, 600).await;
-    wait_for_high_watermarks(&t.brokers, &topic, 2, 600);
-    let out = tempfile::tempdir().unwrap();
-    let dir = out.path().to_str().unwrap();
     let flags = ["--format", "parquet", "--window-size", "16KiB"];
-    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, dir, &flags);
-    assert!(ok, "{stderr}");
+    let a = OnceArchive::new(t, "repairpq", 2, 600, &flags).await;
+    let (topic, group, out, dir) = (a.topic.clone(), a.group.clone(), &a.out, a.output());
     let mut files: Vec<PathBuf> = list_files(out.path())
         .into_iter()
         .map(|(name, _)| out.path().join(name))

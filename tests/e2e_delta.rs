@@ -57,17 +57,10 @@ fn parquet_files(dir: &Path) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delta_table_holds_every_offset_once_across_runs() {
     let t = Kafka::shared();
-    let topic = unique("clicks");
-    let group = unique("g");
-    t.create_topic(&topic, PARTITIONS).await;
-    let mut produced = produce(&t.brokers, &topic, 0, 600).await;
-    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 600);
-    let out = tempfile::tempdir().unwrap();
-    let output = out.path().to_str().unwrap();
     let flags = ["--table", "delta", "--window-size", "16KiB"];
-
-    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, output, &flags);
-    assert!(ok, "first run failed:\n{stderr}");
+    let a = OnceArchive::new(t, "clicks", PARTITIONS, 600, &flags).await;
+    let (topic, group, out, output) = (a.topic.clone(), a.group.clone(), &a.out, a.output());
+    let mut produced = a.produced.clone();
     let table_dir = out.path().join(&topic);
     let table = read_table(&table_dir, "1");
     assert_eq!(offsets(&table), produced_offsets(&produced));
@@ -130,16 +123,15 @@ async fn a_delta_table_holds_every_offset_once_across_runs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_uploaded_but_not_committed_is_committed_once_by_the_next_run() {
     let t = Kafka::shared();
-    let topic = unique("orders");
-    let group = unique("g");
-    t.create_topic(&topic, 1).await;
-    let produced = produce(&t.brokers, &topic, 0, 200).await;
-    wait_for_high_watermarks(&t.brokers, &topic, 1, 200);
-    let out = tempfile::tempdir().unwrap();
-    let output = out.path().to_str().unwrap();
     let flags = ["--table", "delta", "--window-size", "16KiB"];
-    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, output, &flags);
-    assert!(ok, "{stderr}");
+    let a = OnceArchive::new(t, "orders", 1, 200, &flags).await;
+    let (topic, group, out, output, produced) = (
+        a.topic.clone(),
+        a.group.clone(),
+        &a.out,
+        a.output(),
+        a.produced.clone(),
+    );
     let table_dir = out.path().join(&topic);
 
     // Undo the last commit, as if the process died after the file and its manifest line were
@@ -194,16 +186,9 @@ async fn a_file_uploaded_but_not_committed_is_committed_once_by_the_next_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_audit_checks_the_table_against_manifests_and_checkpoints() {
     let t = Kafka::shared();
-    let topic = unique("audited");
-    let group = unique("g");
-    t.create_topic(&topic, 2).await;
-    produce(&t.brokers, &topic, 0, 300).await;
-    wait_for_high_watermarks(&t.brokers, &topic, 2, 300);
-    let out = tempfile::tempdir().unwrap();
-    let output = out.path().to_str().unwrap();
     let flags = ["--table", "delta", "--window-size", "16KiB"];
-    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, output, &flags);
-    assert!(ok, "{stderr}");
+    let a = OnceArchive::new(t, "audited", 2, 300, &flags).await;
+    let (topic, group, out) = (a.topic.clone(), a.group.clone(), &a.out);
     let table_dir = out.path().join(&topic);
     let (clean, report) = audit_cli_with(out.path(), &group, &["--json"]);
     assert!(clean, "{report}");

@@ -251,3 +251,51 @@ pub fn audit_cli_with(dir: &Path, group: &str, extra: &[&str]) -> (bool, String)
     );
     (ok, format!("{stdout}{stderr}"))
 }
+
+/// A new topic of test records archived by one `hubcap run --once` into a new directory.
+pub struct OnceArchive {
+    pub topic: String,
+    pub group: String,
+    pub produced: Vec<Produced>,
+    pub out: tempfile::TempDir,
+}
+
+impl OnceArchive {
+    /// Creates a topic named after `name` with `partitions`, produces `records` test records,
+    /// and archives them with `flags`; panics with hubcap's log if the run fails.
+    pub async fn new(
+        t: &Kafka,
+        name: &str,
+        partitions: i32,
+        records: usize,
+        flags: &[&str],
+    ) -> OnceArchive {
+        let (topic, group) = (unique(name), unique("g"));
+        t.create_topic(&topic, partitions).await;
+        let produced = produce(&t.brokers, &topic, 0, records).await;
+        wait_for_high_watermarks(&t.brokers, &topic, partitions, records as i64);
+        let out = tempfile::tempdir().unwrap();
+        let (ok, _, stderr) = run_once(
+            &t.brokers,
+            &topic,
+            &group,
+            out.path().to_str().unwrap(),
+            flags,
+        );
+        assert!(ok, "the run failed:\n{stderr}");
+        OnceArchive {
+            topic,
+            group,
+            produced,
+            out,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.out.path()
+    }
+
+    pub fn output(&self) -> &str {
+        self.out.path().to_str().unwrap()
+    }
+}
