@@ -387,7 +387,9 @@ impl DeltaTable {
     }
 
     /// The latest version the table holds for `app_id`: the last offset committed for it.
-    pub async fn committed(&self, app_id: &str) -> Result<Option<i64>, TableError> {
+    /// (Commits read it themselves, on the snapshot they commit on; the tests ask for it.)
+    #[cfg(test)]
+    pub(crate) async fn committed(&self, app_id: &str) -> Result<Option<i64>, TableError> {
         let (engine, url, app) = (self.engine.clone(), self.url.clone(), app_id.to_string());
         blocking(move || {
             Snapshot::builder_for(url.as_str())
