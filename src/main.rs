@@ -10,6 +10,9 @@ use hubcap::run::{exit, RunError};
 use hubcap::tools::demo::DemoFormat;
 use tracing_subscriber::EnvFilter;
 
+/// Threads for blocking work (file I/O), at most.
+const BLOCKING_THREADS: usize = 32;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -44,6 +47,10 @@ fn main() -> ExitCode {
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // File I/O runs on blocking threads (the local store, object_store's local files): at
+        // 256 partitions closing their files at once, tokio's default of 512 threads cost tens
+        // of MiB of stacks and allocator heaps for no speed a disk can give.
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
     {
         Ok(rt) => rt,

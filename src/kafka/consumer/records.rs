@@ -7,27 +7,35 @@ use super::*;
 impl SourceContext {
     /// Moves polled inputs to their workers without waiting for any: a worker whose channel is
     /// full keeps the rest pending and its partition is paused until it took them all. While
-    /// the memory budget is exhausted, partitions that received records are paused too, until
-    /// it recovered.
+    /// the memory budget is exhausted, every partition of the topic is paused, until it
+    /// recovered: pausing only those that just received records would let the others deliver
+    /// what librdkafka had already fetched for them, which at 256 partitions is the whole budget
+    /// again.
     pub(super) fn dispatch(&self, consumer: &BaseConsumer<Self>) {
         let budget = &self.shared.budget;
         let (mut pause, mut resume) = (Vec::new(), Vec::new());
         {
             let mut state = self.state();
-            let exhausted = budget.exhausted();
-            for (p, mut inputs) in std::mem::take(&mut state.pending) {
-                // No worker: the partition was revoked or its worker ended (reaped below).
-                let Some(tx) = state.workers.get(&p).and_then(|w| w.input.clone()) else {
-                    continue;
-                };
-                for input in &mut inputs {
+            for inputs in state.pending.values_mut() {
+                for input in inputs {
                     if let Input::Records(batch, charge) = input {
                         charge.set(batch.footprint());
                     }
                 }
-                if exhausted && state.held_back.insert(p) && !state.paused.contains(&p) {
-                    pause.push(p);
+            }
+            if budget.exhausted() {
+                let assigned: Vec<i32> = state.workers.keys().copied().collect();
+                for p in assigned {
+                    if state.held_back.insert(p) && !state.paused.contains(&p) {
+                        pause.push(p);
+                    }
                 }
+            }
+            for (p, inputs) in std::mem::take(&mut state.pending) {
+                // No worker: the partition was revoked or its worker ended (reaped below).
+                let Some(tx) = state.workers.get(&p).and_then(|w| w.input.clone()) else {
+                    continue;
+                };
                 let left = hand_over(&tx, inputs);
                 if left.is_empty() {
                     if state.paused.remove(&p) && !state.held_back.contains(&p) {
