@@ -24,12 +24,13 @@
 //! e.g. 256KiB for many files), HUBCAP_BENCH_WRAP (a
 //! command hubcap runs under, e.g. `perf record -g -o /tmp/perf.data`), HUBCAP_BENCH_KAFKA
 //! (host:port of a broker to use instead of starting one; its topics are kept and reused by the
-//! next run). Needs the test tools (scripts/setup-test-env) for Apache Kafka.
+//! next run), HUBCAP_BENCH_OUT (where the cases write: by default `/dev/shm`, a memory file system,
+//! so that the disk's writeback is not what is measured). Needs the test tools (scripts/setup-test-env) for Apache Kafka.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -185,7 +186,7 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         "parquet-delta" => ("parquet", &["--compression", "zstd", "--table", "delta"]),
         other => panic!("unknown case {other}"),
     };
-    let out = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir_in(output_parent()).unwrap();
     let mut cmd = hubcap_command();
     cmd.env("HUBCAP_LOG", "warn")
         .args(["run", "--brokers", brokers, "--topic", topic])
@@ -218,6 +219,21 @@ fn hubcap_command() -> Command {
     let mut cmd = hubcap_at(Path::new(program));
     cmd.args(words).arg(env!("CARGO_BIN_EXE_hubcap"));
     cmd
+}
+
+/// Where the cases write their files: HUBCAP_BENCH_OUT, else a memory file system (`/dev/shm`)
+/// where there is one, so that the disk's block allocation and writeback (kernel threads that
+/// share the two cores too) are not measured; the copy of every byte written is.
+fn output_parent() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HUBCAP_BENCH_OUT") {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    if tempfile::tempdir_in(shm).is_ok() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
 }
 
 /// Records the broker holds: the sum of high minus low watermarks; `None` without the topic.
@@ -514,7 +530,8 @@ fn bench(brokers: &str, topic: &str, partitions: i32, bytes: u64, runs: usize, c
     let per_record = bytes as f64 / produced as f64;
     let mb = per_record * total as f64 / 1e6;
     println!(
-        "{total} records held (of {produced} produced; {mb:.0} MB of keys, values and headers, {per_record:.0} B each); {runs} run(s) per case, medians"
+        "{total} records held (of {produced} produced; {mb:.0} MB of keys, values and headers, {per_record:.0} B each); {runs} run(s) per case, medians; files written under {}",
+        output_parent().display()
     );
     println!(
         "{:<14} {:>10} {:>7} {:>10} {:>9} {:>13} {:>6} {:>8}",
