@@ -53,6 +53,15 @@ const QUEUED_BATCHES: usize = 4;
 /// free: librdkafka drops what it had fetched for the partition and fetches it again on resume,
 /// so a worker a little behind (a CPU-bound encoder) does not pause its partition each time.
 const PENDING_BEFORE_PAUSE: usize = 4;
+/// How long the consumer stops polling when the memory budget is exhausted, at most, before it
+/// pauses every partition instead. Not polling costs nothing: librdkafka stops fetching once
+/// its prefetch queue is full, and what it holds is delivered the moment polling goes on.
+/// Pausing makes it drop what it prefetched and fetch it again on resume, but a consumer that
+/// polls nothing for longer would delay rebalances, and one whose workers are stuck (a store
+/// outage) would exceed `max.poll.interval.ms`.
+const HOLD_POLLING: Duration = Duration::from_secs(1);
+/// How long the consumer sleeps between checks while it holds polling.
+const HELD_POLL_PAUSE: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
@@ -92,7 +101,10 @@ struct State {
     pending: HashMap<i32, Vec<Input>>,
     /// Partitions paused because their worker's channel was full.
     paused: HashSet<i32>,
-    /// Partitions paused because the memory budget was exhausted.
+    /// Since when the memory budget has been exhausted: polling stops for a while, then every
+    /// partition is paused (see [`SourceContext::dispatch`]).
+    exhausted_since: Option<std::time::Instant>,
+    /// Partitions paused because the memory budget stayed exhausted.
     held_back: HashSet<i32>,
     outcome: SourceOutcome,
     /// Whether any assignment (even an empty one) arrived; `--once` finishes after that.
@@ -221,12 +233,17 @@ impl SourceContext {
     /// (which lets pending input go and paused partitions resume), not a record, and with every
     /// partition paused for the memory budget no record comes at all: the budget recovered
     /// 100 ms after it was exhausted, now 10–50 ms (at 256 partitions, Avro/deflate).
-    fn poll_timeout(&self) -> Duration {
+    /// `None`: do not poll now, the memory budget is exhausted (for less than
+    /// [`HOLD_POLLING`]).
+    fn poll_timeout(&self) -> Option<Duration> {
         let state = self.state();
-        if state.pending.is_empty() && state.paused.is_empty() && state.held_back.is_empty() {
-            Duration::from_millis(100)
+        if state.exhausted_since.is_some() && state.held_back.is_empty() {
+            None
+        } else if state.pending.is_empty() && state.paused.is_empty() && state.held_back.is_empty()
+        {
+            Some(Duration::from_millis(100))
         } else {
-            Duration::from_millis(10)
+            Some(Duration::from_millis(10))
         }
     }
 
@@ -408,7 +425,10 @@ pub fn run(consumer: Arc<BaseConsumer<SourceContext>>, stop: Arc<AtomicBool>) ->
     let mut last_check: Option<(std::time::Instant, Vec<i32>)> = None;
     let mut last_probe = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        poll_batch(&consumer, ctx.poll_timeout());
+        match ctx.poll_timeout() {
+            Some(timeout) => poll_batch(&consumer, timeout),
+            None => std::thread::sleep(HELD_POLL_PAUSE),
+        }
         ctx.check_kafka(&consumer, &mut last_probe);
         ctx.rewind(&consumer);
         ctx.dispatch(&consumer);

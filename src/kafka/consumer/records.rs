@@ -7,10 +7,11 @@ use super::*;
 impl SourceContext {
     /// Moves polled inputs to their workers without waiting for any: a worker whose channel is
     /// full keeps the rest pending and its partition is paused until it took them all. While
-    /// the memory budget is exhausted, every partition of the topic is paused, until it
-    /// recovered: pausing only those that just received records would let the others deliver
-    /// what librdkafka had already fetched for them, which at 256 partitions is the whole budget
-    /// again.
+    /// the memory budget is exhausted the consumer stops polling records (see
+    /// [`HOLD_POLLING`]); when it stays exhausted longer, every partition of the topic is
+    /// paused, until it recovered. Pausing only those that just received records would let the
+    /// others deliver what librdkafka had already fetched for them, which at 256 partitions is
+    /// the whole budget again.
     pub(super) fn dispatch(&self, consumer: &BaseConsumer<Self>) {
         let budget = &self.shared.budget;
         let (mut pause, mut resume) = (Vec::new(), Vec::new());
@@ -23,7 +24,15 @@ impl SourceContext {
                     }
                 }
             }
-            if budget.exhausted() {
+            if budget.exhausted() && state.exhausted_since.is_none() {
+                state.exhausted_since = Some(std::time::Instant::now());
+            }
+            // Until it recovered, even if it is no longer exhausted: a hold that never ends
+            // would stop polling for good.
+            if state
+                .exhausted_since
+                .is_some_and(|since| since.elapsed() >= HOLD_POLLING)
+            {
                 let assigned: Vec<i32> = state.workers.keys().copied().collect();
                 for p in assigned {
                     if state.held_back.insert(p) && !state.paused.contains(&p) {
@@ -51,10 +60,11 @@ impl SourceContext {
                     state.pending.insert(p, left);
                 }
             }
-            if !state.held_back.is_empty() && budget.recovered() {
+            if state.exhausted_since.is_some() && budget.recovered() {
+                state.exhausted_since = None;
                 let held_back = std::mem::take(&mut state.held_back);
                 resume.extend(held_back.into_iter().filter(|p| !state.paused.contains(p)));
-                debug!(topic = %self.opts.topic, used = budget.used(), "memory budget recovered; fetching resumed");
+                debug!(topic = %self.opts.topic, used = budget.used(), "memory budget recovered; polling and fetching go on");
             }
         }
         if !pause.is_empty() && budget.exhausted() {
