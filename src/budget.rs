@@ -11,8 +11,9 @@
 //!   - open files (each one's Avro block or Parquet row group, its upload parts buffered and in
 //!     flight), each sized at start from its share, so that together they hold about half;
 //!   - records polled and waiting for their partition's worker get what open files leave, and
-//!     never less than an eighth. While they hold that much the consumer pauses every
-//!     partition of its topic, and resumes them once the workers took three quarters of it.
+//!     never less than an eighth. While they hold that much the consumer stops polling
+//!     records (librdkafka stops fetching at its own bound), for a second at most, then pauses
+//!     every partition of its topic; both end once the workers took three quarters of it.
 //!     Workers always take their input, so paused partitions always resume, even when open
 //!     files hold more than their half (a store's minimum part size can force that: see
 //!     [`crate::store::Location::min_part_size_for`]).

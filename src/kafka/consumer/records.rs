@@ -26,6 +26,7 @@ impl SourceContext {
             }
             if budget.exhausted() && state.exhausted_since.is_none() {
                 state.exhausted_since = Some(std::time::Instant::now());
+                debug!(topic = %self.opts.topic, used = budget.used(), limit = budget.data_limit(), "memory budget exhausted; polling held");
             }
             // Until it recovered, even if it is no longer exhausted: a hold that never ends
             // would stop polling for good.
