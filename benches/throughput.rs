@@ -223,17 +223,20 @@ fn hubcap_command() -> Command {
 
 /// Where the cases write their files: HUBCAP_BENCH_OUT, else a memory file system (`/dev/shm`)
 /// where there is one, so that the disk's block allocation and writeback (kernel threads that
-/// share the two cores too) are not measured; the copy of every byte written is.
-fn output_parent() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HUBCAP_BENCH_OUT") {
-        return PathBuf::from(dir);
-    }
-    let shm = Path::new("/dev/shm");
-    if tempfile::tempdir_in(shm).is_ok() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
+/// share the two cores too) are not measured; the copy of every byte written is. Decided once.
+fn output_parent() -> &'static Path {
+    static PARENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PARENT.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("HUBCAP_BENCH_OUT") {
+            return PathBuf::from(dir);
+        }
+        let shm = Path::new("/dev/shm");
+        if tempfile::tempdir_in(shm).is_ok() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    })
 }
 
 /// Records the broker holds: the sum of high minus low watermarks; `None` without the topic.

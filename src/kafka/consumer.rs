@@ -233,11 +233,15 @@ impl SourceContext {
     /// (which lets pending input go and paused partitions resume), not a record, and with every
     /// partition paused for the memory budget no record comes at all: the budget recovered
     /// 100 ms after it was exhausted, now 10–50 ms (at 256 partitions, Avro/deflate).
-    /// `None`: do not poll now, the memory budget is exhausted (for less than
-    /// [`HOLD_POLLING`]).
+    /// `None`: do not poll now, the memory budget has been exhausted for less than
+    /// [`HOLD_POLLING`]. (Its time, not whether partitions were paused since: a topic with no
+    /// partition to pause, whose budget another topic exhausted, must poll again too.)
     fn poll_timeout(&self) -> Option<Duration> {
         let state = self.state();
-        if state.exhausted_since.is_some() && state.held_back.is_empty() {
+        if state
+            .exhausted_since
+            .is_some_and(|since| since.elapsed() < HOLD_POLLING)
+        {
             None
         } else if state.pending.is_empty() && state.paused.is_empty() && state.held_back.is_empty()
         {

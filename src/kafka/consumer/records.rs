@@ -34,8 +34,8 @@ impl SourceContext {
                 .exhausted_since
                 .is_some_and(|since| since.elapsed() >= HOLD_POLLING)
             {
-                let assigned: Vec<i32> = state.workers.keys().copied().collect();
-                for p in assigned {
+                let state = &mut *state;
+                for &p in state.workers.keys() {
                     if state.held_back.insert(p) && !state.paused.contains(&p) {
                         pause.push(p);
                     }
