@@ -90,7 +90,13 @@ pub fn client_config(
         // queue often, and drains it (a sixty-fourth of the budget) in about 15 ms: a longer
         // pause leaves it idle (at 1 s, a third of the speed at 256 partitions; at 50 ms, 30 %
         // slower than at 2 ms).
-        .set("fetch.queue.backoff.ms", "2");
+        .set("fetch.queue.backoff.ms", "2")
+        // A fetch asks only for partitions that are neither paused nor backed off; when those
+        // are all at their end the broker holds it this long (default 500 ms), and no other
+        // fetch leaves for that broker meanwhile. A partition resumed just after waits for it:
+        // at 256 partitions a catch-up stalled for half a second once or twice a run (Avro/null
+        // 3.6-5.3 s against 3.6-3.8 s at 100 ms). Idle, this is ten fetches a second.
+        .set("fetch.wait.max.ms", "100");
     if statistics {
         // High watermarks for the lag metrics, read off the poll thread's statistics callback.
         c.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
