@@ -517,7 +517,7 @@ fn encoding_alone(records: usize, runs: usize) {
         }
         let secs = median(times);
         println!(
-            "{name:<14} {:>10.0} {:>7.1} {:>11.2}",
+            "{name:<14} {:>10.0} {:>7.1} {:>11.3}",
             records as f64 / secs,
             bytes as f64 / 1e6 / secs,
             out as f64 / bytes as f64

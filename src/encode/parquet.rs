@@ -27,7 +27,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::encode::avro::decimal;
@@ -45,20 +45,26 @@ enum Column {
     Dictionary { compressed: bool },
     /// Values ascend: delta-encoded, which leaves nothing to compress.
     Delta(Encoding),
+    /// Text that ascends: delta-encoded, which leaves a digit or two per value; compressed only
+    /// in row groups of at least [`COMPRESSED_TEXT_FROM`] (it makes a file 5 % smaller, and
+    /// costs its codec's contexts per column chunk).
+    AscendingText,
     /// Almost always null: only levels, which need no compression.
     Uncompressed,
 }
 
-/// Leaf columns that are not plain and compressed. Those that carry the payload are (`Offset`,
-/// the partition key's text or bytes, header values and `Body`). Each compressed column
-/// chunk costs its codec's contexts (zstd queries the CPU's features on each, a trap to the
-/// hypervisor on a VM), and a row group of 256 partitions under the default budget is a few
-/// hundred KiB: with all 15 columns compressed, creating contexts took a sixth of the CPU.
+/// Leaf columns that are not plain and compressed. Those that carry the payload are: the
+/// partition key as text, header values and `Body`. Each compressed column chunk costs its
+/// codec's contexts (zstd queries the CPU's features on each, a trap to the hypervisor on a
+/// VM), and a row group of 256 partitions under the default budget is a few hundred KiB: with
+/// all 15 columns compressed, creating contexts took a sixth of the CPU; with five (`Offset`
+/// and a key that is not text too), a tenth. A key that is not text is mostly random bytes.
 const COLUMNS: &[(&str, Column)] = &[
     (
         "SequenceNumber",
         Column::Delta(Encoding::DELTA_BINARY_PACKED),
     ),
+    ("Offset", Column::AscendingText),
     ("EnqueuedTimeUtc", Column::Dictionary { compressed: false }),
     ("EnqueuedTime", Column::Delta(Encoding::DELTA_BINARY_PACKED)),
     (
@@ -80,12 +86,27 @@ const COLUMNS: &[(&str, Column)] = &[
         Column::Uncompressed,
     ),
     (
+        "SystemProperties.key_value.value.bytes",
+        Column::Dictionary { compressed: false },
+    ),
+    (
         "Properties.key_value.key",
         Column::Dictionary { compressed: false },
     ),
     ("Properties.key_value.value.long", Column::Uncompressed),
     ("Properties.key_value.value.double", Column::Uncompressed),
     ("Properties.key_value.value.string", Column::Uncompressed),
+];
+
+/// The row group size from which [`Column::AscendingText`] is compressed: smaller ones come
+/// from many files sharing the memory budget, where context setup is what limits the speed.
+const COMPRESSED_TEXT_FROM: usize = 1 << 20;
+
+/// Columns of payload bytes, which get no statistics.
+const UNSORTED_PAYLOAD: &[&str] = &[
+    "SystemProperties.key_value.value.bytes",
+    "Properties.key_value.value.bytes",
+    "Body",
 ];
 
 /// Parquet page compression.
@@ -294,10 +315,24 @@ impl ParquetFile {
                 Column::Delta(encoding) => props
                     .set_column_encoding(path.clone(), *encoding)
                     .set_column_compression(path, Compression::UNCOMPRESSED),
+                Column::AscendingText => {
+                    let props = props.set_column_encoding(path.clone(), Encoding::DELTA_BYTE_ARRAY);
+                    if row_group_bytes >= COMPRESSED_TEXT_FROM {
+                        props
+                    } else {
+                        props.set_column_compression(path, Compression::UNCOMPRESSED)
+                    }
+                }
                 Column::Uncompressed => {
                     props.set_column_compression(path, Compression::UNCOMPRESSED)
                 }
             };
+        }
+        // Nobody filters on payload bytes: their minimum and maximum cost a comparison per
+        // value and footer room per row group.
+        for column in UNSORTED_PAYLOAD {
+            let path = ColumnPath::new(column.split('.').map(str::to_string).collect());
+            props = props.set_column_statistics_enabled(path, EnabledStatistics::None);
         }
         let props = props
             // Row groups are cut here, by raw size: one batch, then a flush.

@@ -174,9 +174,10 @@ fn dictionaries_only_on_columns_whose_values_repeat() {
             "EnqueuedTimeUtc",
             "SystemProperties.key_value.key",
             "SystemProperties.key_value.value.string",
+            "SystemProperties.key_value.value.bytes",
             "Properties.key_value.key",
         ],
-        "unique values (offsets, bodies, header values) take no dictionary"
+        "unique values (offsets, bodies, header values) take no dictionary; keys, text or not, do"
     );
 }
 
@@ -199,10 +200,23 @@ fn only_payload_columns_are_compressed_and_ascending_ones_delta_encoded() {
         [
             "Offset",
             "SystemProperties.key_value.value.string",
-            "SystemProperties.key_value.value.bytes",
             "Properties.key_value.value.bytes",
             "Body",
         ]
+    );
+    assert_eq!(
+        columns(&|c| c.encodings().any(|e| e == Encoding::DELTA_BYTE_ARRAY)),
+        ["Offset"],
+        "ascending decimal text shares its prefix with the previous value"
+    );
+    assert_eq!(
+        columns(&|c| c.statistics().is_none()),
+        [
+            "SystemProperties.key_value.value.bytes",
+            "Properties.key_value.value.bytes",
+            "Body",
+        ],
+        "payload bytes get no minimum and maximum"
     );
     assert_eq!(
         columns(&|c| c.encodings().any(|e| e == Encoding::DELTA_BINARY_PACKED)),
@@ -212,4 +226,21 @@ fn only_payload_columns_are_compressed_and_ascending_ones_delta_encoded() {
             "SystemProperties.key_value.value.long",
         ]
     );
+}
+
+#[test]
+fn offsets_are_compressed_only_in_row_groups_of_a_mib() {
+    let events: Vec<Event> = (0..2000).map(event).collect();
+    let offset_codec = |row_group_bytes| {
+        let (bytes, _) = write(&events, row_group_bytes);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        let rg = builder.metadata().row_group(0);
+        let offset = rg
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == "Offset");
+        offset.unwrap().compression()
+    };
+    assert_eq!(offset_codec(256 << 10), Compression::UNCOMPRESSED);
+    assert!(matches!(offset_codec(1 << 20), Compression::ZSTD(_)));
 }
