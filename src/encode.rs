@@ -5,6 +5,8 @@ pub mod avro;
 pub mod format;
 pub mod parquet;
 
+use bytes::Bytes;
+
 use crate::record::Record;
 
 /// A file being written. Encoded bytes come out through [`take_output`](Self::take_output) as
@@ -19,13 +21,13 @@ pub trait FileEncoder: Send {
     fn size_with(&self, extra: usize) -> u64;
     fn records(&self) -> u64;
     /// Bytes ready for storage.
-    fn take_output(&mut self) -> Vec<u8>;
+    fn take_output(&mut self) -> Bytes;
     fn output_len(&self) -> usize;
     /// Memory the file holds now (open block or row groups, output not yet taken), for the
     /// memory budget.
     fn held_bytes(&self) -> usize;
     /// Closes the file: the remaining bytes and the file's total size.
-    fn finish(self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError>;
+    fn finish(self: Box<Self>) -> Result<(Bytes, u64), EncodeError>;
 }
 
 #[derive(Debug, thiserror::Error)]

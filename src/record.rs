@@ -102,22 +102,42 @@ impl<'a> Headers<'a> {
 
     /// Each header's name (as text: Avro map keys are strings, so a name that is not UTF-8 is
     /// kept lossily, U+FFFD) and value (`None`: a header without a value).
-    pub fn iter(self) -> impl Iterator<Item = (Cow<'a, str>, Option<&'a [u8]>)> {
-        let (packed, owned) = match self {
-            Headers::Packed { spans, data } => (Some((spans, data)), None),
-            Headers::Owned(h) => (None, Some(h)),
-        };
-        let packed = packed.into_iter().flat_map(|(spans, data)| {
-            spans.iter().map(move |(name, value)| {
+    pub fn iter(self) -> HeaderIter<'a> {
+        match self {
+            Headers::Packed { spans, data } => HeaderIter::Packed {
+                spans: spans.iter(),
+                data,
+            },
+            Headers::Owned(h) => HeaderIter::Owned(h.iter()),
+        }
+    }
+}
+
+/// The iterator of [`Headers::iter`].
+pub enum HeaderIter<'a> {
+    Packed {
+        spans: std::slice::Iter<'a, (Span, Span)>,
+        data: &'a [u8],
+    },
+    Owned(std::slice::Iter<'a, Header>),
+}
+
+impl<'a> Iterator for HeaderIter<'a> {
+    type Item = (Cow<'a, str>, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            HeaderIter::Packed { spans, data } => spans.next().map(|(name, value)| {
                 let name = name.get(data).unwrap_or_default();
-                (String::from_utf8_lossy(name), value.get(data))
-            })
-        });
-        let owned = owned
-            .into_iter()
-            .flatten()
-            .map(|h| (Cow::Borrowed(h.key.as_str()), h.value.as_deref()));
-        packed.chain(owned)
+                // Names are almost always UTF-8: checked at full speed, copied only if not.
+                let name = std::str::from_utf8(name)
+                    .map_or_else(|_| String::from_utf8_lossy(name), Cow::Borrowed);
+                (name, value.get(data))
+            }),
+            HeaderIter::Owned(h) => h
+                .next()
+                .map(|h| (Cow::Borrowed(h.key.as_str()), h.value.as_deref())),
+        }
     }
 }
 

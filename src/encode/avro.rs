@@ -5,6 +5,7 @@
 //! a test proves both encodings are byte-equal). The header carries exactly the two metadata keys
 //! real Capture files carry, with the schema string byte for byte as Capture writes it.
 
+use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 use crate::encode::{EncodeError, FileEncoder};
@@ -102,9 +103,15 @@ impl RecordEncoder {
     }
 }
 
-/// One Avro container file being written. Encoded records collect in the open block; a full block
-/// is compressed and moved to the output buffer, which the caller drains with [`take_output`]
-/// and streams to storage, so memory stays at about one block plus what the caller holds.
+/// Room before a block's records for its record count and byte size, two Avro longs.
+const HEADROOM: usize = 20;
+
+/// One Avro container file being written. Records are encoded into the open block, laid out
+/// as it will be stored: what precedes it (the file's header, before the first block), room
+/// for its count and size, its records. A full block (compressed into a buffer laid out the
+/// same way) gets its count and size written into that room and its sync marker appended, and
+/// is handed out as it is, no copy: the caller drains it with [`take_output`] and streams it
+/// to storage, so memory stays at about one block plus what the caller holds.
 ///
 /// [`take_output`]: AvroFile::take_output
 #[derive(Debug)]
@@ -112,47 +119,83 @@ pub struct AvroFile {
     codec: Codec,
     sync: [u8; 16],
     block_target: usize,
+    /// `lead` bytes that precede the block in the file, `HEADROOM`, the block's records, then
+    /// possibly one record prepared but not yet added.
     block: Vec<u8>,
+    lead: usize,
+    /// The end of the added records in `block`.
+    committed: usize,
     block_records: u64,
     records: u64,
-    out: Vec<u8>,
+    /// Finished blocks, not yet taken.
+    ready: Vec<Bytes>,
+    ready_len: usize,
     emitted: u64,
-    /// `deflate`: the compressed block, its buffer reused block after block.
-    compressed: Vec<u8>,
 }
 
 impl AvroFile {
     /// Starts a file: writes the header. `block_target` is the uncompressed size at which a
     /// block is closed.
     pub fn new(codec: Codec, sync: [u8; 16], block_target: usize) -> Self {
-        let mut out = Vec::with_capacity(1024);
-        out.extend_from_slice(MAGIC);
-        put_long(&mut out, 2);
-        put_bytes(&mut out, b"avro.codec");
-        put_bytes(&mut out, codec.name().as_bytes());
-        put_bytes(&mut out, b"avro.schema");
-        put_bytes(&mut out, CAPTURE_SCHEMA.as_bytes());
-        put_long(&mut out, 0);
-        out.extend_from_slice(&sync);
+        let mut block = Vec::with_capacity(1024 + Self::block_capacity(block_target));
+        block.extend_from_slice(MAGIC);
+        put_long(&mut block, 2);
+        put_bytes(&mut block, b"avro.codec");
+        put_bytes(&mut block, codec.name().as_bytes());
+        put_bytes(&mut block, b"avro.schema");
+        put_bytes(&mut block, CAPTURE_SCHEMA.as_bytes());
+        put_long(&mut block, 0);
+        block.extend_from_slice(&sync);
+        let lead = block.len();
+        block.resize(lead + HEADROOM, 0);
         AvroFile {
             codec,
             sync,
             block_target,
-            block: Vec::new(),
+            committed: block.len(),
+            block,
+            lead,
             block_records: 0,
             records: 0,
-            out,
+            ready: Vec::new(),
+            ready_len: 0,
             emitted: 0,
-            compressed: Vec::new(),
         }
+    }
+
+    /// A block's buffer: its target, and a quarter more for the record that fills it, so that
+    /// it is not copied to grow.
+    fn block_capacity(block_target: usize) -> usize {
+        HEADROOM + block_target + block_target / 4 + 16
+    }
+
+    /// Where the open block's records begin in `block`.
+    fn records_start(&self) -> usize {
+        self.lead + HEADROOM
     }
 
     /// Appends one record encoded by [`RecordEncoder::encode`].
     pub fn append_encoded(&mut self, record: &[u8]) {
+        self.block.truncate(self.committed);
         self.block.extend_from_slice(record);
+        self.add_prepared();
+    }
+
+    /// Encodes `r` at the end of the open block, not yet added to it: returns its size.
+    /// [`add_prepared`](Self::add_prepared) adds it; the next prepare or the file's end drops
+    /// it (the caller closed the file before the record instead).
+    pub fn prepare(&mut self, encoder: &mut RecordEncoder, r: &Record<'_>) -> usize {
+        self.block.truncate(self.committed);
+        encoder.encode(r, &mut self.block);
+        self.block.len() - self.committed
+    }
+
+    /// Adds the record last prepared (or appended).
+    pub fn add_prepared(&mut self) {
+        self.committed = self.block.len();
         self.block_records += 1;
         self.records += 1;
-        if self.block.len() >= self.block_target {
+        if self.committed - self.records_start() >= self.block_target {
             self.flush_block();
         }
     }
@@ -164,62 +207,84 @@ impl AvroFile {
     /// The file's size if it were closed now, plus `extra` more record bytes. The open block
     /// counts uncompressed, so with deflate this overestimates (a file never outgrows it).
     pub fn size_with(&self, extra: usize) -> u64 {
-        let open = self.block.len() + extra;
+        let open = self.committed - self.records_start() + extra;
         let block_overhead = if open > 0 || self.records == 0 {
             20 + 16
         } else {
             0
         };
-        self.emitted + self.out.len() as u64 + (open + block_overhead) as u64
+        self.emitted + (self.ready_len + self.lead + open + block_overhead) as u64
     }
 
-    /// Encoded bytes ready for storage (header and finished blocks).
-    pub fn take_output(&mut self) -> Vec<u8> {
-        self.emitted += self.out.len() as u64;
-        std::mem::take(&mut self.out)
+    /// Encoded bytes ready for storage (finished blocks, the first with the file's header).
+    pub fn take_output(&mut self) -> Bytes {
+        self.emitted += self.ready_len as u64;
+        self.ready_len = 0;
+        match self.ready.len() {
+            0 => Bytes::new(),
+            1 => self.ready.pop().unwrap_or_default(),
+            // Blocks are taken one by one on the data path; only a caller that takes them
+            // after many records gets them copied together.
+            _ => self.ready.drain(..).flatten().collect(),
+        }
     }
 
     /// How many bytes [`take_output`](Self::take_output) would hand out now.
     pub fn output_len(&self) -> usize {
-        self.out.len()
+        self.ready_len
     }
 
     /// Memory the file holds: its open block and output not yet taken.
     pub fn held_bytes(&self) -> usize {
-        self.block.capacity() + self.out.capacity() + self.compressed.capacity()
+        self.block.capacity() + self.ready_len
     }
 
     /// Closes the file and returns its remaining bytes. A file without records gets one empty
     /// block, as Capture's empty files have (508 bytes with codec `null`).
-    pub fn finish(mut self) -> (Vec<u8>, u64) {
+    pub fn finish(mut self) -> (Bytes, u64) {
+        self.block.truncate(self.committed);
         if self.block_records > 0 || self.records == 0 {
             self.flush_block();
         }
-        let total = self.emitted + self.out.len() as u64;
-        (self.out, total)
+        let total = self.emitted + self.ready_len as u64;
+        (self.take_output(), total)
     }
 
     fn flush_block(&mut self) {
-        let mut compressed = std::mem::take(&mut self.compressed);
-        let payload = match self.codec {
-            Codec::Null => &self.block,
+        let start = self.records_start();
+        let mut frame = match self.codec {
+            Codec::Null => {
+                let next = Vec::with_capacity(Self::block_capacity(self.block_target));
+                std::mem::replace(&mut self.block, next)
+            }
             Codec::Deflate => {
-                deflate(&self.block, &mut compressed);
-                &compressed
+                let mut frame = Vec::new();
+                frame.extend_from_slice(&self.block[..start]);
+                deflate(&self.block[start..self.committed], &mut frame);
+                frame
             }
         };
-        // The output was usually just taken: one allocation for the block, not a few growing.
-        self.out.reserve(2 * 10 + payload.len() + self.sync.len());
-        put_long(&mut self.out, self.block_records as i64);
-        put_bytes(&mut self.out, payload);
-        self.compressed = compressed;
-        self.out.extend_from_slice(&self.sync);
-        self.block.clear();
+        let mut head = Vec::with_capacity(HEADROOM);
+        put_long(&mut head, self.block_records as i64);
+        put_long(&mut head, (frame.len() - start) as i64);
+        // The count and size end where the records begin; what precedes the block moves up to
+        // meet them.
+        let at = start - head.len();
+        frame[at..start].copy_from_slice(&head);
+        frame.copy_within(..self.lead, at - self.lead);
+        frame.extend_from_slice(&self.sync);
+        let frame = Bytes::from(frame).slice(at - self.lead..);
+        self.ready_len += frame.len();
+        self.ready.push(frame);
+        self.block.truncate(0);
+        self.block.resize(HEADROOM, 0);
+        self.lead = 0;
+        self.committed = HEADROOM;
         self.block_records = 0;
     }
 }
 
-/// Compresses `block` with raw deflate into `out` (cleared first). The compressor's state (a few
+/// Compresses `block` with raw deflate, appended to `out`. The compressor's state (a few
 /// hundred KiB) is kept per thread, not per open file. Level 3: on Capture-like records its
 /// output is 4 % larger than level 6's (the usual default) for two thirds of the CPU; level 1
 /// is faster still but 40 % larger.
@@ -230,7 +295,6 @@ fn deflate(block: &[u8], out: &mut Vec<u8>) {
     }
     COMPRESS.with_borrow_mut(|deflate| {
         deflate.reset();
-        out.clear();
         out.reserve(block.len() / 2 + 64);
         loop {
             let consumed = usize::try_from(deflate.total_in()).unwrap_or(block.len());
@@ -304,11 +368,11 @@ pub(crate) fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
     &buf[i..]
 }
 
-/// An Avro file behind the [`FileEncoder`] seam: each record encoded once, when prepared.
+/// An Avro file behind the [`FileEncoder`] seam: each record encoded once, when prepared,
+/// straight into the open block.
 pub struct AvroEncoder {
     file: AvroFile,
     records: RecordEncoder,
-    scratch: Vec<u8>,
 }
 
 impl AvroEncoder {
@@ -316,20 +380,17 @@ impl AvroEncoder {
         AvroEncoder {
             file: AvroFile::new(codec, sync, block_target),
             records: RecordEncoder::default(),
-            scratch: Vec::new(),
         }
     }
 }
 
 impl FileEncoder for AvroEncoder {
     fn prepare(&mut self, r: &Record<'_>) -> usize {
-        self.scratch.clear();
-        self.records.encode(r, &mut self.scratch);
-        self.scratch.len()
+        self.file.prepare(&mut self.records, r)
     }
 
     fn push_prepared(&mut self, _r: &Record<'_>) -> Result<(), EncodeError> {
-        self.file.append_encoded(&self.scratch);
+        self.file.add_prepared();
         Ok(())
     }
 
@@ -341,7 +402,7 @@ impl FileEncoder for AvroEncoder {
         self.file.records()
     }
 
-    fn take_output(&mut self) -> Vec<u8> {
+    fn take_output(&mut self) -> Bytes {
         self.file.take_output()
     }
 
@@ -350,10 +411,10 @@ impl FileEncoder for AvroEncoder {
     }
 
     fn held_bytes(&self) -> usize {
-        self.file.held_bytes() + self.scratch.capacity()
+        self.file.held_bytes()
     }
 
-    fn finish(self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError> {
+    fn finish(self: Box<Self>) -> Result<(Bytes, u64), EncodeError> {
         Ok(self.file.finish())
     }
 }

@@ -25,6 +25,7 @@ use arrow_array::builder::{
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
+use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -402,8 +403,8 @@ impl FileEncoder for ParquetFile {
         self.records
     }
 
-    fn take_output(&mut self) -> Vec<u8> {
-        std::mem::take(self.writer.inner_mut())
+    fn take_output(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(self.writer.inner_mut()))
     }
 
     fn output_len(&self) -> usize {
@@ -414,11 +415,11 @@ impl FileEncoder for ParquetFile {
         self.writer.memory_size() + self.writer.inner().capacity() + self.rows.bytes
     }
 
-    fn finish(mut self: Box<Self>) -> Result<(Vec<u8>, u64), EncodeError> {
+    fn finish(mut self: Box<Self>) -> Result<(Bytes, u64), EncodeError> {
         self.write_rows()?;
         self.writer.finish()?;
         let total = self.writer.bytes_written() as u64;
-        Ok((std::mem::take(self.writer.inner_mut()), total))
+        Ok((Bytes::from(std::mem::take(self.writer.inner_mut())), total))
     }
 }
 

@@ -103,7 +103,7 @@ impl Upload {
     }
 
     /// Adds bytes to the object; may wait for an in-flight part to finish.
-    pub async fn write(&mut self, data: Vec<u8>) -> object_store::Result<()> {
+    pub async fn write(&mut self, data: Bytes) -> object_store::Result<()> {
         if data.is_empty() {
             return Ok(());
         }
@@ -111,7 +111,7 @@ impl Upload {
         match &mut self.state {
             State::Buffer { parts, len } if *len + data.len() < self.part_size => {
                 *len += data.len();
-                parts.push(Bytes::from(data));
+                parts.push(data);
             }
             State::Buffer { parts, .. } => {
                 let what = format!("starting the upload of {}", self.path);
@@ -123,7 +123,7 @@ impl Upload {
                 for part in parts.drain(..) {
                     writer.put(part);
                 }
-                writer.put(Bytes::from(data));
+                writer.put(data);
                 self.state = State::Multipart(writer);
             }
             State::Multipart(writer) => {
@@ -132,7 +132,7 @@ impl Upload {
                     writer.wait_for_capacity(self.max_parts_in_flight),
                 )
                 .await?;
-                writer.put(Bytes::from(data));
+                writer.put(data);
             }
         }
         Ok(())
@@ -193,7 +193,7 @@ mod tests {
             for i in 0..50u8 {
                 let chunk = vec![i; 10 + i as usize];
                 expected.extend_from_slice(&chunk);
-                up.write(chunk).await.unwrap();
+                up.write(chunk.into()).await.unwrap();
             }
             assert!(
                 store.head(&path).await.is_err(),
@@ -210,7 +210,7 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let path = Path::from("aborted");
         let mut up = Upload::new(store.clone(), path.clone(), 16, 2);
-        up.write(vec![1; 100]).await.unwrap();
+        up.write(vec![1; 100].into()).await.unwrap();
         up.abort().await;
         assert!(store.head(&path).await.is_err());
     }

@@ -379,10 +379,10 @@ fn rebuild(
         if let Err(e) = file.push_prepared(&r) {
             return Ok(Err(format!("cannot encode offset {}: {e}", r.offset)));
         }
-        bytes.extend(file.take_output());
+        bytes.extend_from_slice(&file.take_output());
     }
     match file.finish() {
-        Ok((rest, _)) => bytes.extend(rest),
+        Ok((rest, _)) => bytes.extend_from_slice(&rest),
         Err(e) => return Ok(Err(format!("cannot encode: {e}"))),
     }
     Ok(Ok(bytes))

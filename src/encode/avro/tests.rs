@@ -212,3 +212,41 @@ fn decimal_formats_all_longs() {
         assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
     }
 }
+
+proptest! {
+    /// The data path's way: each record encoded into the open block when prepared; some
+    /// prepared records are then dropped (the caller closed the file before them), by the
+    /// next prepare or the file's end. Blocks leave one by one, with the header in the first.
+    #[test]
+    fn prepared_records_not_added_are_left_out(
+        events in proptest::collection::vec(arb_event(), 0..40),
+        dropped in proptest::collection::vec(any::<bool>(), 40),
+        deflate in any::<bool>(),
+        block_target in 1usize..600,
+    ) {
+        let codec = if deflate { Codec::Deflate } else { Codec::Null };
+        let mut file = AvroEncoder::new(codec, sync_marker("t", 1, 0), block_target);
+        let mut bytes = Vec::new();
+        let mut kept = Vec::new();
+        for (e, drop) in events.iter().zip(&dropped) {
+            let size = file.prepare(&e.record());
+            let mut alone = Vec::new();
+            RecordEncoder::default().encode(&e.record(), &mut alone);
+            prop_assert_eq!(size, alone.len());
+            if !drop {
+                file.push_prepared(&e.record()).unwrap();
+                kept.push(to_value(e));
+            }
+            let out = file.take_output();
+            prop_assert_eq!(file.output_len(), 0);
+            bytes.extend_from_slice(&out);
+        }
+        let estimate = file.size_with(0);
+        let (rest, total) = Box::new(file).finish().unwrap();
+        bytes.extend_from_slice(&rest);
+        prop_assert_eq!(total, bytes.len() as u64);
+        prop_assert!(total <= estimate);
+        let read: Vec<Value> = apache_avro::Reader::new(&bytes[..]).unwrap().map(|r| r.unwrap()).collect();
+        prop_assert_eq!(read, kept);
+    }
+}
