@@ -1,8 +1,8 @@
 //! Throughput against the bare-consumer limit: preloads one topic, then in the same run reads it
 //! to the end with a bare rdkafka consumer (same consumer settings as hubcap, no work done on the
 //! records) and archives it with `hubcap run --once` in Avro (null, deflate) and Parquet (zstd).
-//! Each case runs in its own process; the table shows medians, and each case's ratio to the bare
-//! consumer of the same broker, topic and run.
+//! Each case runs in its own process, each run of every case in turn; the table shows medians,
+//! and each case's ratio to the bare consumer of the same broker, topic and run.
 //!
 //! Two brokers, so that one of them is not the limit:
 //! - librdkafka's mock cluster, in a process of its own (this binary, `--mock-child`): fast, but
@@ -21,7 +21,8 @@
 //! HUBCAP_BENCH_RECORDS_PER_PARTITION (15,000), HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES
 //! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd,parquet-delta: Parquet
 //! with --table delta, not run by default), HUBCAP_BENCH_WINDOW (--window-size for every case,
-//! e.g. 256KiB for many files), HUBCAP_BENCH_WRAP (a
+//! e.g. 256KiB for many files), HUBCAP_BENCH_ARGS (more `hubcap run` arguments for every case,
+//! the baseline's client settings too, e.g. `--memory-limit 1GiB`), HUBCAP_BENCH_WRAP (a
 //! command hubcap runs under, e.g. `perf record -g -o /tmp/perf.data`), HUBCAP_BENCH_KAFKA
 //! (host:port of a broker to use instead of starting one; its topics are kept and reused by the
 //! next run), HUBCAP_BENCH_OUT (where the cases write: by default `/dev/shm`, a memory file system,
@@ -129,18 +130,23 @@ fn preload(brokers: &str, topic: &str, partitions: i32, records: usize) -> u64 {
     bytes
 }
 
+/// `HUBCAP_BENCH_ARGS`: more `hubcap run` arguments for every case, the baseline's client
+/// settings included (e.g. `--memory-limit 1GiB`, `-X fetch.max.bytes=8388608`).
+fn extra_args() -> Vec<String> {
+    std::env::var("HUBCAP_BENCH_ARGS")
+        .map(|a| a.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// The child side of the baseline: a consumer with exactly hubcap's librdkafka settings (taken
 /// from `hubcap::run::RunConfig::client_config`) in a fresh group, reading every record to the end and
 /// touching each one's bytes, nothing more.
 fn baseline_child(brokers: &str, topic: &str, total: usize) {
-    let cfg = common::run_config(&[
-        "--brokers",
-        brokers,
-        "--topic",
-        topic,
-        "--group",
-        &unique("baseline"),
-    ]);
+    let group = unique("baseline");
+    let mut args = vec!["--brokers", brokers, "--topic", topic, "--group", &group];
+    let extra = extra_args();
+    args.extend(extra.iter().map(String::as_str));
+    let cfg = common::run_config(&args);
     let consumer: BaseConsumer = cfg.client_config().create().unwrap();
     consumer.subscribe(&[topic]).unwrap();
     let (mut n, mut sum) = (0usize, 0u64);
@@ -193,6 +199,7 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         .args(["--group", &unique("bench"), "--once", "--format", format])
         .args(codec)
         .args(["--output", out.path().to_str().unwrap()]);
+    cmd.args(extra_args());
     if let Ok(window) = std::env::var("HUBCAP_BENCH_WINDOW") {
         cmd.args(["--window-size", &window]);
     }
@@ -542,10 +549,15 @@ fn bench(brokers: &str, topic: &str, partitions: i32, bytes: u64, runs: usize, c
     );
     let mut baseline_rate = None;
     let mut baseline_busy = None;
-    for case in cases {
-        let samples: Vec<Sample> = (0..runs)
-            .map(|_| run_case(case, brokers, topic, total))
-            .collect();
+    // Round by round, every case once per round: a machine that slows down or speeds up over
+    // the minutes (a VM's neighbours) then moves every case alike, not the last ones.
+    let mut rounds: Vec<Vec<Sample>> = vec![Vec::new(); cases.len()];
+    for _ in 0..runs {
+        for (case, samples) in cases.iter().zip(&mut rounds) {
+            samples.push(run_case(case, brokers, topic, total));
+        }
+    }
+    for (case, samples) in cases.iter().zip(rounds) {
         let seconds = median(samples.iter().map(|s| s.seconds).collect());
         let cpu = median(samples.iter().map(|s| s.cpu_seconds).collect());
         let rss = median(samples.iter().map(|s| s.peak_rss_mib).collect());

@@ -87,7 +87,7 @@ pub fn client_config(
         )
         // When the prefetch queue is full, librdkafka postpones every partition's next fetch
         // by this long (default 1 s). A consumer that hands records on to workers fills its
-        // queue often, and drains it (a sixty-fourth of the budget) in about 15 ms: a longer
+        // queue often, and drains it (a thirty-second of the budget) in about 30 ms: a longer
         // pause leaves it idle (at 1 s, a third of the speed at 256 partitions; at 50 ms, 30 %
         // slower than at 2 ms).
         .set("fetch.queue.backoff.ms", "2")

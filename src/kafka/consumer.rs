@@ -232,7 +232,9 @@ impl SourceContext {
     /// worker or partitions are paused. Then what ends the wait is a worker taking its input
     /// (which lets pending input go and paused partitions resume), not a record, and with every
     /// partition paused for the memory budget no record comes at all: the budget recovered
-    /// 100 ms after it was exhausted, now 10–50 ms (at 256 partitions, Avro/deflate).
+    /// 100 ms after it was exhausted, now 10–50 ms (at 256 partitions, Avro/deflate). `--once`
+    /// waits 10 ms too: it ends when its last worker published its last file, which no record
+    /// announces (at 100 ms, the run ended 0.1 s after its last file).
     /// `None`: do not poll now, the memory budget has been exhausted for less than
     /// [`HOLD_POLLING`]. (Its time, not whether partitions were paused since: a topic with no
     /// partition to pause, whose budget another topic exhausted, must poll again too.)
@@ -243,7 +245,10 @@ impl SourceContext {
             .is_some_and(|since| since.elapsed() < HOLD_POLLING)
         {
             None
-        } else if state.pending.is_empty() && state.paused.is_empty() && state.held_back.is_empty()
+        } else if self.opts.once.is_none()
+            && state.pending.is_empty()
+            && state.paused.is_empty()
+            && state.held_back.is_empty()
         {
             Some(Duration::from_millis(100))
         } else {
