@@ -26,7 +26,8 @@
 //! command hubcap runs under, e.g. `perf record -g -o /tmp/perf.data`), HUBCAP_BENCH_KAFKA
 //! (host:port of a broker to use instead of starting one; its topics are kept and reused by the
 //! next run), HUBCAP_BENCH_OUT (where the cases write: by default `/dev/shm`, a memory file system,
-//! so that the disk's writeback is not what is measured). Needs the test tools (scripts/setup-test-env) for Apache Kafka.
+//! so that the disk's writeback is not what is measured). Needs the test tools
+//! (scripts/setup-test-env) for Apache Kafka.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
