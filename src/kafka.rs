@@ -4,6 +4,7 @@
 
 pub mod consumer;
 pub mod eventhubs;
+pub mod topic_id;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -48,6 +48,7 @@ impl PartitionWorker {
             manifest,
             crc32c: Some(f.upload.crc32c()),
             block_bytes: Some(f.block_bytes as u64),
+            topic_id: self.topic_id.clone(),
         };
         let next_offset = self
             .checkpoint
@@ -63,7 +64,13 @@ impl PartitionWorker {
 
         // 2. Publish: the object appears, complete, or not at all; then list it.
         let upload_started = std::time::Instant::now();
-        f.upload.finish().await.map_err(upload_err(&f.name))?;
+        match f.upload.finish().await {
+            Ok(()) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                return Err(occupied(&self.shared, &self.topic, self.partition, &f.name).await);
+            }
+            Err(source) => return Err(upload_err(&f.name)(source)),
+        }
         let took = upload_started.elapsed();
         self.shared.metrics.upload_duration.observe(took);
         let entry = manifest_entry(&self.shared, &self.topic, self.partition, &pending);
@@ -124,12 +131,14 @@ impl PartitionWorker {
         pending: Option<PendingFile>,
     ) -> Result<(), CheckpointError> {
         let mut c = self.checkpoint.clone().unwrap_or_else(|| {
-            self.shared.checkpoints.document(
+            let mut c = self.shared.checkpoints.document(
                 &self.topic,
                 self.partition,
                 next_offset,
                 &self.shared.owner,
-            )
+            );
+            c.topic_id.clone_from(&self.topic_id);
+            c
         });
         // A commit (no file pending) counts as archived and is mirrored to the Azure SDK
         // checkpoint, if any.
@@ -214,5 +223,31 @@ pub(super) fn manifest_entry(
         created_at: shared.clock.rfc3339(),
         content_crc32c: p.crc32c.clone(),
         block_bytes: p.block_bytes,
+        topic_id: p.topic_id.clone(),
+    }
+}
+
+/// The error for a file name another writer holds, naming who it may be.
+pub(super) async fn occupied(
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+    name: &str,
+) -> WorkerError {
+    let others = shared.checkpoints.other_groups(topic, partition).await;
+    let where_ = shared.checkpoints.location().display.clone();
+    let owner = if others.is_empty() {
+        format!("no other consumer group keeps checkpoints for {}/{} in {where_}, so another archiver, a person or a tool wrote it", topic, partition)
+    } else {
+        format!(
+            "consumer group {} archives {}/{} into this output too (its checkpoints are in {where_})",
+            others.join(", "),
+            topic,
+            partition
+        )
+    };
+    WorkerError::Occupied {
+        path: name.to_string(),
+        owner,
     }
 }

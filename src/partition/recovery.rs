@@ -4,6 +4,7 @@
 
 use super::publish::manifest_entry;
 use super::*;
+use crate::store::upload::same_or_taken;
 
 /// Where a newly assigned partition starts.
 #[derive(Debug, Clone, Default)]
@@ -13,6 +14,9 @@ pub struct Resume {
     /// A file whose intent was written but whose object does not exist: the first window of the
     /// replay is written again under this name with exactly these offsets.
     pub replay: Option<PendingFile>,
+    /// Kafka's id of the topic (see [`Checkpoint::topic_id`]), recorded in new checkpoints and
+    /// manifest lines.
+    pub topic_id: Option<String>,
 }
 
 impl Resume {
@@ -27,11 +31,20 @@ impl Resume {
 /// A broker may hand a partition over before its former owner let go of it; when that owner
 /// writes the checkpoint between our read and our claim, the claim is refused and is tried
 /// again on what it wrote.
-pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, WorkerError> {
+///
+/// `topic_id`: the id Kafka gives the topic now, if any. A checkpoint recorded under another id
+/// belongs to an earlier incarnation of the topic (deleted and re-created since, its offsets
+/// started over): the partition is refused, not resumed at an offset of another topic.
+pub async fn resume(
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+    topic_id: Option<&str>,
+) -> Result<Resume, WorkerError> {
     const CLAIMS: u32 = 10;
     let mut attempt = 1;
     loop {
-        match claim(shared, topic, partition).await {
+        match claim(shared, topic, partition, topic_id).await {
             Err(e) if e.is_fenced() && attempt < CLAIMS => {
                 debug!(%topic, partition, attempt, "the former owner wrote the checkpoint meanwhile; claiming again");
                 attempt += 1;
@@ -42,16 +55,64 @@ pub async fn resume(shared: &Shared, topic: &str, partition: i32) -> Result<Resu
     }
 }
 
-async fn claim(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, WorkerError> {
+async fn claim(
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+    topic_id: Option<&str>,
+) -> Result<Resume, WorkerError> {
     let Some(found) = shared.checkpoints.load(topic, partition).await? else {
-        return take_over_from_sdk(shared, topic, partition).await;
+        let mut r = take_over_from_sdk(shared, topic, partition, topic_id).await?;
+        r.topic_id = topic_id.map(str::to_string);
+        return Ok(r);
     };
     let mut c = found.checkpoint;
+    match (&c.topic_id, topic_id) {
+        (Some(archived), Some(now)) if archived != now => {
+            return Err(WorkerError::TopicRecreated {
+                topic: topic.into(),
+                partition,
+                checkpoint: shared.checkpoints.path(topic, partition).to_string(),
+                archived: archived.clone(),
+                now: now.into(),
+                next_offset: c.next_offset,
+            })
+        }
+        // A checkpoint from before hubcap recorded ids takes the topic's on this claim.
+        (None, Some(now)) => c.topic_id = Some(now.into()),
+        _ => {}
+    }
     let mut replay = None;
     if let Some(p) = c.pending.clone() {
         let path = shared.output.path(&p.path);
         match shared.output.head(&path).await {
-            Ok(_) => {
+            Ok(found) => {
+                // The file of the intent, unless someone else wrote that name meanwhile.
+                let same = match &p.crc32c {
+                    Some(crc) => {
+                        let store = &shared.output.store;
+                        same_or_taken(store, &path, p.size, crc, &shared.output.retry).await
+                    }
+                    None if found.size == p.size => Ok(()),
+                    None => Err(object_store::Error::AlreadyExists {
+                        path: path.to_string(),
+                        source: "another size".into(),
+                    }),
+                };
+                match same {
+                    Ok(()) => {}
+                    Err(object_store::Error::AlreadyExists { .. }) => {
+                        return Err(
+                            super::publish::occupied(shared, topic, partition, &p.path).await
+                        )
+                    }
+                    Err(source) => {
+                        return Err(WorkerError::Head {
+                            path: p.path,
+                            source,
+                        })
+                    }
+                }
                 info!(%topic, partition, file = %p.path, "the last file before a stop is complete; checkpoint moves past it");
                 shared
                     .manifests
@@ -83,6 +144,7 @@ async fn claim(shared: &Shared, topic: &str, partition: i32) -> Result<Resume, W
         sdk.follow(topic, partition, c.next_offset).await;
     }
     Ok(Resume {
+        topic_id: c.topic_id.clone(),
         checkpoint: Some(c),
         version: Some(version),
         replay,
@@ -96,6 +158,7 @@ async fn take_over_from_sdk(
     shared: &Shared,
     topic: &str,
     partition: i32,
+    topic_id: Option<&str>,
 ) -> Result<Resume, WorkerError> {
     let Some(sdk) = &shared.sdk else {
         return Ok(Resume::default());
@@ -103,11 +166,13 @@ async fn take_over_from_sdk(
     let Some(next_offset) = sdk.start_offset(topic, partition).await? else {
         return Ok(Resume::default());
     };
-    let c = shared
+    let mut c = shared
         .checkpoints
         .document(topic, partition, next_offset, &shared.owner);
+    c.topic_id = topic_id.map(str::to_string);
     let version = shared.checkpoints.save(&c, None).await?;
     Ok(Resume {
+        topic_id: c.topic_id.clone(),
         checkpoint: Some(c),
         version: Some(version),
         replay: None,

@@ -47,6 +47,10 @@ pub struct ManifestEntry {
     /// file was written with: writing the same records with it gives the same bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_bytes: Option<u64>,
+    /// Kafka's id of the topic the offsets belong to (KIP-516, base64), when the brokers gave
+    /// one: files of a topic deleted and re-created under the same name differ in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
 }
 
 impl ManifestEntry {
@@ -210,6 +214,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             content_crc32c: None,
             block_bytes: None,
+            topic_id: None,
         }
     }
 
