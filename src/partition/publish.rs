@@ -3,6 +3,7 @@
 //! commit offered, the Azure SDK mirror followed).
 
 use super::*;
+use crate::store::upload::Finish;
 
 impl PartitionWorker {
     pub(super) async fn publish(
@@ -64,12 +65,26 @@ impl PartitionWorker {
 
         // 2. Publish: the object appears, complete, or not at all; then list it.
         let upload_started = std::time::Instant::now();
-        match f.upload.finish().await {
-            Ok(()) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(occupied(&self.shared, &self.topic, self.partition, &f.name).await);
+        match f.upload.finish().await.map_err(upload_err(&f.name))? {
+            Finish::Written => {}
+            // This group's own file from an earlier archive of these offsets (its checkpoint was
+            // lost or removed, and the window closed elsewhere this time): replaced, and its
+            // manifest line with it. Anyone else's is left alone.
+            Finish::Taken(taken) => {
+                let lists = self
+                    .shared
+                    .manifests
+                    .lists(&self.topic, self.partition, &f.name);
+                if lists.await? {
+                    warn!(topic = %self.topic, partition = self.partition, file = %f.name,
+                        "replacing a file this group wrote earlier for these offsets");
+                    taken.replace().await.map_err(upload_err(&f.name))?;
+                } else {
+                    taken.abort().await;
+                    let (shared, topic) = (&self.shared, &self.topic);
+                    return Err(occupied(shared, topic, self.partition, &f.name).await);
+                }
             }
-            Err(source) => return Err(upload_err(&f.name)(source)),
         }
         let took = upload_started.elapsed();
         self.shared.metrics.upload_duration.observe(took);

@@ -99,12 +99,19 @@ async fn claim(
                         source: "another size".into(),
                     }),
                 };
-                match same {
-                    Ok(()) => {}
+                let complete = match same {
+                    Ok(()) => true,
+                    // A file this group wrote for these offsets before (its checkpoint was lost
+                    // or removed since): the intent's file is written again over it.
+                    Err(object_store::Error::AlreadyExists { .. })
+                        if shared.manifests.lists(topic, partition, &p.path).await? =>
+                    {
+                        false
+                    }
                     Err(object_store::Error::AlreadyExists { .. }) => {
                         return Err(
                             super::publish::occupied(shared, topic, partition, &p.path).await
-                        )
+                        );
                     }
                     Err(source) => {
                         return Err(WorkerError::Head {
@@ -112,18 +119,13 @@ async fn claim(
                             source,
                         })
                     }
+                };
+                if complete {
+                    roll_forward(shared, topic, partition, &mut c, &p).await?;
+                } else {
+                    info!(%topic, partition, file = %p.path, "the last file before a stop has other bytes than its intent; it is written again");
+                    replay = Some(p);
                 }
-                info!(%topic, partition, file = %p.path, "the last file before a stop is complete; checkpoint moves past it");
-                shared
-                    .manifests
-                    .upsert(&p.manifest, &manifest_entry(shared, topic, partition, &p))
-                    .await?;
-                if let Some(tables) = &shared.tables {
-                    let now = shared.clock.wall().timestamp_millis();
-                    tables.add(topic, partition, &p, now).await?;
-                }
-                c.next_offset = p.last_offset + 1;
-                c.pending = None;
             }
             Err(object_store::Error::NotFound { .. }) => {
                 info!(%topic, partition, file = %p.path, "the last file before a stop never appeared; it is written again");
@@ -149,6 +151,29 @@ async fn claim(
         version: Some(version),
         replay,
     })
+}
+
+/// The intent's file is complete: it is listed (and added to the table) and the checkpoint
+/// moves past it.
+async fn roll_forward(
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+    c: &mut Checkpoint,
+    p: &PendingFile,
+) -> Result<(), WorkerError> {
+    info!(%topic, partition, file = %p.path, "the last file before a stop is complete; checkpoint moves past it");
+    shared
+        .manifests
+        .upsert(&p.manifest, &manifest_entry(shared, topic, partition, p))
+        .await?;
+    if let Some(tables) = &shared.tables {
+        let now = shared.clock.wall().timestamp_millis();
+        tables.add(topic, partition, p, now).await?;
+    }
+    c.next_offset = p.last_offset + 1;
+    c.pending = None;
+    Ok(())
 }
 
 /// A partition without a hubcap checkpoint: with `--azure-sdk-checkpoints`, it starts after the

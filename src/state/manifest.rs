@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use object_store::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{get_versioned, put_cas, CasError, Location};
@@ -152,6 +153,42 @@ impl Manifests {
             Err(CasError::Conflict) => Ok(false),
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    /// Whether this group's manifests of `topic`/`partition` list a file at `path`: a file this
+    /// group wrote. Reads the partition's manifests newest first; for the rare name collision.
+    pub async fn lists(
+        &self,
+        topic: &str,
+        partition: i32,
+        path: &str,
+    ) -> Result<bool, ManifestError> {
+        use futures::TryStreamExt;
+        let prefix = self
+            .location
+            .path(&format!("{}/{topic}/{partition}", self.group));
+        let listed: Vec<ObjectMeta> = self
+            .location
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|source| ManifestError::Store {
+                path: prefix.to_string(),
+                source: source.into(),
+            })?;
+        let mut objects: Vec<String> = listed.into_iter().map(|m| m.location.to_string()).collect();
+        objects.sort_unstable_by(|a, b| b.cmp(a));
+        let base = self.location.prefix.to_string();
+        for object in objects {
+            let relative = object
+                .strip_prefix(&base)
+                .map_or(object.as_str(), |r| r.trim_start_matches('/'));
+            if self.read(relative).await?.iter().any(|e| e.path == path) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Reads a manifest object.

@@ -152,13 +152,14 @@ impl Upload {
         Ok(())
     }
 
-    /// Publishes the object. After this returns `Ok`, the object is durable and complete: these
-    /// bytes, whether this upload wrote them or found them there. An object with other bytes at
-    /// the name fails with `AlreadyExists` and is left as it is.
-    pub async fn finish(self) -> object_store::Result<()> {
+    /// Publishes the object. After `Ok(Finish::Written)`, the object is durable and complete:
+    /// these bytes, whether this upload wrote them or found them there. An object with other
+    /// bytes at the name is left as it is and the upload handed back ([`Finish::Taken`]): the
+    /// caller decides whether it may replace it.
+    pub async fn finish(self) -> object_store::Result<Finish> {
         let size = self.size();
         let crc = self.crc32c();
-        match self.state {
+        let taken = match self.state {
             State::Buffer { parts, .. } => {
                 let payload: PutPayload = parts.into_iter().collect();
                 let what = format!("writing {}", self.path);
@@ -176,9 +177,9 @@ impl Upload {
                 })
                 .await?;
                 if created {
-                    return Ok(());
+                    return Ok(Finish::Written);
                 }
-                same_or_taken(&self.store, &self.path, size, &crc, &self.retry).await
+                Pending::Put(payload)
             }
             State::Multipart(writer) => {
                 // Completing a multipart upload replaces whatever is at the name on every store,
@@ -193,22 +194,34 @@ impl Upload {
                 })
                 .await;
                 match found {
-                    Ok(false) => {}
-                    Ok(true) => {
-                        if let Err(e) = writer.abort().await {
-                            tracing::warn!(path = %self.path, error = %e, "could not abort a multipart upload; the store will expire its parts");
-                        }
-                        return same_or_taken(&self.store, &self.path, size, &crc, &self.retry)
-                            .await;
+                    Ok(false) => {
+                        return bounded(self.retry.attempt_timeout, writer.finish())
+                            .await
+                            .map(|_| Finish::Written)
                     }
+                    Ok(true) => Pending::Multipart(writer),
                     Err(e) => {
                         let _ = writer.abort().await;
                         return Err(e);
                     }
                 }
-                bounded(self.retry.attempt_timeout, writer.finish())
-                    .await
-                    .map(|_| ())
+            }
+        };
+        let taken = Taken {
+            store: self.store,
+            path: self.path,
+            retry: self.retry,
+            pending: taken,
+        };
+        match same_or_taken(&taken.store, &taken.path, size, &crc, &taken.retry).await {
+            Ok(()) => {
+                taken.abort().await;
+                Ok(Finish::Written)
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Finish::Taken(taken)),
+            Err(e) => {
+                taken.abort().await;
+                Err(e)
             }
         }
     }
@@ -221,6 +234,59 @@ impl Upload {
     /// Drops the object's uploaded parts, if any; nothing was published.
     pub async fn abort(self) {
         if let State::Multipart(writer) = self.state {
+            if let Err(e) = writer.abort().await {
+                tracing::warn!(path = %self.path, error = %e, "could not abort a multipart upload; the store will expire its parts");
+            }
+        }
+    }
+}
+
+/// How [`Upload::finish`] ended.
+#[must_use]
+pub enum Finish {
+    /// The object holds the upload's bytes.
+    Written,
+    /// Another object with other bytes is at the name: nothing was written yet.
+    Taken(Taken),
+}
+
+/// An upload whose name another object holds, not completed: [`Taken::replace`] puts it over
+/// that object, [`Taken::abort`] drops it.
+pub struct Taken {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    retry: RetryPolicy,
+    pending: Pending,
+}
+
+enum Pending {
+    Put(PutPayload),
+    Multipart(WriteMultipart),
+}
+
+impl Taken {
+    /// Replaces the object at the name with the upload's bytes.
+    pub async fn replace(self) -> object_store::Result<()> {
+        match self.pending {
+            Pending::Put(payload) => {
+                let what = format!("writing {}", self.path);
+                retry(&self.retry, Operation::Upload, &what, || async {
+                    self.store
+                        .put(&self.path, payload.clone())
+                        .await
+                        .map(|_| ())
+                })
+                .await
+            }
+            Pending::Multipart(writer) => bounded(self.retry.attempt_timeout, writer.finish())
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    /// Drops the upload; the object at the name stays as it is.
+    pub async fn abort(self) {
+        if let Pending::Multipart(writer) = self.pending {
             if let Err(e) = writer.abort().await {
                 tracing::warn!(path = %self.path, error = %e, "could not abort a multipart upload; the store will expire its parts");
             }
@@ -297,7 +363,7 @@ mod tests {
                 store.head(&path).await.is_err(),
                 "{name}: visible before finish"
             );
-            up.finish().await.unwrap();
+            assert!(matches!(up.finish().await.unwrap(), Finish::Written));
             let got = store.get(&path).await.unwrap().bytes().await.unwrap();
             assert_eq!(&got[..], &expected[..], "{name}");
         }
@@ -320,7 +386,16 @@ mod tests {
                     async move {
                         let mut up = Upload::new(store, Path::from(name), part_size, 2);
                         up.write(bytes.into()).await.unwrap();
-                        up.finish().await
+                        match up.finish().await? {
+                            Finish::Written => Ok(()),
+                            Finish::Taken(taken) => {
+                                taken.abort().await;
+                                Err(object_store::Error::AlreadyExists {
+                                    path: name.into(),
+                                    source: "taken".into(),
+                                })
+                            }
+                        }
                     }
                 };
                 let ours = vec![7u8; 500];
