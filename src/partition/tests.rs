@@ -816,24 +816,52 @@ async fn a_name_another_group_wrote_is_not_overwritten() {
     run.await.unwrap().1.unwrap();
     let (name, _, _) = files(&s).await.remove(0);
     let path = s.output.path(&name);
-    let ours = s.output.store.get(&path).await.unwrap().bytes().await.unwrap();
+    let ours = s
+        .output
+        .store
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let theirs = vec![9u8; 77];
 
     // This group's manifest lists the name: its own file of an earlier archive of these
     // offsets (its checkpoint removed since) is replaced.
-    s.output.store.put(&path, theirs.clone().into()).await.unwrap();
+    s.output
+        .store
+        .put(&path, theirs.clone().into())
+        .await
+        .unwrap();
     let checkpoint_path = s.checkpoints.path("t", 0);
-    s.checkpoints.location().store.delete(&checkpoint_path).await.unwrap();
+    s.checkpoints
+        .location()
+        .store
+        .delete(&checkpoint_path)
+        .await
+        .unwrap();
     let (tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), None);
     tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
     drop(tx);
     run.await.unwrap().1.unwrap();
-    let got = s.output.store.get(&path).await.unwrap().bytes().await.unwrap();
+    let got = s
+        .output
+        .store
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(got, ours, "this group's own file is written again");
 
     // Without a manifest line of this group, the name is someone else's.
     let listed: Vec<_> = s.output.store.list(None).try_collect().await.unwrap();
-    for m in listed.iter().filter(|m| m.location.as_ref().contains("_manifests")) {
+    for m in listed
+        .iter()
+        .filter(|m| m.location.as_ref().contains("_manifests"))
+    {
         s.output.store.delete(&m.location).await.unwrap();
     }
     s.output

@@ -218,7 +218,7 @@ impl Upload {
                 taken.abort().await;
                 Ok(Finish::Written)
             }
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Finish::Taken(taken)),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Finish::Taken(Box::new(taken))),
             Err(e) => {
                 taken.abort().await;
                 Err(e)
@@ -247,7 +247,7 @@ pub enum Finish {
     /// The object holds the upload's bytes.
     Written,
     /// Another object with other bytes is at the name: nothing was written yet.
-    Taken(Taken),
+    Taken(Box<Taken>),
 }
 
 /// An upload whose name another object holds, not completed: [`Taken::replace`] puts it over
