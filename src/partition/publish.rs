@@ -198,15 +198,19 @@ impl PartitionWorker {
                 path: name.clone(),
                 source,
             })?;
-        let path = self.shared.output.path(&name);
-        self.shared
-            .output
-            .put(&path, bytes.into())
-            .await
-            .map_err(|source| WorkerError::Upload {
-                path: name.clone(),
-                source,
-            })?;
+        // Created like any file: an object already at the name is never replaced.
+        let output = &self.shared.output;
+        let mut upload = Upload::new(output.store.clone(), output.path(&name), usize::MAX, 1)
+            .with_retry(output.retry);
+        let upload_err = |source| WorkerError::Upload {
+            path: name.clone(),
+            source,
+        };
+        upload.write(bytes).await.map_err(upload_err)?;
+        if let Finish::Taken(taken) = upload.finish().await.map_err(upload_err)? {
+            taken.abort().await;
+            return Err(occupied(&self.shared, &self.topic, self.partition, &name).await);
+        }
         self.report.empty_files += 1;
         self.report.bytes += size;
         debug!(topic = %self.topic, partition = self.partition, file = %name, "empty file written");
