@@ -30,10 +30,13 @@ fn main() -> ExitCode {
         .ok()
         .filter(|_| !logging.is_empty())
         .unwrap_or_else(|| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
-    // delta_kernel logs each snapshot and scan at info, lines per commit not worth reading,
-    // unless HUBCAP_LOG asks for them by name.
-    if !logging.contains("delta_kernel") {
-        for quiet in ["delta_kernel=warn", "delta_kernel_default_engine=warn"] {
+    // delta_kernel logs each snapshot and scan at info, lines per commit not worth reading, and
+    // each error it returns again at error, with its backtrace and the whole log segment: hubcap
+    // reports the errors it is given, in one line. Its lines show when HUBCAP_LOG asks for them
+    // by name or asks for debug.
+    let verbose = ["delta_kernel", "debug", "trace"];
+    if !verbose.iter().any(|v| logging.contains(v)) {
+        for quiet in ["delta_kernel=off", "delta_kernel_default_engine=off"] {
             filter = filter.add_directive(quiet.parse().expect("a valid directive"));
         }
     }
