@@ -242,6 +242,9 @@ pub struct RunArgs {
     pub kafka: Vec<String>,
 }
 
+/// The largest `--memory-limit`: a budget is what one archiver's buffers may hold.
+const MAX_MEMORY_LIMIT: u64 = 1 << 40;
+
 /// `--table`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TableFormat {
@@ -277,6 +280,10 @@ pub enum ConfigError {
     KafkaSetting(String),
     #[error("--memory-limit {} is too small: hubcap needs at least 32MiB (librdkafka's prefetch and a few open files); the default is 256MiB", ByteSize(*.0))]
     MemoryLimit(u64),
+    #[error("--memory-limit {} is more than hubcap can use: at most 1TiB (did you mean GiB?)", ByteSize(*.0))]
+    MemoryLimitHuge(u64),
+    #[error("--{flag} must be at least 1s")]
+    TooShort { flag: &'static str },
     #[error("--azure-sdk-checkpoints: {0}")]
     SdkCheckpoints(String),
     #[error("{0}")]
@@ -336,6 +343,21 @@ impl RunArgs {
         }
         if self.memory_limit.0 < crate::budget::MIN_LIMIT {
             return Err(ConfigError::MemoryLimit(self.memory_limit.0));
+        }
+        // A budget no machine has is a typo (TiB for GiB), and past usize it cannot be counted.
+        if self.memory_limit.0 > MAX_MEMORY_LIMIT
+            || usize::try_from(self.memory_limit.0).is_err()
+        {
+            return Err(ConfigError::MemoryLimitHuge(self.memory_limit.0));
+        }
+        // A zero (or sub-second) time to flush or to retry fails every run that needs one.
+        for (flag, d) in [
+            ("shutdown-timeout", self.shutdown_timeout.0),
+            ("retry-for", self.retry_for.0),
+        ] {
+            if d < std::time::Duration::from_secs(1) {
+                return Err(ConfigError::TooShort { flag });
+            }
         }
         if self.row_group_size.is_some_and(|s| s.0 == 0) {
             return Err(ConfigError::Zero {
