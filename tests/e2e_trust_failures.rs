@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -161,4 +161,45 @@ async fn a_corrupt_delta_log_fails_at_once_with_exit_1_and_no_backtrace() {
     assert_eq!(audit.status.code(), Some(1), "{report}{stderr}");
     assert_no_backtrace_or_panic(&report);
     assert_no_backtrace_or_panic(&stderr);
+}
+
+/// SIGTERM while `--once` archives a large backlog: it stops within `--shutdown-timeout` (plus
+/// the consumer's close), exit 3, what it archived checkpointed, instead of writing on.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_once_within_the_shutdown_timeout() {
+    let t = Kafka::shared();
+    let (topic, group) = (unique("sigterm"), unique("g"));
+    let partitions = 32;
+    let records = 200_000;
+    t.create_topic(&topic, partitions).await;
+    preload_kib_records(&t.brokers, &topic, partitions, records);
+    wait_for_high_watermarks(&t.brokers, &topic, partitions, records as i64);
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = hubcap();
+    cmd.args(["run", "--brokers", &t.brokers, "--topic", &topic, "--group", &group])
+        .args(["--once", "--output", out.path().to_str().unwrap()])
+        .args(["--shutdown-timeout", "2s", "--format", "parquet", "--quiet"]);
+    let mut run = Instance::spawn("once", cmd);
+    run.wait_for_line(0, "partition resumes", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    run.signal(libc::SIGTERM);
+    let status = run.wait_exit(Duration::from_secs(120));
+    let took = signalled.elapsed().as_secs_f64();
+    eprintln!("stopped {took:.1} s after SIGTERM, exit {:?}", status.code());
+    let log = run.log();
+    assert!(took < 5.0, "took {took:.1} s after SIGTERM:\n{log}");
+    assert_eq!(status.code(), Some(3), "{log}");
+    // What it archived before stopping is checkpointed and readable.
+    let next: i64 = (0..partitions)
+        .map(|p| {
+            let file = checkpoint_file(out.path(), &group, &topic, p);
+            if file.exists() {
+                local_next_offset(out.path(), &group, &topic, p)
+            } else {
+                0
+            }
+        })
+        .sum();
+    assert!(next < records as i64, "it stopped before the end: {next}");
 }
