@@ -345,9 +345,7 @@ impl RunArgs {
             return Err(ConfigError::MemoryLimit(self.memory_limit.0));
         }
         // A budget no machine has is a typo (TiB for GiB), and past usize it cannot be counted.
-        if self.memory_limit.0 > MAX_MEMORY_LIMIT
-            || usize::try_from(self.memory_limit.0).is_err()
-        {
+        if self.memory_limit.0 > MAX_MEMORY_LIMIT || usize::try_from(self.memory_limit.0).is_err() {
             return Err(ConfigError::MemoryLimitHuge(self.memory_limit.0));
         }
         // A zero (or sub-second) time to flush or to retry fails every run that needs one.

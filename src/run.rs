@@ -163,7 +163,11 @@ impl RunError {
             RunError::Checkpoints(failures) | RunError::Failed(failures) => {
                 // What needs a person wins over what a retry may fix.
                 let has = |kind| failures.iter().any(|f: &Failure| f.kind == kind);
-                let person = [FailureKind::Data, FailureKind::Refused, FailureKind::Internal];
+                let person = [
+                    FailureKind::Data,
+                    FailureKind::Refused,
+                    FailureKind::Internal,
+                ];
                 if person.into_iter().any(has) || failures.is_empty() {
                     exit::FAILED
                 } else if has(FailureKind::Store) {

@@ -22,7 +22,15 @@ fn run_once_code(
 ) -> (Option<i32>, String, String, f64) {
     let start = Instant::now();
     let out = hubcap()
-        .args(["run", "--brokers", brokers, "--topic", topic, "--group", group])
+        .args([
+            "run",
+            "--brokers",
+            brokers,
+            "--topic",
+            topic,
+            "--group",
+            group,
+        ])
         .args(["--once", "--output", output])
         .args(extra)
         .stdin(Stdio::null())
@@ -37,7 +45,13 @@ fn run_once_code(
 }
 
 fn assert_no_backtrace_or_panic(stderr: &str) {
-    for trace in ["panicked", "stack backtrace", "Backtrace", "   0: ", "at /rustc/"] {
+    for trace in [
+        "panicked",
+        "stack backtrace",
+        "Backtrace",
+        "   0: ",
+        "at /rustc/",
+    ] {
         assert!(!stderr.contains(trace), "a trace, not a message:\n{stderr}");
     }
 }
@@ -111,7 +125,10 @@ async fn an_unwritable_output_fails_at_once_with_exit_1() {
         assert!(!stderr.contains("retrying"), "{name}:\n{stderr}");
         assert_no_backtrace_or_panic(&stderr);
     }
-    assert!(tried > 0, "no way to make a directory unwritable for root here");
+    assert!(
+        tried > 0,
+        "no way to make a directory unwritable for root here"
+    );
 }
 
 /// A corrupt entry in a Delta table's log: exit 1 (a person must fix the log), no delta_kernel
@@ -144,7 +161,10 @@ async fn a_corrupt_delta_log_fails_at_once_with_exit_1_and_no_backtrace() {
     let took = start.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines = stderr.lines().count();
-    eprintln!("run: exit {:?} after {took:.1} s, {lines} lines", out.status.code());
+    eprintln!(
+        "run: exit {:?} after {took:.1} s, {lines} lines",
+        out.status.code()
+    );
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(lines < 25, "{lines} lines:\n{stderr}");
     assert!(took < 30.0, "took {took:.1} s:\n{stderr}");
@@ -176,9 +196,17 @@ async fn sigterm_stops_once_within_the_shutdown_timeout() {
     wait_for_high_watermarks(&t.brokers, &topic, partitions, records as i64);
     let out = tempfile::tempdir().unwrap();
     let mut cmd = hubcap();
-    cmd.args(["run", "--brokers", &t.brokers, "--topic", &topic, "--group", &group])
-        .args(["--once", "--output", out.path().to_str().unwrap()])
-        .args(["--shutdown-timeout", "2s", "--format", "parquet", "--quiet"]);
+    cmd.args([
+        "run",
+        "--brokers",
+        &t.brokers,
+        "--topic",
+        &topic,
+        "--group",
+        &group,
+    ])
+    .args(["--once", "--output", out.path().to_str().unwrap()])
+    .args(["--shutdown-timeout", "2s", "--format", "parquet", "--quiet"]);
     let mut run = Instance::spawn("once", cmd);
     run.wait_for_line(0, "partition resumes", Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(1500));
@@ -186,7 +214,10 @@ async fn sigterm_stops_once_within_the_shutdown_timeout() {
     run.signal(libc::SIGTERM);
     let status = run.wait_exit(Duration::from_secs(120));
     let took = signalled.elapsed().as_secs_f64();
-    eprintln!("stopped {took:.1} s after SIGTERM, exit {:?}", status.code());
+    eprintln!(
+        "stopped {took:.1} s after SIGTERM, exit {:?}",
+        status.code()
+    );
     let log = run.log();
     assert!(took < 5.0, "took {took:.1} s after SIGTERM:\n{log}");
     assert_eq!(status.code(), Some(3), "{log}");

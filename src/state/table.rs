@@ -72,7 +72,11 @@ impl TableError {
 /// A delta_kernel error in one line, without the backtrace it may carry (logged at debug).
 pub fn kernel_text(e: &delta_kernel::KernelError) -> String {
     let text = e.without_backtrace().to_string();
-    text.lines().next().unwrap_or_default().trim_end().to_string()
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
 }
 
 /// Whether a retry may fix a delta_kernel error: the store or the network failing (or a

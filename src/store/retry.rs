@@ -197,19 +197,21 @@ impl Transient for object_store::Error {
         // `Generic` covers HTTP errors that outlived object_store's own retries and local I/O
         // errors (of which a refused or full disk is not transient). What remains are answers a
         // retry cannot change.
-        !refused(self) && !is_given_up(self) && !matches!(
-            self,
-            E::NotFound { .. }
-                | E::AlreadyExists { .. }
-                | E::Precondition { .. }
-                | E::NotModified { .. }
-                | E::NotImplemented { .. }
-                | E::NotSupported { .. }
-                | E::InvalidPath { .. }
-                | E::PermissionDenied { .. }
-                | E::Unauthenticated { .. }
-                | E::UnknownConfigurationKey { .. }
-        )
+        !refused(self)
+            && !is_given_up(self)
+            && !matches!(
+                self,
+                E::NotFound { .. }
+                    | E::AlreadyExists { .. }
+                    | E::Precondition { .. }
+                    | E::NotModified { .. }
+                    | E::NotImplemented { .. }
+                    | E::NotSupported { .. }
+                    | E::InvalidPath { .. }
+                    | E::PermissionDenied { .. }
+                    | E::Unauthenticated { .. }
+                    | E::UnknownConfigurationKey { .. }
+            )
     }
 
     fn timed_out(after: Duration) -> Self {
@@ -386,12 +388,11 @@ mod tests {
             ..policy()
         };
         let start = Instant::now();
-        let got: Result<(), object_store::Error> =
-            retry(&p, Operation::Read, &"op", || async {
-                std::future::pending::<()>().await;
-                Ok(())
-            })
-            .await;
+        let got: Result<(), object_store::Error> = retry(&p, Operation::Read, &"op", || async {
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
         assert!(got.is_err());
         // 8 s for the first attempt, then the second is cut off 2 s in: not 16 s.
         assert_eq!(start.elapsed(), Duration::from_secs(10));
@@ -407,11 +408,20 @@ mod tests {
             retry(&policy(), Operation::Read, &"first", || {
                 calls += 1;
                 let ok = start.elapsed() >= Duration::from_secs(3);
-                async move { if ok { Ok(()) } else { Err(generic()) } }
+                async move {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(generic())
+                    }
+                }
             })
             .await?;
             assert!(calls > 1);
-            retry(&policy(), Operation::Read, &"second", || async { Err(generic()) }).await
+            retry(&policy(), Operation::Read, &"second", || async {
+                Err(generic())
+            })
+            .await
         })
         .await;
         assert!(is_given_up(&got.unwrap_err()));
