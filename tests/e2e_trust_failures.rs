@@ -234,3 +234,157 @@ async fn sigterm_stops_once_within_the_shutdown_timeout() {
         .sum();
     assert!(next < records as i64, "it stopped before the end: {next}");
 }
+
+/// The archived `.avro` files under `dir`, by path, outside `_` folders.
+fn avro_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = list_files(dir)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with('_') && name.ends_with(".avro"))
+        .map(|(name, _)| dir.join(name))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A file cut short and one with a changed byte (same size): `repair` (with `--verify` for the
+/// second) moves each under `_quarantine/` beside a note of why, and writes it again from Kafka
+/// byte for byte; fastavro then reads every record once and the audit is clean.
+#[tokio::test(flavor = "multi_thread")]
+async fn repair_quarantines_a_truncated_or_changed_file_and_restores_it() {
+    let t = Kafka::shared();
+    let a = OnceArchive::new(t, "truncated", 2, 600, &["--window-size", "16KiB"]).await;
+    let (group, dir) = (a.group.clone(), a.output());
+    let files = avro_files(a.dir());
+    assert!(files.len() >= 4, "{files:?}");
+    let (cut, flipped) = (files[1].clone(), files[files.len() - 2].clone());
+    let originals: Vec<(PathBuf, Vec<u8>)> = [&cut, &flipped]
+        .iter()
+        .map(|f| ((*f).clone(), std::fs::read(f).unwrap()))
+        .collect();
+    let bytes = &originals[0].1;
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let mut changed = originals[1].1.clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 0x20;
+    std::fs::write(&flipped, &changed).unwrap();
+
+    let (clean, report) = audit_cli_with(a.dir(), &group, &["--verify"]);
+    assert!(!clean, "{report}");
+    let start = Instant::now();
+    let (ok, stdout, stderr) = run_with_timeout(
+        hubcap()
+            .args(["repair", "--output", dir, "--group", &group, "--verify"])
+            .args(["--brokers", &t.brokers]),
+        Duration::from_secs(120),
+    );
+    eprintln!(
+        "repair in {:.1} s:\n{stdout}",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("repair: 2 restored, 2 quarantined, 0 unrecoverable"),
+        "{stdout}"
+    );
+    for (path, original) in &originals {
+        assert_eq!(
+            &std::fs::read(path).unwrap(),
+            original,
+            "{}",
+            path.display()
+        );
+        let rel = path.strip_prefix(a.dir()).unwrap().to_str().unwrap();
+        let moved = a.dir().join("_quarantine").join(rel);
+        assert!(
+            moved.exists(),
+            "{} kept under _quarantine/",
+            moved.display()
+        );
+        let note = std::fs::read_to_string(format!("{}.why.json", moved.display())).unwrap();
+        assert!(note.contains("not as archived"), "{note}");
+    }
+    let read = read_local(a.dir());
+    let audit = audit(&read, &a.topic, &a.produced);
+    assert_eq!(audit.events, a.produced.len(), "every record read back");
+    assert_eq!(
+        (audit.duplicates, audit.missing),
+        (0, 0),
+        "every record once"
+    );
+    let (clean, report) = audit_cli_with(a.dir(), &group, &["--verify"]);
+    assert!(clean, "{report}");
+}
+
+/// `hubcap audit … 2>&1 | head -1` and `hubcap inspect … | head -1`: no panic, exit 0 or
+/// SIGPIPE's 141, never 101; the same through a shell pipeline.
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_pipes_end_quietly() {
+    let t = Kafka::shared();
+    let a = OnceArchive::new(t, "pipes", 2, 400, &["--window-size", "16KiB"]).await;
+    let bin = env!("CARGO_BIN_EXE_hubcap");
+    let (dir, group) = (a.output(), a.group.as_str());
+    for command in [
+        format!("{bin} audit --output {dir} --group {group} 2>&1 | head -1"),
+        format!("{bin} audit --output {dir} --group {group} --json | head -1"),
+        format!("{bin} inspect {dir} | head -1"),
+        format!("{bin} inspect {dir} 2>&1 | head -c 10"),
+        format!("{bin} config --topic x --brokers b:1 --group g | head -1"),
+    ] {
+        // PIPESTATUS: hubcap's own exit, not head's.
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("{command} >/dev/null; exit ${{PIPESTATUS[0]}}"))
+            .env("HUBCAP_LOG", "info")
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{command}: exit {code:?}");
+        assert!(
+            matches!(code, Some(0 | 141)),
+            "{command}: {code:?}\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{command}:\n{stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{command}:\n{stderr}");
+    }
+}
+
+/// `--window-size 1` is refused (exit 2) with the fix, instead of one-byte windows; so are a
+/// memory limit past what hubcap can use and a zero shutdown timeout.
+#[test]
+fn sizes_without_a_unit_and_absurd_limits_are_refused() {
+    for (flags, says) in [
+        (&["--window-size", "1"][..], "1 what? write 1MiB"),
+        (
+            &["--memory-limit", "100TiB"][..],
+            "--memory-limit 102400GiB is more than",
+        ),
+        (
+            &["--shutdown-timeout", "0s"][..],
+            "--shutdown-timeout must be at least 1s",
+        ),
+        (
+            &["--retry-for", "0s"][..],
+            "--retry-for must be at least 1s",
+        ),
+    ] {
+        let out = hubcap()
+            .args([
+                "run",
+                "--brokers",
+                "127.0.0.1:1",
+                "--topic",
+                "t",
+                "--group",
+                "g",
+            ])
+            .args(["--output", "memory:///"])
+            .args(flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}:\n{stderr}");
+        assert!(stderr.contains(says), "{flags:?}:\n{stderr}");
+        assert!(stderr.lines().count() <= 6, "{flags:?}:\n{stderr}");
+    }
+}
