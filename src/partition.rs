@@ -180,6 +180,15 @@ impl WorkerError {
             _ if self.store_error().is_some_and(crate::store::retry::refused) => {
                 FailureKind::Refused
             }
+            // A put answered "not found": the container or bucket does not exist.
+            WorkerError::Checkpoint(CheckpointError::Store { .. })
+            | WorkerError::Manifest(ManifestError::Store { .. })
+                if self
+                    .store_error()
+                    .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })) =>
+            {
+                FailureKind::Refused
+            }
             _ => FailureKind::Store,
         }
     }
