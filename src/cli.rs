@@ -2,6 +2,7 @@
 //! validate on parse, and cross-field checks in [`RunArgs::validate`].
 
 pub mod file;
+mod limits;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -242,9 +243,6 @@ pub struct RunArgs {
     pub kafka: Vec<String>,
 }
 
-/// The largest `--memory-limit`: a budget is what one archiver's buffers may hold.
-const MAX_MEMORY_LIMIT: u64 = 1 << 40;
-
 /// `--table`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TableFormat {
@@ -344,19 +342,7 @@ impl RunArgs {
         if self.memory_limit.0 < crate::budget::MIN_LIMIT {
             return Err(ConfigError::MemoryLimit(self.memory_limit.0));
         }
-        // A budget no machine has is a typo (TiB for GiB), and past usize it cannot be counted.
-        if self.memory_limit.0 > MAX_MEMORY_LIMIT || usize::try_from(self.memory_limit.0).is_err() {
-            return Err(ConfigError::MemoryLimitHuge(self.memory_limit.0));
-        }
-        // A zero (or sub-second) time to flush or to retry fails every run that needs one.
-        for (flag, d) in [
-            ("shutdown-timeout", self.shutdown_timeout.0),
-            ("retry-for", self.retry_for.0),
-        ] {
-            if d < std::time::Duration::from_secs(1) {
-                return Err(ConfigError::TooShort { flag });
-            }
-        }
+        limits::check(&self)?;
         if self.row_group_size.is_some_and(|s| s.0 == 0) {
             return Err(ConfigError::Zero {
                 flag: "row-group-size",
