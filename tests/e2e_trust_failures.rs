@@ -62,6 +62,8 @@ enum Unwritable {
     Immutable(PathBuf),
     /// A read-only bind mount of the directory on itself: EROFS.
     ReadOnlyMount(PathBuf),
+    /// A tmpfs of 64 KiB: the first window does not fit, ENOSPC (a full disk).
+    Full(PathBuf),
 }
 
 impl Unwritable {
@@ -83,29 +85,45 @@ impl Unwritable {
     }
 }
 
+impl Unwritable {
+    fn full(dir: &Path) -> Option<Unwritable> {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status();
+        ok.is_ok_and(|s| s.success())
+            .then(|| Unwritable::Full(dir.to_path_buf()))
+    }
+}
+
 impl Drop for Unwritable {
     fn drop(&mut self) {
         let _ = match self {
             Unwritable::Immutable(d) => Command::new("chattr").arg("-i").arg(d).status(),
-            Unwritable::ReadOnlyMount(d) => Command::new("umount").arg(d).status(),
+            Unwritable::ReadOnlyMount(d) | Unwritable::Full(d) => {
+                Command::new("umount").arg(d).status()
+            }
         };
     }
 }
 
 /// An output directory hubcap may not write, with the default `--retry-for 5m`: exit 1 within
-/// seconds and a few lines, not ten minutes of retries and exit 5. Both a permission denied
-/// (chattr +i, EPERM) and a read-only file system (a read-only bind mount, EROFS).
+/// seconds and a few lines, not ten minutes of retries and exit 5: a permission denied
+/// (chattr +i, EPERM), a read-only file system (a read-only bind mount, EROFS) and a full disk
+/// (a 64 KiB tmpfs for 400 KiB of records, ENOSPC).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unwritable_output_fails_at_once_with_exit_1() {
     let t = Kafka::shared();
     let (topic, group) = (unique("unwritable"), unique("g"));
     t.create_topic(&topic, 2).await;
-    produce(&t.brokers, &topic, 0, 50).await;
-    wait_for_high_watermarks(&t.brokers, &topic, 2, 50);
+    preload_kib_records(&t.brokers, &topic, 2, 400);
+    wait_for_high_watermarks(&t.brokers, &topic, 2, 400);
     type Make = fn(&Path) -> Option<Unwritable>;
-    let cases: [(&str, Make); 2] = [
+    let cases: [(&str, Make); 3] = [
         ("chattr +i", Unwritable::immutable),
         ("read-only mount", Unwritable::read_only_mount),
+        ("full disk", Unwritable::full),
     ];
     let mut tried = 0;
     for (name, make) in cases {
@@ -119,10 +137,13 @@ async fn an_unwritable_output_fails_at_once_with_exit_1() {
         let (code, _, stderr, took) = run_once_code(&t.brokers, &topic, &group, output, &[]);
         let lines = stderr.lines().count();
         eprintln!("{name}: exit {code:?} after {took:.1} s, {lines} log lines");
+        eprintln!("{}", stderr.lines().last().unwrap_or_default());
         assert_eq!(code, Some(1), "{name}:\n{stderr}");
         assert!(took < 20.0, "{name}: took {took:.1} s:\n{stderr}");
         assert!(lines < 20, "{name}: {lines} lines:\n{stderr}");
         assert!(!stderr.contains("retrying"), "{name}:\n{stderr}");
+        let hint = ["may not write there", "the disk is full"];
+        assert!(hint.iter().any(|h| stderr.contains(h)), "{name}:\n{stderr}");
         assert_no_backtrace_or_panic(&stderr);
     }
     assert!(

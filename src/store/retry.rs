@@ -148,6 +148,12 @@ pub fn describe(e: &object_store::Error) -> String {
     };
     if matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. }) {
         out.push_str("; check the store's credentials (Azure: AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or a managed identity; S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; GCS: GOOGLE_SERVICE_ACCOUNT) and their rights on the container or bucket");
+    } else if let Some(kind) = io_kind(e).filter(|_| refused(e)) {
+        use std::io::ErrorKind as K;
+        out.push_str(match kind {
+            K::StorageFull | K::QuotaExceeded => "; the disk is full: free space, then run again",
+            _ => "; hubcap may not write there: check the directory's owner, mode and mount",
+        });
     } else if cannot_connect(e) {
         out.push_str("; cannot connect to the store: check the URL, its endpoint and the network");
     }
@@ -447,6 +453,11 @@ mod tests {
                 .await;
             let err = got.unwrap_err();
             assert!(refused(&err), "{kind:?}");
+            let text = describe(&err);
+            assert!(
+                text.contains("free space") || text.contains("may not write"),
+                "{text}"
+            );
             assert_eq!(calls.load(Ordering::SeqCst), 1, "{kind:?}");
         }
         // Other local errors may pass (an NFS mount that did not answer).
