@@ -514,6 +514,40 @@ mod tests {
         assert_eq!(failed(&[Kafka, Data, Store]), exit::FAILED);
         assert_eq!(failed(&[Internal]), exit::FAILED);
         assert_eq!(failed(&[Store, Refused]), exit::FAILED);
+        // What a worker's errors are, hence the code: refused or corrupt is 1, failing is 5.
+        use crate::state::checkpoint::CheckpointError;
+        use crate::store::CasError;
+        let io = |kind: std::io::ErrorKind| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(kind)),
+        };
+        let upload = |source| WorkerError::Upload {
+            path: "f".into(),
+            source,
+        };
+        let not_found = object_store::Error::NotFound {
+            path: "c".into(),
+            source: "ContainerNotFound".into(),
+        };
+        let unreadable = TableError::Unreadable {
+            url: "t".into(),
+            reason: "Json error".into(),
+        };
+        for (e, kind) in [
+            (upload(io(std::io::ErrorKind::PermissionDenied)), Refused),
+            (upload(io(std::io::ErrorKind::StorageFull)), Refused),
+            (upload(io(std::io::ErrorKind::ConnectionReset)), Store),
+            (WorkerError::Table(unreadable), Data),
+            (
+                WorkerError::Checkpoint(CheckpointError::Store {
+                    path: "c".into(),
+                    source: CasError::Store(not_found),
+                }),
+                Refused,
+            ),
+        ] {
+            assert_eq!(e.kind(), kind, "{e}");
+        }
         assert_eq!(RunError::Interrupted.exit_code(), exit::INCOMPLETE);
         let corrupt = RunError::Checkpoints(vec![Failure::new(Data, "corrupt")]);
         assert_eq!(corrupt.exit_code(), exit::FAILED);
