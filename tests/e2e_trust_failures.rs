@@ -409,3 +409,44 @@ fn sizes_without_a_unit_and_absurd_limits_are_refused() {
         assert!(stderr.lines().count() <= 6, "{flags:?}:\n{stderr}");
     }
 }
+
+/// An Azure container that does not exist (Azurite): exit 1 at once, naming the container's
+/// absence, instead of `--retry-for` of retries (a large window too: its multipart upload starts
+/// before the file closes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_that_does_not_exist_fails_at_once_with_exit_1() {
+    let t = Kafka::shared();
+    let (topic, group) = (unique("nocontainer"), unique("g"));
+    t.create_topic(&topic, 2).await;
+    preload_kib_records(&t.brokers, &topic, 2, 6000);
+    wait_for_high_watermarks(&t.brokers, &topic, 2, 6000);
+    let az = Azurite::start();
+    for window in ["16KiB", "64MiB"] {
+        let start = Instant::now();
+        let mut cmd = hubcap();
+        cmd.args([
+            "run",
+            "--brokers",
+            &t.brokers,
+            "--topic",
+            &topic,
+            "--group",
+            &group,
+        ])
+        .args(["--once", "--output", "az://nosuchcontainer/archive"])
+        .args(["--window-size", window])
+        .envs(az.env());
+        let out = cmd.output().unwrap();
+        let took = start.elapsed().as_secs_f64();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines = stderr.lines().count();
+        eprintln!(
+            "window {window}: exit {:?} after {took:.1} s, {lines} lines",
+            out.status.code()
+        );
+        eprintln!("{}", stderr.lines().last().unwrap_or_default());
+        assert_eq!(out.status.code(), Some(1), "{window}:\n{stderr}");
+        assert!(took < 30.0, "{window}: took {took:.1} s:\n{stderr}");
+        assert!(!stderr.contains("retrying"), "{window}:\n{stderr}");
+    }
+}
