@@ -86,6 +86,15 @@ pub fn kernel_text(e: &delta_kernel::KernelError) -> String {
 pub fn kernel_transient(e: &delta_kernel::KernelError) -> bool {
     use crate::store::retry::Transient;
     use delta_kernel::KernelError as K;
+    // A store error may come wrapped (a Parquet checkpoint's read fails as a Parquet error):
+    // what the store said decides.
+    let mut source = std::error::Error::source(e.without_backtrace());
+    while let Some(s) = source {
+        if let Some(store) = s.downcast_ref::<object_store::Error>() {
+            return store.is_transient();
+        }
+        source = s.source();
+    }
     match e.without_backtrace() {
         K::ObjectStore(source) => source.is_transient(),
         K::IOError(io) => !matches!(
