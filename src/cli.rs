@@ -2,6 +2,7 @@
 //! validate on parse, and cross-field checks in [`RunArgs::validate`].
 
 pub mod file;
+mod limits;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -277,6 +278,10 @@ pub enum ConfigError {
     KafkaSetting(String),
     #[error("--memory-limit {} is too small: hubcap needs at least 32MiB (librdkafka's prefetch and a few open files); the default is 256MiB", ByteSize(*.0))]
     MemoryLimit(u64),
+    #[error("--memory-limit {} is more than hubcap can use: at most 1TiB (did you mean GiB?)", ByteSize(*.0))]
+    MemoryLimitHuge(u64),
+    #[error("--{flag} must be at least 1s")]
+    TooShort { flag: &'static str },
     #[error("--azure-sdk-checkpoints: {0}")]
     SdkCheckpoints(String),
     #[error("{0}")]
@@ -337,6 +342,7 @@ impl RunArgs {
         if self.memory_limit.0 < crate::budget::MIN_LIMIT {
             return Err(ConfigError::MemoryLimit(self.memory_limit.0));
         }
+        limits::check(&self)?;
         if self.row_group_size.is_some_and(|s| s.0 == 0) {
             return Err(ConfigError::Zero {
                 flag: "row-group-size",

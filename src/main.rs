@@ -1,4 +1,4 @@
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,10 @@ const BLOCKING_THREADS: usize = 32;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // A closed pipe ends a command quietly, as it does `cat` (`hubcap audit … | head -1`): Rust
+    // ignores SIGPIPE, and then every print to a closed stdout or stderr panics. `run` ignores
+    // it again below.
+    set_sigpipe(libc::SIG_DFL);
     let Parsed { cli, effective } = match hubcap::cli::file::parse(std::env::args_os()) {
         Ok(parsed) => parsed,
         Err(ConfigFileError::Args(e)) => e.exit(),
@@ -25,15 +29,24 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    if let Command::Run(_) = cli.command {
+        // An archiver keeps archiving when whoever read its log went away: its log lines are
+        // then dropped (the log writers ignore write errors) and its checkpoints still say
+        // where it stands.
+        set_sigpipe(libc::SIG_IGN);
+    }
     let logging = std::env::var("HUBCAP_LOG").unwrap_or_default();
     let mut filter = EnvFilter::try_new(&logging)
         .ok()
         .filter(|_| !logging.is_empty())
         .unwrap_or_else(|| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
-    // delta_kernel logs each snapshot and scan at info, lines per commit not worth reading,
-    // unless HUBCAP_LOG asks for them by name.
-    if !logging.contains("delta_kernel") {
-        for quiet in ["delta_kernel=warn", "delta_kernel_default_engine=warn"] {
+    // delta_kernel logs each snapshot and scan at info, lines per commit not worth reading, and
+    // each error it returns again at error, with its backtrace and the whole log segment: hubcap
+    // reports the errors it is given, in one line. Its lines show when HUBCAP_LOG asks for them
+    // by name or asks for debug.
+    let verbose = ["delta_kernel", "debug", "trace"];
+    if !verbose.iter().any(|v| logging.contains(v)) {
+        for quiet in ["delta_kernel=off", "delta_kernel_default_engine=off"] {
             filter = filter.add_directive(quiet.parse().expect("a valid directive"));
         }
     }
@@ -66,10 +79,22 @@ fn main() -> ExitCode {
             if cli.log_format == LogFormat::Json {
                 tracing::error!(error = text, "hubcap failed");
             } else {
-                eprintln!("hubcap: {text}");
+                // Not eprintln!: it panics when stderr is closed.
+                let _ = writeln!(std::io::stderr(), "hubcap: {text}");
             }
             ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// How the process takes SIGPIPE: `SIG_DFL` (a closed pipe ends it, exit 141 in a shell) or
+/// `SIG_IGN` (a write to it fails with EPIPE).
+fn set_sigpipe(action: libc::sighandler_t) {
+    #[cfg(unix)]
+    // SAFETY: signal(2) with a plain disposition installs no handler of ours; nothing else in
+    // the process changes SIGPIPE's.
+    unsafe {
+        libc::signal(libc::SIGPIPE, action);
     }
 }
 
@@ -120,11 +145,12 @@ async fn dispatch(
             let stop = Arc::new(AtomicBool::new(false));
             tokio::spawn(stop_on_signal(stop.clone()));
             let summary = hubcap::run::run(cfg, stop, view).await?;
-            if once {
-                println!("{}", summary.table());
+            // Not println!: it panics on a closed pipe, and the run is done and checkpointed.
+            let _ = if once {
+                writeln!(std::io::stdout(), "{}", summary.table())
             } else {
-                eprintln!("{}", summary.table());
-            }
+                writeln!(std::io::stderr(), "{}", summary.table())
+            };
             Ok(())
         }
         Command::Config(args) => {

@@ -191,7 +191,8 @@ impl WorkerError {
     }
 
     /// What the failure is about: the data or state (a record that cannot be encoded, a
-    /// checkpoint or manifest hubcap cannot use) or the store.
+    /// checkpoint, manifest or table log hubcap cannot use), the store refusing hubcap
+    /// (credentials, rights, a read-only or full disk), or the store failing.
     pub fn kind(&self) -> FailureKind {
         match self {
             WorkerError::Encode { .. }
@@ -204,9 +205,40 @@ impl WorkerError {
             | WorkerError::TopicRecreated { .. }
             | WorkerError::Occupied { .. }
             | WorkerError::OffsetsWentBack { .. }
-            | WorkerError::PastEnd { .. }
-            | WorkerError::Table(TableError::Invalid { .. }) => FailureKind::Data,
+            | WorkerError::PastEnd { .. } => FailureKind::Data,
+            WorkerError::Table(e) if !e.is_transient() => FailureKind::Data,
+            _ if self.store_error().is_some_and(crate::store::retry::refused) => {
+                FailureKind::Refused
+            }
+            // A put answered "not found": the container or bucket does not exist.
+            WorkerError::Checkpoint(CheckpointError::Store { .. })
+            | WorkerError::Manifest(ManifestError::Store { .. })
+                if self
+                    .store_error()
+                    .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. })) =>
+            {
+                FailureKind::Refused
+            }
             _ => FailureKind::Store,
+        }
+    }
+
+    /// The store's error behind this one, if a store call failed.
+    fn store_error(&self) -> Option<&object_store::Error> {
+        use crate::store::CasError;
+        match self {
+            WorkerError::Checkpoint(CheckpointError::Store { source, .. })
+            | WorkerError::Manifest(ManifestError::Store { source, .. }) => match source {
+                CasError::Store(e) => Some(e),
+                _ => None,
+            },
+            WorkerError::Sdk(
+                SdkCheckpointError::Store { source, .. }
+                | SdkCheckpointError::Container { source, .. },
+            )
+            | WorkerError::Upload { source, .. }
+            | WorkerError::Head { source, .. } => Some(source),
+            _ => None,
         }
     }
 
@@ -219,7 +251,7 @@ impl WorkerError {
             WorkerError::Manifest(ManifestError::Contended { .. }) => true,
             WorkerError::Sdk(e) => e.is_transient(),
             // The table is read again on a restart; a file it holds is not added twice.
-            WorkerError::Table(TableError::Kernel { .. } | TableError::Commit { .. }) => true,
+            WorkerError::Table(e) => e.is_transient(),
             // A multipart upload the store expired or lost fails as `NotFound`: start it over.
             WorkerError::Upload {
                 source: object_store::Error::NotFound { .. },
@@ -235,13 +267,16 @@ impl WorkerError {
 
 /// What a failure is about, for the exit code and for who looks first: Kafka (unreachable,
 /// refused, a fatal consumer error), the store (uploads, checkpoints, manifests failing past
-/// `--retry-for`), the data or state hubcap was given (a record it cannot encode, a checkpoint
-/// it cannot use), or hubcap itself (a worker that panicked or did not flush in time).
+/// `--retry-for`), the store refusing hubcap (credentials, rights, a missing container, a
+/// read-only or full disk: no retry fixes it), the data or state hubcap was given (a record it
+/// cannot encode, a checkpoint or table log it cannot use), or hubcap itself (a worker that
+/// panicked or did not flush in time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureKind {
     Kafka,
     Store,
+    Refused,
     Data,
     Internal,
 }

@@ -122,7 +122,8 @@ fn lines(failures: &[Failure]) -> String {
 pub mod exit {
     /// Done: `--once` reached every partition's end, or a continuous run stopped cleanly.
     pub const DONE: u8 = 0;
-    /// Failed for a reason that needs a person: a record or a checkpoint hubcap cannot use,
+    /// Failed for a reason that needs a person: a record, a checkpoint or a table log hubcap
+    /// cannot use, the store refusing hubcap (credentials, rights, a read-only or full disk),
     /// or a failure of hubcap itself; also `audit` finding the archive not clean.
     pub const FAILED: u8 = 1;
     /// The command line, environment or configuration file is wrong.
@@ -131,7 +132,7 @@ pub mod exit {
     pub const INCOMPLETE: u8 = 3;
     /// Kafka could not be reached, refused hubcap, or failed (after `--retry-for`).
     pub const KAFKA: u8 = 4;
-    /// The store could not be reached or refused hubcap (after `--retry-for`).
+    /// The store could not be reached, timed out or throttled hubcap (for `--retry-for`).
     pub const STORE: u8 = 5;
 }
 
@@ -139,17 +140,35 @@ impl RunError {
     /// The process exit code for this error (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Store(StoreError::LocalDir { .. }) => exit::STORE,
+            // A directory hubcap may not create or write (or a file where it should be)
+            // needs a person; a mount that failed to answer may come back.
+            RunError::Store(StoreError::LocalDir { source, .. }) => {
+                use std::io::ErrorKind as K;
+                match source.kind() {
+                    K::PermissionDenied
+                    | K::ReadOnlyFilesystem
+                    | K::StorageFull
+                    | K::QuotaExceeded
+                    | K::NotADirectory
+                    | K::AlreadyExists => exit::FAILED,
+                    _ => exit::STORE,
+                }
+            }
             RunError::Store(_) | RunError::Client(_) => exit::USAGE,
             RunError::Metrics(_) => exit::FAILED,
             RunError::Unreachable { .. } | RunError::UnknownTopic { .. } => exit::KAFKA,
             RunError::Interrupted => exit::INCOMPLETE,
-            RunError::Table(TableError::Invalid { .. }) => exit::FAILED,
-            RunError::Table(_) => exit::STORE,
+            RunError::Table(e) if e.is_transient() => exit::STORE,
+            RunError::Table(_) => exit::FAILED,
             RunError::Checkpoints(failures) | RunError::Failed(failures) => {
                 // What needs a person wins over what a retry may fix.
                 let has = |kind| failures.iter().any(|f: &Failure| f.kind == kind);
-                if has(FailureKind::Data) || has(FailureKind::Internal) || failures.is_empty() {
+                let person = [
+                    FailureKind::Data,
+                    FailureKind::Refused,
+                    FailureKind::Internal,
+                ];
+                if person.into_iter().any(has) || failures.is_empty() {
                     exit::FAILED
                 } else if has(FailureKind::Store) {
                     exit::STORE
@@ -494,6 +513,41 @@ mod tests {
         assert_eq!(failed(&[Store, Kafka]), exit::STORE);
         assert_eq!(failed(&[Kafka, Data, Store]), exit::FAILED);
         assert_eq!(failed(&[Internal]), exit::FAILED);
+        assert_eq!(failed(&[Store, Refused]), exit::FAILED);
+        // What a worker's errors are, hence the code: refused or corrupt is 1, failing is 5.
+        use crate::state::checkpoint::CheckpointError;
+        use crate::store::CasError;
+        let io = |kind: std::io::ErrorKind| object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(kind)),
+        };
+        let upload = |source| WorkerError::Upload {
+            path: "f".into(),
+            source,
+        };
+        let not_found = object_store::Error::NotFound {
+            path: "c".into(),
+            source: "ContainerNotFound".into(),
+        };
+        let unreadable = TableError::Unreadable {
+            url: "t".into(),
+            reason: "Json error".into(),
+        };
+        for (e, kind) in [
+            (upload(io(std::io::ErrorKind::PermissionDenied)), Refused),
+            (upload(io(std::io::ErrorKind::StorageFull)), Refused),
+            (upload(io(std::io::ErrorKind::ConnectionReset)), Store),
+            (WorkerError::Table(unreadable), Data),
+            (
+                WorkerError::Checkpoint(CheckpointError::Store {
+                    path: "c".into(),
+                    source: CasError::Store(not_found),
+                }),
+                Refused,
+            ),
+        ] {
+            assert_eq!(e.kind(), kind, "{e}");
+        }
         assert_eq!(RunError::Interrupted.exit_code(), exit::INCOMPLETE);
         let corrupt = RunError::Checkpoints(vec![Failure::new(Data, "corrupt")]);
         assert_eq!(corrupt.exit_code(), exit::FAILED);

@@ -308,6 +308,13 @@ impl Transient for CasError {
     fn brief(&self) -> String {
         self.to_string()
     }
+
+    fn gave_up(self, after: Duration) -> Self {
+        match self {
+            CasError::Store(e) => CasError::Store(e.gave_up(after)),
+            other => other,
+        }
+    }
 }
 
 /// Reads `path` with the version to pass back to [`put_cas`], retrying transient errors.

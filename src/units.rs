@@ -5,7 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A byte count that parses `300MiB`, `10MB`, `1GiB`, `4096`.
+/// A byte count that parses `300MiB`, `10MB`, `1GiB`, `4096B`. A number without a unit is
+/// refused: `--window-size 1` meant one byte (a file per record) to nobody who wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
@@ -22,13 +23,20 @@ impl FromStr for ByteSize {
         let (num, unit) = t.split_at(split);
         let n: u64 = num.parse().map_err(|_| bad())?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-            "" | "b" => 1,
+            "" => {
+                return Err(format!(
+                    "{n} what? write {n}MiB, {n}KiB or {n}B: sizes need a unit (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB)"
+                ))
+            }
+            "b" => 1,
             "kb" => 1_000,
             "kib" => 1 << 10,
             "mb" => 1_000_000,
             "mib" => 1 << 20,
             "gb" => 1_000_000_000,
             "gib" => 1 << 30,
+            "tb" => 1_000_000_000_000,
+            "tib" => 1 << 40,
             _ => return Err(bad()),
         };
         n.checked_mul(mult).map(ByteSize).ok_or_else(bad)
@@ -62,6 +70,11 @@ impl FromStr for HumanDuration {
         let mut rest = s.trim();
         if rest.is_empty() {
             return Err(bad());
+        }
+        if rest.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!(
+                "{rest} what? write {rest}s, {rest}m or {rest}ms: durations need a unit (ms, s, m, h)"
+            ));
         }
         let mut total = Duration::ZERO;
         while !rest.is_empty() {
@@ -106,7 +119,11 @@ mod tests {
         assert_eq!("300MiB".parse::<ByteSize>().unwrap().0, 300 << 20);
         assert_eq!("10MB".parse::<ByteSize>().unwrap().0, 10_000_000);
         assert_eq!("1gib".parse::<ByteSize>().unwrap().0, 1 << 30);
-        assert_eq!("4096".parse::<ByteSize>().unwrap().0, 4096);
+        assert_eq!("4096B".parse::<ByteSize>().unwrap().0, 4096);
+        assert_eq!("100TiB".parse::<ByteSize>().unwrap().0, 100 << 40);
+        // A number alone is refused with the fix, not taken as bytes.
+        let err = "1".parse::<ByteSize>().unwrap_err();
+        assert!(err.contains("1 what?") && err.contains("1MiB"), "{err}");
         let err = "300 Mbit".parse::<ByteSize>().unwrap_err();
         assert!(err.contains("300MiB"), "{err}");
         assert!("".parse::<ByteSize>().is_err());
@@ -130,7 +147,8 @@ mod tests {
         );
         let err = "5 minutes".parse::<HumanDuration>().unwrap_err();
         assert!(err.contains("5m"), "{err}");
-        assert!("5".parse::<HumanDuration>().is_err());
+        let err = "5".parse::<HumanDuration>().unwrap_err();
+        assert!(err.contains("5 what?") && err.contains("5s"), "{err}");
         assert!("m".parse::<HumanDuration>().is_err());
     }
 }

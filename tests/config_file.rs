@@ -325,7 +325,7 @@ fn unknown_keys_and_bad_values_name_the_key_and_the_file() {
 #[test]
 fn file_values_are_values_even_when_they_look_like_flags_and_underscores_work() {
     let (_dir, path) = write(
-        "brokers = \"b:1\"\ntopic = \"t\"\ngroup = \"--group\"\nshutdown_timeout = \"1m\"\nrow-group-size = 1048576",
+        "brokers = \"b:1\"\ntopic = \"t\"\ngroup = \"--group\"\nshutdown_timeout = \"1m\"\nrow-group-size = \"1MiB\"",
     );
     let (args, _) = parse_run(&path, &[]).unwrap();
     assert_eq!(args.group, "--group");

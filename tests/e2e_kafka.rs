@@ -318,8 +318,10 @@ async fn exit_codes_tell_usage_kafka_store_and_data_apart() {
     let file = out.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let under_a_file = file.join("archive");
-    let (store, stderr) = code(&t.brokers, under_a_file.to_str().unwrap(), &[]);
-    assert_eq!(store, Some(5), "{stderr}");
+    // A file where the output directory should be: no retry fixes it, a person must (exit 1,
+    // not the store's 5, which says "retry later").
+    let (refused, stderr) = code(&t.brokers, under_a_file.to_str().unwrap(), &[]);
+    assert_eq!(refused, Some(1), "{stderr}");
     let checkpoint = out.path().join(format!("_checkpoints/g/{topic}/0.json"));
     std::fs::write(&checkpoint, b"{ not json").unwrap();
     let (data, stderr) = code(&t.brokers, output, &[]);

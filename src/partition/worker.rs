@@ -3,6 +3,7 @@
 //! after transient failures.
 
 use super::*;
+use crate::store::retry::within;
 
 impl PartitionWorker {
     pub fn new(
@@ -55,13 +56,18 @@ impl PartitionWorker {
     /// A transient store error that outlived the store's retries aborts the open file and starts
     /// the partition over from its checkpoint (as a restarted process would), after a backoff;
     /// the run fails once errors persisted without progress for the retry policy's
-    /// `give_up_after`.
+    /// `give_up_after`. That time bounds the whole streak: every store operation retried during
+    /// it gives up by the streak's end ([`within`]), and an error the store's retries already
+    /// gave up on is not retried again.
     pub async fn run(mut self) -> (PartitionReport, Result<(), WorkerError>) {
         let policy = self.shared.output.retry;
         let mut streak: Option<(Instant, u32)> = None;
         let result = loop {
             let files_before = self.report.files;
-            let result = self.run_inner().await;
+            let result = match streak {
+                Some((since, _)) => within(since + policy.give_up_after, self.run_inner()).await,
+                None => self.run_inner().await,
+            };
             if let Some(f) = self.open.take() {
                 f.upload.abort().await;
             }
@@ -85,7 +91,8 @@ impl PartitionWorker {
             crate::observe::metrics::count_retry(Operation::PartitionRestart);
             warn!(topic = %self.topic, partition = self.partition, attempt = *attempts, retry_in = ?delay, error = %e,
                 "archiving the partition failed; it starts again from its checkpoint");
-            match self.restart(delay).await {
+            let until = *since + policy.give_up_after;
+            match within(until, self.restart(delay)).await {
                 Ok(true) => {}
                 Ok(false) => break Ok(()),
                 Err(e) => break Err(e),

@@ -204,19 +204,27 @@ impl Manifests {
 }
 
 fn parse(path: &str, data: &[u8]) -> Result<Vec<ManifestEntry>, ManifestError> {
+    // Numbered in the file, blank lines counted: serde_json numbers within the one line it is
+    // given, which named line 1 for every line.
     data.split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let entry: ManifestEntry =
-                serde_json::from_slice(line).map_err(|e| ManifestError::Corrupt {
-                    path: path.into(),
-                    reason: e.to_string(),
-                })?;
+        .enumerate()
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(i, line)| {
+            let n = i + 1;
+            let corrupt = |reason: String| ManifestError::Corrupt {
+                path: path.into(),
+                reason: format!("line {n}: {reason}"),
+            };
+            let entry: ManifestEntry = serde_json::from_slice(line).map_err(|e| {
+                let text = e.to_string();
+                let what = text.split(" at line ").next().unwrap_or_default();
+                corrupt(format!("{what} at column {}", e.column()))
+            })?;
             if entry.version != VERSION {
-                return Err(ManifestError::Corrupt {
-                    path: path.into(),
-                    reason: format!("version {:?}, this hubcap writes {VERSION}", entry.version),
-                });
+                let found = &entry.version;
+                return Err(corrupt(format!(
+                    "version {found:?}, this hubcap writes {VERSION}"
+                )));
             }
             Ok(entry)
         })
@@ -298,5 +306,16 @@ mod tests {
             parse("m", b"{\"version\":\"9\"}"),
             Err(ManifestError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_bad_line_is_named_by_its_number_in_the_file() {
+        let good = serde_json::to_string(&entry("a.avro", 3)).unwrap();
+        let data = format!("{good}\n\n{{\"path\": oops}}\n");
+        let Err(ManifestError::Corrupt { reason, .. }) = parse("m", data.as_bytes()) else {
+            panic!("a bad line is corrupt");
+        };
+        assert!(reason.starts_with("line 3: "), "{reason}");
+        assert!(!reason.contains("line 1"), "{reason}");
     }
 }

@@ -41,15 +41,72 @@ type Engine = DefaultEngine<TokioMultiThreadExecutor>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
-    #[error("Delta table {url}: {source}")]
+    // delta_kernel's errors carry a backtrace when RUST_BACKTRACE is set: the message says the
+    // error alone, in one line, and the backtrace is logged at debug.
+    #[error("Delta table {url}: {}", kernel_text(.source))]
     Kernel {
         url: String,
         source: delta_kernel::KernelError,
     },
     #[error("Delta table {url}: {reason}")]
     Commit { url: String, reason: String },
+    /// The table's log (an entry or a checkpoint) cannot be read or used: no retry changes it.
+    #[error("Delta table {url}: its log cannot be used ({reason}); fix or remove the broken _delta_log entry by hand, hubcap will not guess the table's state")]
+    Unreadable { url: String, reason: String },
     #[error("Delta table {url}: {reason}")]
     Invalid { url: String, reason: String },
+}
+
+impl TableError {
+    /// Whether a retry may help: the store failing or a lost race, not a log or a table hubcap
+    /// cannot use.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TableError::Kernel { source, .. } => kernel_transient(source),
+            TableError::Commit { .. } => true,
+            TableError::Unreadable { .. } | TableError::Invalid { .. } => false,
+        }
+    }
+}
+
+/// A delta_kernel error in one line, without the backtrace it may carry (logged at debug).
+pub fn kernel_text(e: &delta_kernel::KernelError) -> String {
+    let text = e.without_backtrace().to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+/// Whether a retry may fix a delta_kernel error: the store or the network failing (or a
+/// blocking task lost). Anything else is about what the log holds (malformed JSON, a missing
+/// or unusable version or checkpoint, an unsupported protocol), which a retry reads again the
+/// same.
+pub fn kernel_transient(e: &delta_kernel::KernelError) -> bool {
+    use crate::store::retry::Transient;
+    use delta_kernel::KernelError as K;
+    // A store error may come wrapped (a Parquet checkpoint's read fails as a Parquet error):
+    // what the store said decides.
+    let mut source = std::error::Error::source(e.without_backtrace());
+    while let Some(s) = source {
+        if let Some(store) = s.downcast_ref::<object_store::Error>() {
+            return store.is_transient();
+        }
+        source = s.source();
+    }
+    match e.without_backtrace() {
+        K::ObjectStore(source) => source.is_transient(),
+        K::IOError(io) => !matches!(
+            io.kind(),
+            std::io::ErrorKind::PermissionDenied
+                | std::io::ErrorKind::ReadOnlyFilesystem
+                | std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::InvalidData
+        ),
+        K::Reqwest(_) | K::JoinFailure(_) | K::FileAlreadyExists(_) => true,
+        _ => false,
+    }
 }
 
 /// `--table delta`: where each topic's table is and which folders are its partition columns.
@@ -299,9 +356,18 @@ struct Addition {
 }
 
 /// A file waiting for a commit, and who waits for it.
+/// Why a commit did not take a file.
+#[derive(Debug, Clone)]
+enum Failed {
+    /// The store failed or the race for the next entry was lost too often: a retry may help.
+    Retry(String),
+    /// The log cannot be read or used.
+    Unreadable(String),
+}
+
 struct Waiting {
     addition: Addition,
-    done: tokio::sync::oneshot::Sender<Result<Added, String>>,
+    done: tokio::sync::oneshot::Sender<Result<Added, Failed>>,
 }
 
 impl std::fmt::Debug for DeltaTable {
@@ -373,6 +439,7 @@ impl DeltaTable {
     }
 
     fn kernel(&self, source: delta_kernel::KernelError) -> TableError {
+        tracing::debug!(table = %self.display, error = %source, "delta_kernel error in full");
         TableError::Kernel {
             url: self.display.clone(),
             source,
@@ -432,7 +499,7 @@ impl DeltaTable {
         drop(latest);
         match result.await {
             Ok(outcome) => outcome.map_err(|reason| self.commit_error(reason)),
-            Err(_) => Err(self.commit_error("the commit was dropped".into())),
+            Err(_) => Err(self.commit_error(Failed::Retry("the commit was dropped".into()))),
         }
     }
 
@@ -442,10 +509,11 @@ impl DeltaTable {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn commit_error(&self, reason: String) -> TableError {
-        TableError::Commit {
-            url: self.display.clone(),
-            reason,
+    fn commit_error(&self, failed: Failed) -> TableError {
+        let url = self.display.clone();
+        match failed {
+            Failed::Retry(reason) => TableError::Commit { url, reason },
+            Failed::Unreadable(reason) => TableError::Unreadable { url, reason },
         }
     }
 
@@ -509,16 +577,25 @@ impl DeltaTable {
                     }
                     batch = rest;
                 }
+                // A log that cannot be read fails every attempt the same way: say so at once.
+                Err(e) if !kernel_transient(&e) => {
+                    tracing::debug!(table = %self.display, error = %e, "Delta commit failed");
+                    last_error = Some(Failed::Unreadable(kernel_text(&e)));
+                    break;
+                }
                 Err(e) => {
                     tracing::debug!(table = %self.display, error = %e, "Delta commit failed; trying again");
-                    last_error = Some(e.to_string());
+                    last_error = Some(Failed::Retry(kernel_text(&e)));
                 }
             }
         }
-        let reason = last_error
-            .unwrap_or_else(|| format!("{ATTEMPTS} commits lost the race for the next log entry"));
+        let failed = last_error.unwrap_or_else(|| {
+            Failed::Retry(format!(
+                "{ATTEMPTS} commits lost the race for the next log entry"
+            ))
+        });
         for w in batch {
-            let _ = w.done.send(Err(reason.clone()));
+            let _ = w.done.send(Err(failed.clone()));
         }
     }
 }

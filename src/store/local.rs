@@ -2,7 +2,8 @@
 //! only if it is unchanged, so [`LocalCas`] adds that to it: a conditional put (create, or update
 //! at a version) takes an exclusive lock on a sibling `.lock` file, compares the file's e-tag (the
 //! local store's own, from inode, modification time and size) with the one expected, then writes
-//! a temporary file, syncs it and renames it over the file. Every other call goes to the local
+//! a temporary file, syncs it and renames it over the file. The temporary files a killed process
+//! left are removed under the same lock, the first time this process writes the file. Every other call goes to the local
 //! store unchanged. Being an `ObjectStore` itself, it is seen whole by what wraps it (a
 //! `FaultyStore` in the tests).
 
@@ -25,11 +26,25 @@ use object_store::{
 #[derive(Debug)]
 pub struct LocalCas {
     inner: LocalFileSystem,
+    /// Files whose stale staging files were looked for, once per file and process.
+    swept: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl LocalCas {
     pub fn new(inner: LocalFileSystem) -> Self {
-        LocalCas { inner }
+        LocalCas {
+            inner,
+            swept: Default::default(),
+        }
+    }
+
+    /// Whether `file`'s stale staging files are still to be looked for (the first time).
+    fn first_put(&self, file: &std::path::Path) -> bool {
+        let mut swept = self
+            .swept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        swept.insert(file.to_path_buf())
     }
 
     /// A conditional put: `expected` is `None` for a create, the version read for an update.
@@ -45,7 +60,16 @@ impl LocalCas {
             source: Box::new(source),
         };
         let locked = file.clone();
-        let _lock = blocking(move || lock(&locked)).await.map_err(io)?;
+        let sweep = self.first_put(&file);
+        let _lock = blocking(move || {
+            let held = lock(&locked)?;
+            if sweep {
+                remove_stale_staging(&locked)?;
+            }
+            Ok(held)
+        })
+        .await
+        .map_err(io)?;
         let current = match self.inner.head(location).await {
             Ok(meta) => Some(meta.e_tag),
             Err(object_store::Error::NotFound { .. }) => None,
@@ -156,6 +180,38 @@ fn lock(file: &std::path::Path) -> std::io::Result<std::fs::File> {
     Ok(lock)
 }
 
+/// Removes the staging files (`NAME.tmp-PID`) of `file` that a process killed while writing it
+/// left behind. Called with `file`'s lock held: every writer stages and renames under that lock,
+/// so a staging file found then is no live writer's, whichever process or host made it.
+fn remove_stale_staging(file: &std::path::Path) -> std::io::Result<()> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    let prefix = format!("{name}.tmp-");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let stale = entry.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(&prefix)
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if stale {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "removed a staging file a stopped process left")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes `data` to a temporary file, syncs it, renames it over `file` and syncs the directory.
 fn replace(file: &std::path::Path, data: &[Bytes]) -> std::io::Result<()> {
     let mut tmp = file.as_os_str().to_owned();
@@ -235,5 +291,40 @@ impl ObjectStore for LocalCas {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn staging_files_a_killed_writer_left_are_removed_at_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalCas::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let path = Path::from("g/t/0.json");
+        store
+            .put_opts(&path, "a".into(), PutMode::Create.into())
+            .await
+            .unwrap();
+        // What a process killed between writing and renaming leaves, and what is not its.
+        let stale = dir.path().join("g/t/0.json.tmp-4242");
+        let other = dir.path().join("g/t/1.json.tmp-4242");
+        let foreign = dir.path().join("g/t/0.json.tmp-notes");
+        for f in [&stale, &other, &foreign] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        let fresh = LocalCas::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let v = fresh.head(&path).await.unwrap();
+        let update = PutMode::Update(object_store::UpdateVersion {
+            e_tag: v.e_tag,
+            version: None,
+        });
+        fresh
+            .put_opts(&path, "b".into(), update.into())
+            .await
+            .unwrap();
+        assert!(!stale.exists(), "the stale staging file of 0.json is gone");
+        assert!(other.exists() && foreign.exists(), "others are left alone");
     }
 }

@@ -3,10 +3,12 @@
 //! Two layers retry a failing store. object_store's HTTP client retries each request a few times
 //! (5xx, throttling, connection errors) within seconds; above it, every store operation hubcap
 //! makes is retried here with exponential backoff and jitter, one log line per retry, until the
-//! policy's `give_up_after` has passed since the first failure. Each attempt is bounded by
-//! `attempt_timeout`, so a hung request becomes a retry instead of a stall. Errors that no retry
-//! fixes (missing credentials, permission denied, a compare-and-swap conflict) are returned at
-//! once.
+//! policy's `give_up_after` has passed since the operation began: that bounds all attempts
+//! together, a hung one included. Each attempt is bounded by `attempt_timeout` (and by what is
+//! left of the operation's time), so a hung request becomes a retry instead of a stall. Errors
+//! that no retry fixes (missing credentials, permission denied, a read-only or full local disk, a
+//! compare-and-swap conflict) are returned at once. An error the retries gave up on is marked
+//! so ([`Transient::gave_up`]): the partition worker does not spend `--retry-for` on it again.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -20,7 +22,7 @@ pub use crate::observe::metrics::Operation;
 /// How long and how often to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Stop retrying once this much time has passed since the first failure.
+    /// Stop retrying once this much time has passed since the operation began.
     pub give_up_after: Duration,
     /// Bound on one attempt; an attempt that takes longer counts as a failure.
     pub attempt_timeout: Duration,
@@ -67,6 +69,53 @@ pub trait Transient {
     fn timed_out(after: Duration) -> Self;
     /// The error in one line, for logs and messages.
     fn brief(&self) -> String;
+    /// The error after the retries gave up on it: no longer transient, so that nothing above
+    /// retries it for another `give_up_after`.
+    fn gave_up(self, after: Duration) -> Self;
+}
+
+/// Whether a store error is one no retry fixes and a person must act on: refused credentials or
+/// rights, or a local disk that refuses writes (permission denied, read-only, full). A full disk
+/// is counted here: space is freed by a person, not by waiting, and `--retry-for` minutes of
+/// retries only delay the message.
+pub fn refused(e: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    if matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. }) {
+        return true;
+    }
+    io_kind(e).is_some_and(|kind| {
+        use std::io::ErrorKind as K;
+        matches!(
+            kind,
+            K::PermissionDenied | K::ReadOnlyFilesystem | K::StorageFull | K::QuotaExceeded
+        )
+    })
+}
+
+/// The kind of the local I/O error inside a store error, if there is one (object_store's local
+/// store and [`crate::store::local::LocalCas`] wrap them in `Generic`).
+fn io_kind(e: &object_store::Error) -> Option<std::io::ErrorKind> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// A transient error the retries gave up on, after `after`.
+#[derive(Debug, thiserror::Error)]
+#[error("{source} (retried for {after:?})")]
+pub struct GaveUp {
+    pub after: Duration,
+    pub source: object_store::Error,
+}
+
+/// Whether `e` is one the retries already gave up on.
+pub fn is_given_up(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::Generic { source, .. } if source.is::<GaveUp>())
 }
 
 /// A store error in one line: the operation, the root cause (e.g. "Connection refused", which
@@ -74,6 +123,15 @@ pub trait Transient {
 /// bodies a server sent (Azure's XML) are reduced to their `<Message>`.
 pub fn describe(e: &object_store::Error) -> String {
     use object_store::Error as E;
+    if let E::Generic { source, .. } = e {
+        if let Some(g) = source.downcast_ref::<GaveUp>() {
+            return format!(
+                "{}; gave up after {:?} of retries",
+                describe(&g.source),
+                g.after
+            );
+        }
+    }
     let text = one_line(&e.to_string());
     let mut root = None;
     let mut source = std::error::Error::source(e);
@@ -90,6 +148,12 @@ pub fn describe(e: &object_store::Error) -> String {
     };
     if matches!(e, E::PermissionDenied { .. } | E::Unauthenticated { .. }) {
         out.push_str("; check the store's credentials (Azure: AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or a managed identity; S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; GCS: GOOGLE_SERVICE_ACCOUNT) and their rights on the container or bucket");
+    } else if let Some(kind) = io_kind(e).filter(|_| refused(e)) {
+        use std::io::ErrorKind as K;
+        out.push_str(match kind {
+            K::StorageFull | K::QuotaExceeded => "; the disk is full: free space, then run again",
+            _ => "; hubcap may not write there: check the directory's owner, mode and mount",
+        });
     } else if cannot_connect(e) {
         out.push_str("; cannot connect to the store: check the URL, its endpoint and the network");
     }
@@ -137,20 +201,23 @@ impl Transient for object_store::Error {
     fn is_transient(&self) -> bool {
         use object_store::Error as E;
         // `Generic` covers HTTP errors that outlived object_store's own retries and local I/O
-        // errors. What remains are answers a retry cannot change.
-        !matches!(
-            self,
-            E::NotFound { .. }
-                | E::AlreadyExists { .. }
-                | E::Precondition { .. }
-                | E::NotModified { .. }
-                | E::NotImplemented { .. }
-                | E::NotSupported { .. }
-                | E::InvalidPath { .. }
-                | E::PermissionDenied { .. }
-                | E::Unauthenticated { .. }
-                | E::UnknownConfigurationKey { .. }
-        )
+        // errors (of which a refused or full disk is not transient). What remains are answers a
+        // retry cannot change.
+        !refused(self)
+            && !is_given_up(self)
+            && !matches!(
+                self,
+                E::NotFound { .. }
+                    | E::AlreadyExists { .. }
+                    | E::Precondition { .. }
+                    | E::NotModified { .. }
+                    | E::NotImplemented { .. }
+                    | E::NotSupported { .. }
+                    | E::InvalidPath { .. }
+                    | E::PermissionDenied { .. }
+                    | E::Unauthenticated { .. }
+                    | E::UnknownConfigurationKey { .. }
+            )
     }
 
     fn timed_out(after: Duration) -> Self {
@@ -163,6 +230,30 @@ impl Transient for object_store::Error {
     fn brief(&self) -> String {
         describe(self)
     }
+
+    fn gave_up(self, after: Duration) -> Self {
+        object_store::Error::Generic {
+            store: "hubcap",
+            source: Box::new(GaveUp {
+                after,
+                source: self,
+            }),
+        }
+    }
+}
+
+tokio::task_local! {
+    /// A deadline over every retried operation of the task, set by [`within`].
+    static DEADLINE: Instant;
+}
+
+/// Runs `fut` with every [`retry`] inside it giving up at `deadline` at the latest: a partition
+/// worker that starts over after failures bounds all its operations by one `--retry-for`.
+pub async fn within<T>(deadline: Instant, fut: impl Future<Output = T>) -> T {
+    let deadline = DEADLINE
+        .try_with(|outer| (*outer).min(deadline))
+        .unwrap_or(deadline);
+    DEADLINE.scope(deadline, fut).await
 }
 
 /// Runs `op` until it succeeds, fails with an error that is not transient, or `policy` gives up.
@@ -179,12 +270,19 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut first_failure: Option<Instant> = None;
+    // The whole operation, every attempt and wait included, ends by the deadline.
+    let mut deadline = Instant::now() + policy.give_up_after;
+    if let Ok(outer) = DEADLINE.try_with(|d| *d) {
+        deadline = deadline.min(outer);
+    }
     let mut attempt = 0u32;
     loop {
-        let result = match tokio::time::timeout(policy.attempt_timeout, op()).await {
+        let limit = policy
+            .attempt_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let result = match tokio::time::timeout(limit, op()).await {
             Ok(r) => r,
-            Err(_) => Err(E::timed_out(policy.attempt_timeout)),
+            Err(_) => Err(E::timed_out(limit)),
         };
         let e = match result {
             Ok(v) => return Ok(v),
@@ -192,16 +290,13 @@ where
             Err(e) => e,
         };
         attempt += 1;
-        let since = *first_failure.get_or_insert_with(Instant::now);
-        if since.elapsed() >= policy.give_up_after {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             error!(attempts = attempt, error = %e.brief(), "{what} failed; giving up after {:?} of retries", policy.give_up_after);
-            return Err(e);
+            return Err(e.gave_up(policy.give_up_after));
         }
-        // The last retry comes no later than the give-up point, so giving up takes at most
-        // `give_up_after` plus one attempt from the first failure.
-        let delay = policy
-            .delay(attempt)
-            .min(policy.give_up_after.saturating_sub(since.elapsed()));
+        // The last retry comes no later than the deadline, and is cut off at it.
+        let delay = policy.delay(attempt).min(left);
         crate::observe::metrics::count_retry(kind);
         warn!(attempt, retry_in = ?delay, error = %e.brief(), "{what} failed; retrying");
         tokio::time::sleep(delay).await;
@@ -278,17 +373,105 @@ mod tests {
                 Err(generic())
             })
             .await;
-        let err = got.unwrap_err().to_string();
+        let err = got.unwrap_err();
         let took = start.elapsed();
-        // The first attempt hangs for its 1 s timeout; retries go on for 10 s from that
-        // failure, and the last one may hang for 1 s again (whatever the jitter).
-        assert!(
-            took >= Duration::from_secs(11) && took <= Duration::from_secs(12),
-            "{took:?}"
-        );
+        // Every other attempt hangs for its 1 s timeout; the whole operation, hung attempts
+        // included, ends 10 s after it began (whatever the jitter).
+        assert_eq!(took, Duration::from_secs(10), "{took:?}");
         assert!(calls.load(Ordering::SeqCst) > 4);
-        assert!(err.contains("503") || err.contains("no answer"), "{err}");
+        let text = describe(&err);
+        assert!(text.contains("503") || text.contains("no answer"), "{text}");
+        assert!(text.contains("gave up after 10s"), "{text}");
+        // Given up: nothing above retries it again.
+        assert!(!err.is_transient());
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_hangs_past_the_deadline_is_cut_off_at_it() {
+        let p = RetryPolicy {
+            give_up_after: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(8),
+            ..policy()
+        };
+        let start = Instant::now();
+        let got: Result<(), object_store::Error> = retry(&p, Operation::Read, &"op", || async {
+            std::future::pending::<()>().await;
+            Ok(())
+        })
+        .await;
+        assert!(got.is_err());
+        // 8 s for the first attempt, then the second is cut off 2 s in: not 16 s.
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn within_bounds_every_retry_of_the_task_by_one_deadline() {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(4);
+        let got: Result<(), object_store::Error> = within(deadline, async {
+            // The first operation fails for 3 s and then succeeds; the second has 1 s left.
+            let mut calls = 0;
+            retry(&policy(), Operation::Read, &"first", || {
+                calls += 1;
+                let ok = start.elapsed() >= Duration::from_secs(3);
+                async move {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(generic())
+                    }
+                }
+            })
+            .await?;
+            assert!(calls > 1);
+            retry(&policy(), Operation::Read, &"second", || async {
+                Err(generic())
+            })
+            .await
+        })
+        .await;
+        assert!(is_given_up(&got.unwrap_err()));
+        let took = start.elapsed();
+        assert!(took <= Duration::from_secs(4), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_disk_that_refuses_writes_is_not_retried() {
+        use std::io::ErrorKind as K;
+        for kind in [K::PermissionDenied, K::ReadOnlyFilesystem, K::StorageFull] {
+            let calls = AtomicU32::new(0);
+            let got: Result<(), object_store::Error> =
+                retry(&policy(), Operation::Write, &"op", || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    // As object_store's local store wraps it: Generic, its own error, the io error.
+                    let io = std::io::Error::from(kind);
+                    Err(object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(LocalError(io)),
+                    })
+                })
+                .await;
+            let err = got.unwrap_err();
+            assert!(refused(&err), "{kind:?}");
+            let text = describe(&err);
+            assert!(
+                text.contains("free space") || text.contains("may not write"),
+                "{text}"
+            );
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{kind:?}");
+        }
+        // Other local errors may pass (an NFS mount that did not answer).
+        let io = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(LocalError(std::io::Error::from(K::TimedOut))),
+        };
+        assert!(io.is_transient());
+    }
+
+    /// An error with an io error as its source, as object_store's local errors are.
+    #[derive(Debug, thiserror::Error)]
+    #[error("Unable to open file: {0}")]
+    struct LocalError(#[source] std::io::Error);
 
     #[test]
     fn store_errors_are_described_in_one_line_with_their_cause_and_fix() {

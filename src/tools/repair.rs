@@ -10,6 +10,10 @@
 //! a running archiver, and it never moves a checkpoint. Ranges Kafka no longer holds (or holds
 //! differently) are reported as unrecoverable.
 //!
+//! A listed file whose bytes changed (cut short or altered: its size, or with `--verify` its
+//! CRC32C, differs from its line) is written again the same way, once the bytes from Kafka
+//! match its line: the changed file is first moved under `_quarantine/`, as below.
+//!
 //! Duplicates and strays the audit finds (strays only without `--allow-stray`) are moved under
 //! `_quarantine/` (the same name below it), each with a note of why (`NAME.why.json`): out of
 //! what readers' globs pick up, never deleted. `--dry-run` reads and checks, and writes nothing.
@@ -158,56 +162,79 @@ pub async fn repair(args: &RepairArgs) -> Result<RepairReport, RepairError> {
             .create()
             .map_err(|e| RepairError::KafkaSetting(crate::kafka::client_error(&e)))?,
     );
+    // Missing files, and listed files whose bytes are not the ones archived (cut short or
+    // changed: the audit finds sizes that differ, and with --verify CRC32Cs): both are written
+    // again from Kafka; a changed one is first moved under _quarantine/ with why.
+    let mut targets: Vec<(&ManifestEntry, Option<&str>)> = Vec::new();
     for p in &audit.partitions {
         for span in &p.missing {
-            let Some((_, line)) = archived.get(&span.path) else {
-                continue;
-            };
-            let (consumer, line_owned) = (consumer.clone(), line.clone());
-            let rebuilt =
-                tokio::task::spawn_blocking(move || rebuild(&consumer, &line_owned)).await??;
-            let bytes = match rebuilt {
-                Ok(bytes) => bytes,
-                Err(reason) => {
-                    report.unrecoverable.push(unrecoverable(line, reason));
-                    continue;
-                }
-            };
-            let crc = crc32c_of(&bytes);
-            if let Some(reason) = differs(line, bytes.len() as u64, &crc) {
+            if let Some((_, line)) = archived.get(&span.path) {
+                targets.push((line, None));
+            }
+        }
+        for bad in &p.unreadable {
+            if let Some((_, line)) = archived.get(&bad.path) {
+                targets.push((line, Some(bad.reason.as_str())));
+            }
+        }
+    }
+    for (line, damaged) in targets {
+        let (consumer, line_owned) = (consumer.clone(), line.clone());
+        let rebuilt =
+            tokio::task::spawn_blocking(move || rebuild(&consumer, &line_owned)).await??;
+        let bytes = match rebuilt {
+            Ok(bytes) => bytes,
+            Err(reason) => {
                 report.unrecoverable.push(unrecoverable(line, reason));
                 continue;
             }
+        };
+        let crc = crc32c_of(&bytes);
+        if let Some(reason) = differs(line, bytes.len() as u64, &crc) {
+            report.unrecoverable.push(unrecoverable(line, reason));
+            continue;
+        }
+        if let Some(reason) = damaged {
+            let to = format!("{QUARANTINE_DIR}/{}", line.path);
+            let why = format!("not as archived: {reason}");
             if !args.dry_run {
-                let opts = PutOptions {
-                    mode: PutMode::Create,
-                    ..Default::default()
-                };
-                let put = output
-                    .store
-                    .put_opts(&output.path(&line.path), bytes.into(), opts)
-                    .await;
-                match put {
-                    Ok(_) => {}
-                    // Written meanwhile (a live archiver's replay): left as it is.
-                    Err(object_store::Error::AlreadyExists { .. }) => continue,
-                    Err(source) => {
-                        return Err(RepairError::Write {
-                            path: line.path.clone(),
-                            source,
-                        })
-                    }
-                }
+                quarantine(&output, &line.path, &to, &why).await?;
             }
-            report.restored.push(Restored {
+            report.quarantined.push(Quarantined {
                 path: line.path.clone(),
-                first_offset: line.first_sequence_number,
-                last_offset: line.last_sequence_number,
-                events: line.event_count,
-                size: line.size_in_bytes,
-                crc32c: crc,
+                to,
+                why,
             });
         }
+        if !args.dry_run {
+            let opts = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            let put = output
+                .store
+                .put_opts(&output.path(&line.path), bytes.into(), opts)
+                .await;
+            match put {
+                Ok(_) => {}
+                // Written meanwhile (a live archiver's replay): left as it is.
+                Err(object_store::Error::AlreadyExists { .. }) => continue,
+                Err(source) => {
+                    return Err(RepairError::Write {
+                        path: line.path.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        report.restored.push(Restored {
+            path: line.path.clone(),
+            first_offset: line.first_sequence_number,
+            last_offset: line.last_sequence_number,
+            events: line.event_count,
+            size: line.size_in_bytes,
+            crc32c: crc,
+        });
     }
     let mut moves: Vec<(String, String)> = audit
         .duplicates

@@ -274,3 +274,24 @@ async fn commit_cost() {
     }
     eprintln!("{n} commits: {:?} each", started.elapsed() / n as u32);
 }
+
+#[test]
+fn a_log_that_cannot_be_read_is_not_retried_and_a_failing_store_is() {
+    use delta_kernel::KernelError as K;
+    let failing = || object_store::Error::Generic {
+        store: "test",
+        source: "503 Service Unavailable".into(),
+    };
+    let malformed = serde_json::from_str::<serde_json::Value>("{oops").unwrap_err();
+    assert!(!kernel_transient(&K::MalformedJson(malformed)));
+    assert!(!kernel_transient(&K::InvalidLogSegment("gap".into())));
+    assert!(kernel_transient(&K::ObjectStore(failing())));
+    // A Parquet checkpoint whose read failed in the store: the store decides.
+    let wrapped = delta_kernel::parquet::errors::ParquetError::External(Box::new(failing()));
+    assert!(kernel_transient(&K::Parquet(wrapped)));
+    let text = kernel_text(&K::generic("one\nstack backtrace:\n   0: x"));
+    assert!(
+        !text.contains('\n') && !text.contains("backtrace"),
+        "{text}"
+    );
+}
