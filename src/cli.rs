@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::encode::avro::Codec;
 use crate::encode::format::{Format, AVRO_BLOCK};
 use crate::encode::parquet::ParquetCompression;
-use crate::kafka::{parse_key_value, KafkaConfig};
+use crate::kafka::{parse_settings, KafkaConfig};
 use crate::layout::{
     fully_qualified_namespace, namespace_from_brokers, sdk_segment_problem, PathError,
     PathTemplate, DEFAULT_TEMPLATE,
@@ -262,7 +262,7 @@ pub enum ConfigError {
     Path(#[from] PathError),
     #[error("--{flag} must be greater than zero")]
     Zero { flag: &'static str },
-    #[error("--topic {0:?} is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249)")]
+    #[error("--topic {:?} is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249)", crate::kafka::shown(.0))]
     Topic(String),
     #[error("--brokers is empty; give HOST:PORT, e.g. --brokers 127.0.0.1:9092, or --eventhubs-connection-string")]
     Brokers,
@@ -380,9 +380,7 @@ impl RunArgs {
             max_age: self.window_time.0,
         };
         // The connection string's settings first, so that -X can still change them.
-        for setting in self.kafka.iter().filter(|s| !s.trim().is_empty()) {
-            kafka.push(parse_key_value(setting).map_err(ConfigError::KafkaSetting)?);
-        }
+        kafka.extend(parse_settings(&self.kafka).map_err(ConfigError::KafkaSetting)?);
         Ok(RunConfig {
             kafka: KafkaConfig {
                 brokers: self.brokers,

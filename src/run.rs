@@ -213,9 +213,9 @@ impl Summary {
 pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> String {
     format!(
         "brokers={} topics={} group={} output={} checkpoints={} window-size={} window-time={} format={} codec={} empty-files={} once={} namespace={} metrics={} kafka=[{}]",
-        cfg.kafka.brokers,
-        cfg.kafka.topics.join(","),
-        cfg.kafka.group,
+        kafka::shown(&cfg.kafka.brokers),
+        kafka::shown(&cfg.kafka.topics.join(",")),
+        kafka::shown(&cfg.kafka.group),
         output.display,
         checkpoints.display,
         ByteSize(cfg.policy.max_bytes),
@@ -224,7 +224,7 @@ pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> S
         cfg.format.codec_name(),
         cfg.empty_files,
         cfg.once,
-        cfg.namespace,
+        kafka::shown(&cfg.namespace),
         cfg.metrics_addr.map_or("off".to_string(), |a| a.to_string()),
         kafka::redacted(&cfg.kafka.settings).join(" ")
     )

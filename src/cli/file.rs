@@ -31,7 +31,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
-use crate::kafka::is_secret_setting;
+use crate::kafka::is_secret_key;
 use crate::layout::namespace_from_brokers;
 use crate::state::table::TABLE_TEMPLATE;
 
@@ -405,7 +405,7 @@ fn value_word(arg: &Arg, value: &str) -> OsString {
 fn is_secret_arg(arg: &Arg, key: &str) -> bool {
     arg.get_id() != KAFKA_ID
         && (arg.is_hide_env_values_set()
-            || is_secret_setting(key)
+            || is_secret_key(key)
             || ["connection-string", "key", "sas", "credential"]
                 .iter()
                 .any(|needle| key.contains(needle)))
@@ -651,28 +651,19 @@ fn check(arg: &Arg, value: &str) -> Result<(), String> {
     else {
         return Ok(());
     };
-    if is_secret_arg(arg, &key_of(arg).unwrap_or_default()) {
-        return Err("not a valid value (not shown: it is a secret)".into());
-    }
-    Err(clap_problem(&err))
+    Err(without_value(&clap_problem(&err), value))
 }
 
 /// What a value parser's error says, without clap's `--value` framing.
 fn clap_problem(err: &clap::Error) -> String {
-    let invalid = match err.get(ContextKind::InvalidValue) {
-        Some(ContextValue::String(v)) => v.clone(),
-        _ => String::new(),
-    };
     match err.kind() {
         ErrorKind::ValueValidation => match std::error::Error::source(err) {
             Some(source) => source.to_string(),
-            None => format!("invalid value {invalid:?}"),
+            None => "not a valid value".into(),
         },
         ErrorKind::InvalidValue => match err.get(ContextKind::ValidValue) {
-            Some(ContextValue::Strings(valid)) => {
-                format!("{invalid:?} is not one of: {}", valid.join(", "))
-            }
-            _ => format!("invalid value {invalid:?}"),
+            Some(ContextValue::Strings(valid)) => format!("expected one of: {}", valid.join(", ")),
+            _ => "not a valid value".into(),
         },
         _ => {
             let rendered = err.render().to_string();
@@ -680,6 +671,31 @@ fn clap_problem(err: &clap::Error) -> String {
             first.trim_start_matches("error: ").to_string()
         }
     }
+}
+
+/// A value parser's complaint about a file value, without the value: the file may hold secrets,
+/// and errors about it never quote one (`invalid size "…": use …` becomes `invalid size: use
+/// …`). Should the value still be in the text, only a generic complaint is left.
+fn without_value(problem: &str, value: &str) -> String {
+    const GENERIC: &str = "not a valid value (not shown); `hubcap run --help` says what it takes";
+    if value.is_empty() {
+        return problem.to_string();
+    }
+    let mut text = problem.to_string();
+    for quoted in [
+        format!("{value:?}"),
+        format!("\"{value}\""),
+        format!("'{value}'"),
+    ] {
+        text = text
+            .replace(&format!(" {quoted}"), "")
+            .replace(&quoted, "the value");
+    }
+    // A value of a few characters is no secret, and is found in any text ("1" in "1GiB").
+    if value.chars().count() >= 4 && text.contains(value) {
+        return GENERIC.into();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Kind, REDACTED};
-use crate::kafka::is_secret_setting;
+use crate::kafka::{is_secret_setting, is_secret_value};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ impl Effective {
         for s in &self.settings {
             let origin = s.values.first().map(|(_, o)| o.to_string());
             let shown = |v: &str| {
-                if s.secret {
+                if s.secret || is_secret_value(v) {
                     quote(REDACTED)
                 } else {
                     quote(&redact_url(v))
@@ -101,7 +101,7 @@ impl Effective {
             for (setting, origin) in &s.values {
                 match setting.split_once('=') {
                     Some((k, v)) => {
-                        let v = if is_secret_setting(k) { REDACTED } else { v };
+                        let v = if is_secret_setting(k, v) { REDACTED } else { v };
                         let _ = writeln!(out, "{} = {}  # {origin}", toml_key(k.trim()), quote(v));
                     }
                     None => {

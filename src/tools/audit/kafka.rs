@@ -36,9 +36,7 @@ const GAP_READER_DEFAULTS: &[(&str, &str)] = &[
 fn client_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, AuditError> {
     let mut config = ClientConfig::new();
     config.set("client.id", "hubcap-audit");
-    for setting in settings.iter().filter(|s| !s.trim().is_empty()) {
-        let (key, value) =
-            crate::kafka::parse_key_value(setting).map_err(AuditError::KafkaSetting)?;
+    for (key, value) in crate::kafka::parse_settings(settings).map_err(AuditError::KafkaSetting)? {
         config.set(key, value);
     }
     config.set("bootstrap.servers", brokers);
