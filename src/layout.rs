@@ -6,6 +6,15 @@
 //! partition never share a name because their first offsets differ. The first offset is the
 //! `{Offset}` token, zero-padded to 20 digits like Kafka's own segment files; a template without
 //! it gets `-{Offset}` appended to its last segment.
+//!
+//! Every name stays inside the output and in sight of readers: Spark, pyarrow and DuckDB skip
+//! folders whose names start with `_` or `.` (and hubcap keeps its own state in `_` folders), and
+//! object stores keep `.`/`..` as literal folders (`%2E%2E`). So a template's literal segments
+//! may not be `.` or `..` nor start with `_` or `.` ([`PathTemplate::parse`]), `{Namespace}` may
+//! not either ([`namespace_problem`]), and a topic whose name starts with `_` or `.` gets a
+//! visible folder ([`topic_folder`]).
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
@@ -30,6 +39,123 @@ pub enum PathError {
     },
     #[error("path template {template:?} has an empty segment, or one that starts or ends with '/' ; write segments like {{EventHub}}/{{PartitionId}}")]
     EmptySegment { template: String },
+    #[error("path template {template:?} has a segment {segment:?} that {problem}; {FIX}")]
+    Segment {
+        template: String,
+        segment: String,
+        problem: &'static str,
+    },
+}
+
+/// How to write a segment readers see and that stays inside the output.
+const FIX: &str = "write folders that start with a letter, a digit or a token, like {EventHub}/partition={PartitionId}";
+
+/// Characters object stores (and `object_store`) percent-encode in a name: a name holding one is
+/// stored under another name than the template says.
+const ENCODED: &str = "\\{}^%`[]\"<>~#|*?";
+
+/// The prefix of the folder of a topic whose name starts with `_` or `.`. `@` is not a character
+/// of Kafka topic names (`[a-zA-Z0-9._-]`), so no other topic's folder can be the same: the
+/// mapping is one-to-one, and [`topic_from_folder`] reverses it. It is kept by object stores as it
+/// is, needs no quoting in a shell, and is not a Hive `key=value` folder.
+pub const TOPIC_FOLDER_PREFIX: char = '@';
+
+/// The folder (the `{EventHub}` of a name) of a topic: the topic itself, or `@` before it when it
+/// starts with `_` or `.` (`_events` → `@_events`), which readers would skip. The one place this
+/// is decided: `run`, `audit`, `repair`, `inspect` and Delta table paths all name files through
+/// it.
+pub fn topic_folder(topic: &str) -> Cow<'_, str> {
+    if topic.starts_with(['_', '.']) {
+        Cow::Owned(format!("{TOPIC_FOLDER_PREFIX}{topic}"))
+    } else {
+        Cow::Borrowed(topic)
+    }
+}
+
+/// The topic a folder holds: the inverse of [`topic_folder`]; `None` for a folder it never
+/// writes (`_x`, `@x`).
+pub fn topic_from_folder(folder: &str) -> Option<&str> {
+    match folder.strip_prefix(TOPIC_FOLDER_PREFIX) {
+        Some(topic) if topic.starts_with(['_', '.']) => Some(topic),
+        Some(_) => None,
+        None if folder.is_empty() || folder.starts_with(['_', '.']) => None,
+        None => Some(folder),
+    }
+}
+
+/// Why a literal segment (or the start of one) of a template cannot be a folder readers see
+/// inside the output; `None` when it can.
+fn segment_problem(segment: &str, starts_segment: bool) -> Option<&'static str> {
+    if segment == "." || segment == ".." {
+        Some("is a relative path ('.' or '..'), which would leave the output or be stored as a folder named %2E")
+    } else if starts_segment && segment.starts_with(['_', '.']) {
+        Some("starts with '_' or '.': Spark, pyarrow and DuckDB skip such folders, and hubcap keeps its own state in '_' folders")
+    } else if segment
+        .chars()
+        .any(|c| c.is_control() || ENCODED.contains(c))
+    {
+        Some("holds a character object stores percent-encode (one of \\ { } ^ % ` [ ] \" < > ~ # | * ?)")
+    } else {
+        None
+    }
+}
+
+/// Checks the literal text of a template (`--path-format`, `--table-path`): each segment, as
+/// far as its literals say, is not `.` or `..`, does not start with `_` or `.`, and holds no
+/// character a store would encode. Tokens are checked by their values.
+pub fn check_segments(template: &str) -> Result<(), PathError> {
+    for segment in template.split('/') {
+        let mut rest = segment;
+        let mut starts_segment = true;
+        loop {
+            let literal_end = rest.find('{').unwrap_or(rest.len());
+            let literal = &rest[..literal_end];
+            let whole = starts_segment && literal_end == rest.len();
+            let problem = if whole {
+                segment_problem(literal, true)
+            } else {
+                segment_problem(literal, starts_segment).filter(|_| !literal.is_empty())
+            };
+            if let Some(problem) = problem {
+                return Err(PathError::Segment {
+                    template: crate::kafka::shown(template).into_owned(),
+                    segment: segment.to_string(),
+                    problem,
+                });
+            }
+            // Past the token: its value is checked where it is known.
+            match rest[literal_end..].find('}') {
+                Some(close) => {
+                    rest = &rest[literal_end + close + 1..];
+                    starts_segment = false;
+                }
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a value cannot be `{Namespace}`, a folder of every name: it must be one visible segment
+/// (no `/`, not `.`/`..`, not starting with `_` or `.`) that stores keep as it is.
+pub fn namespace_problem(namespace: &str) -> Option<&'static str> {
+    if namespace.trim().is_empty() {
+        Some("is empty")
+    } else if namespace.contains('/') {
+        Some("contains '/', which would add folders")
+    } else {
+        segment_problem(namespace, true)
+    }
+}
+
+/// Whether a name relative to the output stays inside it: no empty, `.` or `..` segment, no
+/// leading `/`, no `\\`. Every name a template renders is; manifests check their lines with it.
+pub fn is_contained(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('\\')
+        && name
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
 const KNOWN: &str =
@@ -132,6 +258,7 @@ impl PathTemplate {
                 template: template.into(),
             });
         }
+        check_segments(template)?;
         if !pieces.contains(&Piece::Token(Token::Offset)) {
             pieces.push(Piece::Literal("-".into()));
             pieces.push(Piece::Token(Token::Offset));
@@ -148,7 +275,7 @@ impl PathTemplate {
             let _ = match piece {
                 Piece::Literal(text) => write!(s, "{text}"),
                 Piece::Token(Token::Namespace) => write!(s, "{}", p.namespace),
-                Piece::Token(Token::EventHub) => write!(s, "{}", p.topic),
+                Piece::Token(Token::EventHub) => write!(s, "{}", topic_folder(p.topic)),
                 Piece::Token(Token::PartitionId) => write!(s, "{}", p.partition),
                 Piece::Token(Token::Year) => write!(s, "{:04}", p.time.year()),
                 Piece::Token(Token::Month) => write!(s, "{:02}", p.time.month()),
@@ -161,7 +288,15 @@ impl PathTemplate {
         }
         s.push('.');
         s.push_str(self.extension);
+        // Parsing refused literal segments that could escape, and the tokens' values cannot
+        // (a validated namespace, a topic's folder, digits).
+        debug_assert!(is_contained(&s), "{s} leaves the output");
         s
+    }
+
+    /// Whether `{Namespace}` is part of the names.
+    pub fn uses_namespace(&self) -> bool {
+        self.pieces.contains(&Piece::Token(Token::Namespace))
     }
 }
 
@@ -189,7 +324,7 @@ impl PathTemplate {
         let found = match_pieces(&self.pieces, stem, [None; TOKENS])?;
         let get = |t: Token| found[t as usize];
         Some(ParsedName {
-            topic: get(Token::EventHub)?.to_string(),
+            topic: topic_from_folder(get(Token::EventHub)?)?.to_string(),
             partition: get(Token::PartitionId)?.parse().ok()?,
             first_offset: get(Token::Offset)?.parse().ok()?,
         })
@@ -223,6 +358,10 @@ fn match_pieces<'a>(pieces: &[Piece], s: &'a str, found: Found<'a>) -> Option<Fo
         .rev()
         .filter(|&end| s.is_char_boundary(end))
         .find_map(|end| {
+            // A topic's folder is one `topic_folder` writes (`@_x`, not `_x` nor `@x`).
+            if token == Token::EventHub && topic_from_folder(&s[..end]).is_none() {
+                return None;
+            }
             let mut next = found;
             next[token as usize] = Some(&s[..end]);
             match_pieces(rest, &s[end..], next)
@@ -234,7 +373,9 @@ impl Token {
     fn allows(self, c: char) -> bool {
         match self {
             Token::Namespace => c != '/',
-            Token::EventHub => c.is_ascii_alphanumeric() || "._-".contains(c),
+            Token::EventHub => {
+                c.is_ascii_alphanumeric() || "._-".contains(c) || c == TOPIC_FOLDER_PREFIX
+            }
             _ => c.is_ascii_digit(),
         }
     }
@@ -562,7 +703,7 @@ mod tests {
         #[test]
         fn parse_name_inverts_render(
             topic in "[A-Za-z0-9._-]{1,40}",
-            namespace in "[a-z0-9.-]{0,20}",
+            namespace in "[a-z0-9][a-z0-9.-]{0,19}",
             partition in 0i32..i32::MAX,
             offset in 0i64..i64::MAX,
             ms in 0i64..4_000_000_000_000,
