@@ -237,9 +237,29 @@ pub struct RunArgs {
         value_name = "KEY=VALUE",
         env = "HUBCAP_KAFKA_CONFIG",
         value_delimiter = '\n',
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = kafka_arg
     )]
-    pub kafka: Vec<String>,
+    pub kafka: Vec<KafkaArg>,
+}
+
+/// One `-X` word as given; its `Debug` redacts it by the rule of [`crate::kafka::secrets`]
+/// (`RunArgs` is `Debug`).
+#[derive(Clone)]
+pub struct KafkaArg(pub String);
+
+impl std::fmt::Debug for KafkaArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match crate::kafka::parse_key_value(&self.0) {
+            Ok((k, v)) => f.write_str(&crate::kafka::redacted(&[(k, v)]).concat()),
+            Err(_) => f.write_str("<not KEY=VALUE: not shown>"),
+        }
+    }
+}
+
+/// For clap: keeps the word as given (`validate` parses it, without echoing it).
+fn kafka_arg(s: &str) -> Result<KafkaArg, String> {
+    Ok(KafkaArg(s.to_string()))
 }
 
 /// `--table`.
@@ -391,7 +411,9 @@ impl RunArgs {
             max_age: self.window_time.0,
         };
         // The connection string's settings first, so that -X can still change them.
-        kafka.extend(parse_settings(&self.kafka).map_err(ConfigError::KafkaSetting)?);
+        kafka.extend(
+            parse_settings(self.kafka.iter().map(|a| &a.0)).map_err(ConfigError::KafkaSetting)?,
+        );
         Ok(RunConfig {
             kafka: KafkaConfig {
                 brokers: self.brokers,

@@ -11,10 +11,13 @@
 //!   `jaas`, `credential`, `connectionstring`, `sharedaccess` or `apikey`, or has a word
 //!   `key`, `keys`, `keystore`, `pem`, `pwd`, `sas`, `sig` or `signature`, unless its last word
 //!   is `location` (a path to the key file, not the key: `ssl.key.location`); or
-//! - it is a SASL setting (`sasl.*`: user names, passwords, OAuth client secrets, Kerberos
-//!   keytabs and commands), except those that only choose a mechanism or a service name
-//!   (`sasl.mechanism(s)`, `sasl.oauthbearer.method`, `sasl.kerberos.service.name`). That list
-//!   is of public settings: a SASL setting it does not name stays redacted.
+//! - it is a SASL setting (`sasl.*`: passwords, OAuth client secrets and configs, Kerberos
+//!   keytabs and commands), except those that choose a mechanism or name a user or a service
+//!   (`sasl.mechanism(s)`, `sasl.oauthbearer.method`, `sasl.kerberos.service.name`,
+//!   `sasl.kerberos.principal`, `sasl.username`: librdkafka does not count them sensitive
+//!   either, and Event Hubs' user is the literal `$ConnectionString`). That list is of public
+//!   settings: a SASL setting it does not name stays redacted, and a public one whose value
+//!   looks like a credential is redacted by the value rule.
 
 use std::borrow::Cow;
 
@@ -62,12 +65,14 @@ const SECRET_KEY_WORDS: &[&str] = &[
     "signature",
 ];
 
-/// `sasl.*` settings that choose a mechanism or a service: public.
+/// `sasl.*` settings that choose a mechanism or name a user or a service: public.
 const PUBLIC_SASL: &[&str] = &[
     "sasl.mechanism",
     "sasl.mechanisms",
     "sasl.oauthbearer.method",
     "sasl.kerberos.service.name",
+    "sasl.kerberos.principal",
+    "sasl.username",
 ];
 
 /// Whether a setting may carry a credential, by its key or its value.
@@ -136,7 +141,6 @@ mod tests {
     fn keys_are_judged_by_rule() {
         let secret = [
             "sasl.password",
-            "sasl.username",
             "sasl.jaas.config",
             "sasl.oauthbearer.client.secret",
             "sasl.oauthbearer.config",
@@ -162,6 +166,7 @@ mod tests {
             "sasl.mechanisms",
             "sasl.kerberos.service.name",
             "sasl.oauthbearer.method",
+            "sasl.username",
             "ssl.key.location",
             "ssl.keystore.location",
             "ssl.ca.location",

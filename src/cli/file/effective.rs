@@ -71,10 +71,11 @@ impl Effective {
         for s in &self.settings {
             let origin = s.values.first().map(|(_, o)| o.to_string());
             let shown = |v: &str| {
-                if s.secret || is_secret_value(v) {
+                let v = redact_url(v);
+                if s.secret || is_secret_value(&v) {
                     quote(REDACTED)
                 } else {
-                    quote(&redact_url(v))
+                    quote(&v)
                 }
             };
             let value = match (s.kind, s.values.as_slice()) {
