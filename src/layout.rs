@@ -83,14 +83,14 @@ pub fn topic_from_folder(folder: &str) -> Option<&str> {
     }
 }
 
-/// Why a literal segment (or the start of one) of a template cannot be a folder readers see
-/// inside the output; `None` when it can.
-fn segment_problem(segment: &str, starts_segment: bool) -> Option<&'static str> {
-    if segment == "." || segment == ".." {
+/// Why literal text of a template cannot be part of a folder readers see inside the output;
+/// `None` when it can. `whole`: it is a whole segment; `first`: it starts one.
+fn segment_problem(literal: &str, whole: bool, first: bool) -> Option<&'static str> {
+    if whole && (literal == "." || literal == "..") {
         Some("is a relative path ('.' or '..'), which would leave the output or be stored as a folder named %2E")
-    } else if starts_segment && segment.starts_with(['_', '.']) {
+    } else if first && literal.starts_with(['_', '.']) {
         Some("starts with '_' or '.': Spark, pyarrow and DuckDB skip such folders, and hubcap keeps its own state in '_' folders")
-    } else if segment
+    } else if literal
         .chars()
         .any(|c| c.is_control() || ENCODED.contains(c))
     {
@@ -111,11 +111,7 @@ pub fn check_segments(template: &str) -> Result<(), PathError> {
             let literal_end = rest.find('{').unwrap_or(rest.len());
             let literal = &rest[..literal_end];
             let whole = starts_segment && literal_end == rest.len();
-            let problem = if whole {
-                segment_problem(literal, true)
-            } else {
-                segment_problem(literal, starts_segment).filter(|_| !literal.is_empty())
-            };
+            let problem = segment_problem(literal, whole, starts_segment);
             if let Some(problem) = problem {
                 return Err(PathError::Segment {
                     template: crate::kafka::shown(template).into_owned(),
@@ -144,7 +140,7 @@ pub fn namespace_problem(namespace: &str) -> Option<&'static str> {
     } else if namespace.contains('/') {
         Some("contains '/', which would add folders")
     } else {
-        segment_problem(namespace, true)
+        segment_problem(namespace, true, true)
     }
 }
 
@@ -470,267 +466,4 @@ pub fn sdk_segment_problem(value: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blob_names_lowercase_namespace_hub_and_group_only() {
-        let cases = [
-            (
-                ("MyNs.ServiceBus.Windows.NET", "Clicks", "$Default", 0),
-                "myns.servicebus.windows.net/clicks/$default/checkpoint/0",
-            ),
-            (
-                (
-                    "ns.servicebus.windows.net",
-                    "orders.v2",
-                    "Billing-Team_1",
-                    31,
-                ),
-                "ns.servicebus.windows.net/orders.v2/billing-team_1/checkpoint/31",
-            ),
-            (("127.0.0.1", "T", "G", 7), "127.0.0.1/t/g/checkpoint/7"),
-            // Unicode lowercasing, as .NET's ToLowerInvariant and Python's lower().
-            (("NS", "hub", "GRÜPPE", 1), "ns/hub/grüppe/checkpoint/1"),
-        ];
-        for ((ns, hub, group, p), want) in cases {
-            assert_eq!(sdk_checkpoint_blob(ns, hub, group, p), want);
-        }
-    }
-
-    #[test]
-    fn the_default_sdk_namespace_is_the_first_broker_host() {
-        let cases = [
-            (
-                "contoso.servicebus.windows.net:9093",
-                "contoso.servicebus.windows.net",
-            ),
-            ("a.example:9092,b.example:9092", "a.example"),
-            ("SASL_SSL://Host.Example:9093", "Host.Example"),
-            ("[::1]:9092", "::1"),
-            ("kafka", "kafka"),
-        ];
-        for (brokers, want) in cases {
-            assert_eq!(fully_qualified_namespace(brokers), want, "{brokers}");
-        }
-    }
-
-    #[test]
-    fn segments_the_sdks_cannot_split_are_refused() {
-        assert_eq!(sdk_segment_problem("$Default"), None);
-        assert_eq!(sdk_segment_problem("a/b"), Some("contains '/'"));
-        assert_eq!(sdk_segment_problem(" "), Some("is empty"));
-        assert_eq!(
-            sdk_segment_problem(".."),
-            Some("is a relative path segment")
-        );
-        assert!(sdk_segment_problem("a\nb").is_some());
-    }
-
-    use proptest::prelude::*;
-
-    fn parts(offset: i64, time: &str) -> NameParts<'static> {
-        NameParts {
-            namespace: "ns",
-            topic: "events",
-            partition: 3,
-            first_offset: offset,
-            time: DateTime::parse_from_rfc3339(time)
-                .unwrap()
-                .with_timezone(&Utc),
-        }
-    }
-
-    #[test]
-    fn default_template_is_capture_layout_plus_offset() {
-        let t = PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap();
-        assert_eq!(
-            t.render(&parts(42, "2017-12-08T03:03:17.5Z")),
-            "ns/events/3/2017/12/08/03/03/17-00000000000000000042.avro"
-        );
-    }
-
-    #[test]
-    fn custom_and_hive_templates() {
-        let t = PathTemplate::parse(
-            "{Namespace}/{EventHub}/p{PartitionId}--{Year}-{Month}-{Day}--{Hour}-{Minute}-{Second}",
-            "avro",
-        )
-        .unwrap();
-        assert_eq!(
-            t.render(&parts(7, "2022-12-09T16:50:12Z")),
-            "ns/events/p3--2022-12-09--16-50-12-00000000000000000007.avro"
-        );
-        let t = PathTemplate::parse(
-            "{EventHub}/partition={PartitionId}/year={Year}/month={Month}/{Offset}",
-            "avro",
-        )
-        .unwrap();
-        assert_eq!(
-            t.render(&parts(7, "2022-01-02T03:04:05Z")),
-            "events/partition=3/year=2022/month=01/00000000000000000007.avro"
-        );
-    }
-
-    #[test]
-    fn template_errors_name_the_fix() {
-        let unknown = PathTemplate::parse("{EventHub}/{PartitionId}/{Yr}", "avro").unwrap_err();
-        assert!(matches!(&unknown, PathError::UnknownToken { token, .. } if token == "Yr"));
-        assert!(unknown.to_string().contains("{Year}"), "{unknown}");
-        assert!(matches!(
-            PathTemplate::parse("{EventHub}/{Year}", "avro"),
-            Err(PathError::Missing {
-                token: "PartitionId",
-                ..
-            })
-        ));
-        assert!(matches!(
-            PathTemplate::parse("{PartitionId}/{Year}", "avro"),
-            Err(PathError::Missing {
-                token: "EventHub",
-                ..
-            })
-        ));
-        assert!(matches!(
-            PathTemplate::parse("{EventHub}/{PartitionId", "avro"),
-            Err(PathError::Unclosed { .. })
-        ));
-        assert!(matches!(
-            PathTemplate::parse("/{EventHub}/{PartitionId}", "avro"),
-            Err(PathError::EmptySegment { .. })
-        ));
-    }
-
-    #[test]
-    fn namespace_defaults() {
-        assert_eq!(
-            namespace_from_brokers("myns.servicebus.windows.net:9093"),
-            "myns"
-        );
-        assert_eq!(
-            namespace_from_brokers("127.0.0.1:9092,127.0.0.1:9093"),
-            "127.0.0.1"
-        );
-        assert_eq!(namespace_from_brokers("localhost:9092"), "localhost");
-        assert_eq!(namespace_from_brokers("tcp://kafka-1.prod:9092"), "kafka-1");
-        assert_eq!(namespace_from_brokers("[::1]:9092"), "--1");
-    }
-
-    #[test]
-    fn name_time_prefers_the_record() {
-        let opened = DateTime::from_timestamp(1_000, 0).unwrap();
-        assert_eq!(
-            name_time(Some(5_000), opened),
-            DateTime::from_timestamp(5, 0).unwrap()
-        );
-        assert_eq!(name_time(None, opened), opened);
-        assert_eq!(name_time(Some(-1), opened), opened);
-    }
-
-    fn parsed(topic: &str, partition: i32, first_offset: i64) -> Option<ParsedName> {
-        Some(ParsedName {
-            topic: topic.into(),
-            partition,
-            first_offset,
-        })
-    }
-
-    #[test]
-    fn parse_name_reads_back_what_render_wrote() {
-        let t = PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap();
-        assert_eq!(
-            t.parse_name("ns/events/3/2017/12/08/03/03/17-00000000000000000042.avro"),
-            parsed("events", 3, 42)
-        );
-        // Another extension, a missing offset, a short time field, a stray segment: not ours.
-        for name in [
-            "ns/events/3/2017/12/08/03/03/17-00000000000000000042.parquet",
-            "ns/events/3/2017/12/08/03/03/17.avro",
-            "ns/events/3/2017/12/8/03/03/17-00000000000000000042.avro",
-            "ns/events/3/2017/12/08/03/03/17-00000000000000000042/x.avro",
-            "ns/events/3/2017/12/08/03/03/17-00000000000000000042.avro#1",
-        ] {
-            assert_eq!(t.parse_name(name), None, "{name}");
-        }
-        // Hive-style, offset as its own segment.
-        let t =
-            PathTemplate::parse("{EventHub}/partition={PartitionId}/{Offset}", "parquet").unwrap();
-        assert_eq!(
-            t.parse_name("a.b_c/partition=12/00000000000000000007.parquet"),
-            parsed("a.b_c", 12, 7)
-        );
-        assert_eq!(
-            t.parse_name("a/partition=x/00000000000000000007.parquet"),
-            None
-        );
-    }
-
-    #[test]
-    fn parse_name_backtracks_over_literals_inside_tokens() {
-        // The topic holds the literal that separates it from the partition.
-        let t = PathTemplate::parse("{Namespace}/{EventHub}-{PartitionId}", "avro").unwrap();
-        assert_eq!(
-            t.parse_name("my-ns/click-stream-v2-17-00000000000000000100.avro"),
-            parsed("click-stream-v2", 17, 100)
-        );
-        // A token used twice must say the same both times.
-        let t = PathTemplate::parse("{EventHub}/{PartitionId}/{EventHub}", "avro").unwrap();
-        assert_eq!(
-            t.parse_name("a/1/a-00000000000000000005.avro"),
-            parsed("a", 1, 5)
-        );
-        assert_eq!(t.parse_name("a/1/b-00000000000000000005.avro"), None);
-    }
-
-    proptest! {
-        /// Names are a function of their parts, and distinct first offsets give distinct names
-        /// even within one second.
-        #[test]
-        fn names_are_deterministic_and_unique(a in 0i64..i64::MAX, b in 0i64..i64::MAX, ms in 0i64..4_000_000_000_000) {
-            let t = PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap();
-            let time = DateTime::from_timestamp_millis(ms).unwrap();
-            let p = |o| NameParts { namespace: "ns", topic: "t", partition: 0, first_offset: o, time };
-            prop_assert_eq!(t.render(&p(a)), t.render(&p(a)));
-            if a != b {
-                prop_assert_ne!(t.render(&p(a)), t.render(&p(b)));
-            }
-            // Zero-padded offsets sort like numbers.
-            prop_assert_eq!(t.render(&p(a)) < t.render(&p(b)), a < b);
-        }
-
-        /// `parse_name` inverts `render` for any topic, partition, offset and time, with each
-        /// template shape: Capture's, Hive-style, and tokens run together with dashes.
-        #[test]
-        fn parse_name_inverts_render(
-            topic in "[A-Za-z0-9._-]{1,40}",
-            namespace in "[a-z0-9][a-z0-9.-]{0,19}",
-            partition in 0i32..i32::MAX,
-            offset in 0i64..i64::MAX,
-            ms in 0i64..4_000_000_000_000,
-            which in 0usize..3,
-        ) {
-            let template = [
-                DEFAULT_TEMPLATE,
-                "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/hour={Hour}/{Offset}",
-                "{Namespace}-{EventHub}-{PartitionId}-{Year}{Month}{Day}{Hour}{Minute}{Second}",
-            ][which];
-            let t = PathTemplate::parse(template, "avro").unwrap();
-            let name = t.render(&NameParts {
-                namespace: &namespace,
-                topic: &topic,
-                partition,
-                first_offset: offset,
-                time: DateTime::from_timestamp_millis(ms).unwrap(),
-            });
-            let got = t.parse_name(&name);
-            // A namespace and a topic that both hold dashes can split two ways; the partition
-            // and offset are unambiguous all the same.
-            if which == 2 && (namespace.contains('-') || topic.contains('-') || namespace.is_empty()) {
-                let got = got.unwrap();
-                prop_assert_eq!((got.partition, got.first_offset), (partition, offset));
-            } else {
-                prop_assert_eq!(got, parsed(&topic, partition, offset));
-            }
-        }
-    }
-}
+mod tests;
