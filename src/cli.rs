@@ -481,4 +481,6 @@ impl RunArgs {
 }
 
 #[cfg(test)]
+mod redaction_tests;
+#[cfg(test)]
 mod tests;
