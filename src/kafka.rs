@@ -304,6 +304,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Random `-X` words never panic the parsers, and no error quotes any of the word.
+        #[test]
+        fn setting_parsers_never_panic_nor_quote(
+            head in "[ -~]{0,30}",
+            secret in "Zq[A-Za-z0-9]{10}",
+            tail in "[ -~\n]{0,30}",
+        ) {
+            let word = format!("{head}{secret}{tail}");
+            for err in [
+                parse_key_value(&word).err(),
+                parse_settings(&vec![word.clone()]).err(),
+                parse_settings(&vec![format!("{JAAS}={word}")]).err(),
+                from_jaas(&word).err(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                proptest::prop_assert!(!err.contains(&secret), "{err}");
+            }
+        }
+    }
+
     #[test]
     fn malformed_settings_are_not_quoted() {
         for bad in [

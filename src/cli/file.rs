@@ -721,6 +721,29 @@ mod tests {
     }
 
     #[test]
+    fn value_errors_do_not_quote_the_value() {
+        let size = Arg::new("window_size")
+            .long("window-size")
+            .action(ArgAction::Set)
+            .value_parser(clap::value_parser!(crate::units::ByteSize));
+        let err = check(&size, "S3CRET-S3CRET").unwrap_err();
+        assert_eq!(
+            err,
+            "invalid size: use a number with a unit, like 300MiB, 10MB, 512KiB or 1GiB"
+        );
+        let format = Arg::new("format")
+            .long("format")
+            .action(ArgAction::Set)
+            .value_parser(["avro", "parquet"]);
+        let err = check(&format, "S3CRET-S3CRET").unwrap_err();
+        assert!(err.contains("avro") && !err.contains("S3CRET"), "{err}");
+        assert_eq!(
+            without_value("bad: S3CRET-S3CRET is not S3CRET-S3CRET", "S3CRET-S3CRET"),
+            "not a valid value (not shown); `hubcap run --help` says what it takes"
+        );
+    }
+
+    #[test]
     fn syntax_errors_point_at_a_line_and_column() {
         assert_eq!(line_column("a = 1\nb = \"x", 10), (2, 5));
         assert_eq!(line_column("", 0), (1, 1));
