@@ -129,10 +129,13 @@ pub struct RunArgs {
 
     /// Object name template; tokens {Namespace} {EventHub} {PartitionId} {Year} {Month} {Day}
     /// {Hour} {Minute} {Second} {Offset}. `-{Offset}` is appended when absent, then `.avro`.
+    /// No `.` or `..` segment and none starting with `_` or `.` (readers skip those folders); a
+    /// topic starting with `_` or `.` is filed as `@` + its name.
     #[arg(long, env = "HUBCAP_PATH_FORMAT", default_value = DEFAULT_TEMPLATE)]
     pub path_format: String,
 
-    /// Value of {Namespace}; default: the first label of the first broker's host name.
+    /// Value of {Namespace}; default: the first label of the first broker's host name. One
+    /// folder name: no '/', not '.' or '..', not starting with '_' or '.'.
     #[arg(long, env = "HUBCAP_NAMESPACE")]
     pub namespace: Option<String>,
 
