@@ -306,6 +306,8 @@ pub enum ConfigError {
     SdkCheckpoints(String),
     #[error("{0}")]
     Table(String),
+    #[error("{flag} is not valid, and holds what looks like a credential (not shown): give it its own kind of value (see hubcap run --help), and keep secrets in --eventhubs-connection-string or -X")]
+    LooksSecret { flag: &'static str },
 }
 
 impl RunArgs {
@@ -389,10 +391,18 @@ impl RunArgs {
             Some(_) if self.path_format == DEFAULT_TEMPLATE => TABLE_TEMPLATE,
             _ => self.path_format.as_str(),
         };
-        let template = PathTemplate::parse(path_format, format.extension())?;
+        // These errors quote the template; not one that looks like a credential (a connection
+        // string given to the wrong flag).
+        let looks_secret = |flag, value: &str| {
+            crate::kafka::is_secret_value(value).then_some(ConfigError::LooksSecret { flag })
+        };
+        let template = PathTemplate::parse(path_format, format.extension())
+            .map_err(|e| looks_secret("--path-format", path_format).unwrap_or(e.into()))?;
         let table = match self.table {
             Some(TableFormat::Delta) => {
-                Some(TableConfig::new(&self.table_path, &template).map_err(ConfigError::Table)?)
+                Some(TableConfig::new(&self.table_path, &template).map_err(|e| {
+                    looks_secret("--table-path", &self.table_path).unwrap_or(ConfigError::Table(e))
+                })?)
             }
             None => None,
         };

@@ -114,7 +114,7 @@ pub fn check_segments(template: &str) -> Result<(), PathError> {
             let problem = segment_problem(literal, whole, starts_segment);
             if let Some(problem) = problem {
                 return Err(PathError::Segment {
-                    template: crate::kafka::shown(template).into_owned(),
+                    template: template.to_string(),
                     segment: segment.to_string(),
                     problem,
                 });

@@ -339,3 +339,28 @@ fn a_delta_table_writes_parquet_inside_its_folder_partitioned_by_the_hive_folder
     assert!(run(&[]).unwrap().table.is_none());
     assert_eq!(run(&[]).unwrap().format.name(), "avro");
 }
+
+#[test]
+fn a_credential_given_as_a_template_is_not_quoted() {
+    let conn =
+        "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=S3CRET";
+    for flag in ["--path-format", "--table-path"] {
+        let err = parse(&[
+            "--brokers",
+            "b:1",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--table",
+            "delta",
+            flag,
+            conn,
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(flag) && !err.contains("S3CRET"), "{err}");
+    }
+}
