@@ -310,7 +310,8 @@ impl PathTemplate {
     /// (relative to the output prefix, with this template's extension); `None` when the name
     /// does not fit the template.
     ///
-    /// Tokens match what `render` writes: a topic is Kafka's `[A-Za-z0-9._-]+`, a partition is
+    /// Tokens match what `render` writes: a topic is its folder ([`topic_folder`]: Kafka's
+    /// `[A-Za-z0-9._-]+`, `@` before one that starts with `_` or `.`), read back as the topic; a partition is
     /// digits, times are zero-padded digits and the offset is 20 digits; `{Namespace}` is any text
     /// without `/`. Variable-width tokens next to literals that could belong to them (a `-` in
     /// `{EventHub}-{PartitionId}`) are resolved by backtracking. Should a template still be

@@ -19,8 +19,10 @@
 //! file value is checked with its flag's value parser before the second pass, whether or not a
 //! flag overrides it, so a broken file fails the same way every time. The file may hold secrets
 //! (that is how a connection string is kept out of the process list), so none is ever printed:
-//! an invalid secret value is reported without it, TOML syntax errors give a line and column but
-//! not the line itself, and `hubcap config` shows `<redacted>`.
+//! an invalid value is reported by its key and the form expected, never quoted (any value may be
+//! a secret in the wrong place), TOML syntax errors give a line and column but not the line
+//! itself, and `hubcap config` shows `<redacted>` for what the rule of `kafka::secrets` judges a
+//! secret.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
