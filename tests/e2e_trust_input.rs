@@ -113,6 +113,23 @@ fn hubcap_config_and_file_errors_never_show_the_secret() {
         );
     }
 
+    // The same in the environment: the variable is named, its value is not.
+    for command in ["config", "run"] {
+        let out = hubcap()
+            .arg(command)
+            .args(base)
+            .env("HUBCAP_WINDOW_SIZE", SECRET)
+            .output()
+            .unwrap();
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{command}: {shown}");
+        assert_hidden(command, &shown);
+        assert!(
+            shown.contains("HUBCAP_WINDOW_SIZE (--window-size): invalid size"),
+            "{command}: {shown}"
+        );
+    }
+
     // A Java login module librdkafka has no counterpart for: refused, naming the fix.
     let oauth = format!(
         "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientSecret=\"{SECRET}\";"

@@ -28,7 +28,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
@@ -45,8 +44,10 @@ const KAFKA_ID: &str = "kafka";
 pub const REDACTED: &str = "<redacted>";
 
 mod effective;
+mod values;
 use effective::Setting;
 pub use effective::{Effective, Origin};
+use values::{check, env_error};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -76,6 +77,13 @@ pub enum ConfigFileError {
     Value {
         path: PathBuf,
         key: String,
+        problem: String,
+    },
+    /// An environment variable's value is invalid: named, not quoted.
+    #[error("{var} (--{flag}): {problem}")]
+    Env {
+        var: String,
+        flag: String,
         problem: String,
     },
 }
@@ -144,7 +152,9 @@ where
     let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
     let plan = plan(&argv)?;
     let words = plan.words.iter().cloned();
-    let matches = Cli::command().try_get_matches_from(argv.into_iter().chain(words))?;
+    let matches = Cli::command()
+        .try_get_matches_from(argv.iter().cloned().chain(words))
+        .map_err(|e| env_error(e, &argv))?;
     let cli = Cli::from_arg_matches(&matches)?;
     let effective = plan.effective(&matches);
     Ok(Parsed { cli, effective })
@@ -635,73 +645,9 @@ fn kafka_values(value: &toml::Value) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Runs a flag's value parser on one file value, in a command of that flag alone (the real
-/// subcommand would also check required flags and conflicts, which are the second pass's).
-fn check(arg: &Arg, value: &str) -> Result<(), String> {
-    let mut probe = Arg::new("value")
-        .long("value")
-        .action(ArgAction::Set)
-        .value_parser(arg.get_value_parser().clone());
-    if let Some(delimiter) = arg.get_value_delimiter() {
-        probe = probe.value_delimiter(delimiter).action(ArgAction::Append);
-    }
-    let cmd = clap::Command::new("hubcap")
-        .color(clap::ColorChoice::Never)
-        .arg(probe);
-    let Err(err) =
-        cmd.try_get_matches_from([OsString::from("hubcap"), format!("--value={value}").into()])
-    else {
-        return Ok(());
-    };
-    Err(without_value(&clap_problem(&err), value))
-}
-
-/// What a value parser's error says, without clap's `--value` framing.
-fn clap_problem(err: &clap::Error) -> String {
-    match err.kind() {
-        ErrorKind::ValueValidation => match std::error::Error::source(err) {
-            Some(source) => source.to_string(),
-            None => "not a valid value".into(),
-        },
-        ErrorKind::InvalidValue => match err.get(ContextKind::ValidValue) {
-            Some(ContextValue::Strings(valid)) => format!("expected one of: {}", valid.join(", ")),
-            _ => "not a valid value".into(),
-        },
-        _ => {
-            let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or_default();
-            first.trim_start_matches("error: ").to_string()
-        }
-    }
-}
-
-/// A value parser's complaint about a file value, without the value: the file may hold secrets,
-/// and errors about it never quote one (`invalid size "…": use …` becomes `invalid size: use
-/// …`). Should the value still be in the text, only a generic complaint is left.
-fn without_value(problem: &str, value: &str) -> String {
-    const GENERIC: &str = "not a valid value (not shown); `hubcap run --help` says what it takes";
-    if value.is_empty() {
-        return problem.to_string();
-    }
-    let mut text = problem.to_string();
-    for quoted in [
-        format!("{value:?}"),
-        format!("\"{value}\""),
-        format!("'{value}'"),
-    ] {
-        text = text
-            .replace(&format!(" {quoted}"), "")
-            .replace(&quoted, "the value");
-    }
-    // A value of a few characters is no secret, and is found in any text ("1" in "1GiB").
-    if value.chars().count() >= 4 && text.contains(value) {
-        return GENERIC.into();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
+    use super::values::without_value;
     use super::*;
 
     /// Kinds `run` has no flag of yet, so the file tests cannot reach them.
