@@ -1,5 +1,6 @@
 //! A planted secret, in a setting whose key or value may carry a credential, among random
-//! settings, through every output reachable in process: `redacted`, `hubcap config`'s text, the
+//! settings (given with `-X` or in the file's `[kafka]` table), through every output reachable
+//! in process: `redacted`, `hubcap config`'s text, the
 //! run's `starting:` line (`run::describe`), librdkafka's errors (`client_error`), validation
 //! errors, and the `Debug` of the parsed command line and the configurations.
 
@@ -82,7 +83,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn a_planted_secret_never_appears((secret, settings) in settings(), via_config in any::<bool>()) {
+    fn a_planted_secret_never_appears(
+        (secret, settings) in settings(),
+        via_config in any::<bool>(),
+        in_file in any::<bool>(),
+    ) {
         assert_hidden("redacted()", &redacted(&settings).join(" "), &secret)?;
 
         let mut argv: Vec<String> = ["hubcap", if via_config { "config" } else { "run" }]
@@ -94,9 +99,22 @@ proptest! {
                 .iter()
                 .map(|s| s.to_string()),
         );
-        for (k, v) in &settings {
-            argv.push("-X".into());
-            argv.push(format!("{k}={v}"));
+        // On the command line, or in the file's [kafka] table.
+        let dir = tempfile::tempdir().unwrap();
+        if in_file {
+            let path = dir.path().join("hubcap.toml");
+            let mut toml = String::from("[kafka]\n");
+            for (k, v) in &settings {
+                let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+                toml.push_str(&format!("{} = {}\n", quote(k), quote(v)));
+            }
+            std::fs::write(&path, toml).unwrap();
+            argv.extend(["--config".to_string(), path.display().to_string()]);
+        } else {
+            for (k, v) in &settings {
+                argv.push("-X".into());
+                argv.push(format!("{k}={v}"));
+            }
         }
         let parsed = match file::parse(&argv) {
             Ok(parsed) => parsed,
