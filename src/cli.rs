@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::encode::avro::Codec;
 use crate::encode::format::{Format, AVRO_BLOCK};
 use crate::encode::parquet::ParquetCompression;
+pub use crate::kafka::KafkaArg;
 use crate::kafka::{parse_settings, KafkaConfig};
 use crate::layout::{
     fully_qualified_namespace, namespace_from_brokers, namespace_problem, sdk_segment_problem,
@@ -241,28 +242,9 @@ pub struct RunArgs {
         env = "HUBCAP_KAFKA_CONFIG",
         value_delimiter = '\n',
         hide_env_values = true,
-        value_parser = kafka_arg
+        value_parser = crate::kafka::kafka_arg
     )]
     pub kafka: Vec<KafkaArg>,
-}
-
-/// One `-X` word as given; its `Debug` redacts it by the rule of [`crate::kafka::secrets`]
-/// (`RunArgs` is `Debug`).
-#[derive(Clone)]
-pub struct KafkaArg(pub String);
-
-impl std::fmt::Debug for KafkaArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match crate::kafka::parse_key_value(&self.0) {
-            Ok((k, v)) => f.write_str(&crate::kafka::redacted(&[(k, v)]).concat()),
-            Err(_) => f.write_str("<not KEY=VALUE: not shown>"),
-        }
-    }
-}
-
-/// For clap: keeps the word as given (`validate` parses it, without echoing it).
-fn kafka_arg(s: &str) -> Result<KafkaArg, String> {
-    Ok(KafkaArg(s.to_string()))
 }
 
 /// `--table`.

@@ -195,6 +195,25 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// One `-X` word as given; its `Debug` redacts it by the rule of [`crate::kafka::secrets`]
+/// (`RunArgs` and `AuditArgs` are `Debug`).
+#[derive(Clone)]
+pub struct KafkaArg(pub String);
+
+impl std::fmt::Debug for KafkaArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match parse_key_value(&self.0) {
+            Ok((k, v)) => f.write_str(&redacted(&[(k, v)]).concat()),
+            Err(_) => f.write_str("<not KEY=VALUE: not shown>"),
+        }
+    }
+}
+
+/// For clap: keeps the word as given (`validate` parses it, without echoing it).
+pub fn kafka_arg(s: &str) -> Result<KafkaArg, String> {
+    Ok(KafkaArg(s.to_string()))
+}
+
 /// The `-X` settings (of the command line, the environment or the file), parsed, with the Java
 /// client's `sasl.jaas.config` translated (see [`from_jaas`]).
 pub fn parse_settings<'a>(
@@ -325,6 +344,21 @@ mod tests {
                 proptest::prop_assert!(!err.contains(&secret), "{err}");
             }
         }
+    }
+
+    #[test]
+    fn kafka_args_debug_redacted() {
+        let shown = format!(
+            "{:?}",
+            [
+                KafkaArg("security.protocol=SSL".into()),
+                KafkaArg("sasl.password=S3CRET".into()),
+                KafkaArg(format!("{JAAS}={JAAS_CONFIG}")),
+                KafkaArg("S3CRET".into()),
+            ]
+        );
+        assert!(shown.contains("security.protocol=SSL"), "{shown}");
+        assert!(!shown.contains("S3CRET"), "{shown}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
-use crate::kafka::MetadataError;
+use crate::kafka::{KafkaArg, MetadataError};
 
 use super::{AuditError, GapCheck, GapChecks, GapQueries, OffsetRange, Watermarks};
 
@@ -33,10 +33,12 @@ const GAP_READER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// The client settings both readers share: the user's `-X` settings, then the brokers.
-fn client_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, AuditError> {
+fn client_config(brokers: &str, settings: &[KafkaArg]) -> Result<ClientConfig, AuditError> {
     let mut config = ClientConfig::new();
     config.set("client.id", "hubcap-audit");
-    for (key, value) in crate::kafka::parse_settings(settings).map_err(AuditError::KafkaSetting)? {
+    for (key, value) in crate::kafka::parse_settings(settings.iter().map(|a| &a.0))
+        .map_err(AuditError::KafkaSetting)?
+    {
         config.set(key, value);
     }
     config.set("bootstrap.servers", brokers);
@@ -53,7 +55,7 @@ fn create_consumer(config: &ClientConfig) -> Result<BaseConsumer, AuditError> {
 /// a blocking thread.
 pub(super) async fn fetch_watermarks(
     brokers: &str,
-    settings: &[String],
+    settings: &[KafkaArg],
     topics: BTreeSet<String>,
 ) -> Result<Watermarks, AuditError> {
     let consumer = create_consumer(&client_config(brokers, settings)?)?;
@@ -114,7 +116,7 @@ impl GapReadError {
 /// committed record in it. One consumer per partition, its gaps in order, on blocking threads.
 pub(super) async fn check_gaps(
     brokers: &str,
-    settings: &[String],
+    settings: &[KafkaArg],
     queries: GapQueries,
 ) -> Result<GapChecks, AuditError> {
     let config = gap_reader_config(brokers, settings)?;
@@ -139,7 +141,7 @@ pub(super) async fn check_gaps(
 
 /// The gap reader's: a range reader tuned for reading a few records (unless the user's
 /// settings say otherwise).
-fn gap_reader_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, AuditError> {
+fn gap_reader_config(brokers: &str, settings: &[KafkaArg]) -> Result<ClientConfig, AuditError> {
     let mut config = range_reader_config(brokers, settings, GAP_READER_GROUP)?;
     for (key, value) in GAP_READER_DEFAULTS {
         if config.get(key).is_none() {
@@ -155,7 +157,7 @@ fn gap_reader_config(brokers: &str, settings: &[String]) -> Result<ClientConfig,
 /// error (not a jump to another offset) when Kafka no longer holds the one asked for.
 pub(crate) fn range_reader_config(
     brokers: &str,
-    settings: &[String],
+    settings: &[KafkaArg],
     group: &str,
 ) -> Result<ClientConfig, AuditError> {
     let mut config = client_config(brokers, settings)?;
