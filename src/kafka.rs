@@ -5,6 +5,7 @@
 pub mod consumer;
 pub mod eventhubs;
 pub mod secrets;
+pub mod topic_id;
 
 pub use secrets::{is_secret_key, is_secret_setting, is_secret_value, redacted, shown, REDACTED};
 

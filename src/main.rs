@@ -90,7 +90,7 @@ fn error_text(e: &anyhow::Error) -> String {
 fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(run) = e.downcast_ref::<RunError>() {
         run.exit_code()
-    } else if e.is::<ConfigError>() {
+    } else if e.is::<ConfigError>() || e.is::<hubcap::tools::demo::DemoError>() {
         exit::USAGE
     } else {
         exit::FAILED

@@ -154,6 +154,32 @@ pub enum WorkerError {
     Encode { path: String, source: EncodeError },
     #[error(transparent)]
     Table(#[from] TableError),
+    #[error("{path} already exists with other contents, so hubcap did not overwrite it; {owner}. Two archivers must not share file names: give each consumer group its own --output (or --namespace)")]
+    Occupied { path: String, owner: String },
+    #[error("topic {topic} was deleted and re-created since partition {partition} was archived: Kafka's topic id is now {now}, the checkpoint {checkpoint} (next offset {next_offset}) was written for {archived}, and the new topic's offsets start over. hubcap stops rather than mix the two topics or skip records; archive the new topic under another --output (or --namespace and --checkpoints), or, to continue in this output from the new topic's first offset, move the group's checkpoints for the topic away")]
+    TopicRecreated {
+        topic: String,
+        partition: i32,
+        checkpoint: String,
+        archived: String,
+        now: String,
+        next_offset: i64,
+    },
+    #[error("topic {topic} partition {partition} delivered offset {offset}, below the checkpoint's next offset {next_offset}: Kafka moved the position back, so the topic was deleted and re-created or truncated since it was archived. hubcap stops rather than skip those records; archive the new topic under another --output, or move the group's checkpoints for the topic away to start over in this one")]
+    OffsetsWentBack {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        next_offset: i64,
+    },
+    #[error("topic {topic} partition {partition}: the checkpoint {checkpoint} says offsets below {next_offset} are archived, but the partition ends at {end}: the topic was deleted and re-created or truncated since, or the checkpoint was edited. hubcap stops rather than wait for offsets that would belong to other records; archive the new topic under another --output, or fix or move away the checkpoint")]
+    PastEnd {
+        topic: String,
+        partition: i32,
+        checkpoint: String,
+        next_offset: i64,
+        end: i64,
+    },
 }
 
 impl WorkerError {
@@ -175,6 +201,10 @@ impl WorkerError {
                 | CheckpointError::Mismatch { .. },
             )
             | WorkerError::Manifest(ManifestError::Corrupt { .. })
+            | WorkerError::TopicRecreated { .. }
+            | WorkerError::Occupied { .. }
+            | WorkerError::OffsetsWentBack { .. }
+            | WorkerError::PastEnd { .. }
             | WorkerError::Table(TableError::Invalid { .. }) => FailureKind::Data,
             _ => FailureKind::Store,
         }
@@ -290,6 +320,8 @@ pub struct PartitionWorker {
     checkpoint: Option<Checkpoint>,
     version: Option<UpdateVersion>,
     replay: Option<PendingFile>,
+    /// Kafka's id of the topic, recorded in new checkpoints and manifest lines.
+    topic_id: Option<String>,
     next: Option<i64>,
     open: Option<OpenFile>,
     opened: Instant,

@@ -66,3 +66,42 @@ fn the_parquet_demo_prints_a_duckdb_query_over_partition_and_date() {
         "{text}"
     );
 }
+
+/// A second demo in the same directory replaces the first one's archive (each demo's mock
+/// cluster starts its offsets over, so the two could not be told apart), and a directory that
+/// holds anything else is refused with exit 2 and left as it was.
+#[test]
+fn a_second_demo_replaces_the_first_and_other_directories_are_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    for _ in 0..2 {
+        let (ok, stdout, stderr) = run_with_timeout(
+            hubcap().args(["demo", "--output", dir, "--events", "600"]),
+            Duration::from_secs(120),
+        );
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("600"), "{stdout}");
+    }
+    let records: usize = read_local(out.path())
+        .iter()
+        .map(|f| f["records"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(records, 600, "one demo's events, not two");
+    let (clean, a, b) = run_with_timeout(
+        hubcap().args(["audit", "--output", dir]),
+        Duration::from_secs(60),
+    );
+    assert!(clean, "{a}{b}");
+
+    let other = tempfile::tempdir().unwrap();
+    let mine = other.path().join("notes.txt");
+    std::fs::write(&mine, "mine").unwrap();
+    let mut cmd = hubcap();
+    cmd.args(["demo", "--output", other.path().to_str().unwrap()]);
+    let mut demo = Instance::spawn("demo", cmd);
+    let status = demo.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(2), "{}", demo.log());
+    assert!(demo.log().contains("--output"), "{}", demo.log());
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 1);
+}

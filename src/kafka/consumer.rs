@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::budget::{Charge, Use};
+use crate::kafka::topic_id::topic_ids;
 use crate::partition::{
     resume, Ended, Failure, FailureKind, Input, PartitionReport, PartitionWorker, Shared,
     WorkerError,

@@ -3,6 +3,7 @@
 //! commit offered, the Azure SDK mirror followed).
 
 use super::*;
+use crate::store::upload::Finish;
 
 impl PartitionWorker {
     pub(super) async fn publish(
@@ -48,6 +49,7 @@ impl PartitionWorker {
             manifest,
             crc32c: Some(f.upload.crc32c()),
             block_bytes: Some(f.block_bytes as u64),
+            topic_id: self.topic_id.clone(),
         };
         let next_offset = self
             .checkpoint
@@ -63,7 +65,27 @@ impl PartitionWorker {
 
         // 2. Publish: the object appears, complete, or not at all; then list it.
         let upload_started = std::time::Instant::now();
-        f.upload.finish().await.map_err(upload_err(&f.name))?;
+        match f.upload.finish().await.map_err(upload_err(&f.name))? {
+            Finish::Written => {}
+            // This group's own file from an earlier archive of these offsets (its checkpoint was
+            // lost or removed, and the window closed elsewhere this time): replaced, and its
+            // manifest line with it. Anyone else's is left alone.
+            Finish::Taken(taken) => {
+                let lists = self
+                    .shared
+                    .manifests
+                    .lists(&self.topic, self.partition, &f.name);
+                if lists.await? {
+                    warn!(topic = %self.topic, partition = self.partition, file = %f.name,
+                        "replacing a file this group wrote earlier for these offsets");
+                    taken.replace().await.map_err(upload_err(&f.name))?;
+                } else {
+                    taken.abort().await;
+                    let (shared, topic) = (&self.shared, &self.topic);
+                    return Err(occupied(shared, topic, self.partition, &f.name).await);
+                }
+            }
+        }
         let took = upload_started.elapsed();
         self.shared.metrics.upload_duration.observe(took);
         let entry = manifest_entry(&self.shared, &self.topic, self.partition, &pending);
@@ -124,12 +146,14 @@ impl PartitionWorker {
         pending: Option<PendingFile>,
     ) -> Result<(), CheckpointError> {
         let mut c = self.checkpoint.clone().unwrap_or_else(|| {
-            self.shared.checkpoints.document(
+            let mut c = self.shared.checkpoints.document(
                 &self.topic,
                 self.partition,
                 next_offset,
                 &self.shared.owner,
-            )
+            );
+            c.topic_id.clone_from(&self.topic_id);
+            c
         });
         // A commit (no file pending) counts as archived and is mirrored to the Azure SDK
         // checkpoint, if any.
@@ -174,15 +198,19 @@ impl PartitionWorker {
                 path: name.clone(),
                 source,
             })?;
-        let path = self.shared.output.path(&name);
-        self.shared
-            .output
-            .put(&path, bytes.into())
-            .await
-            .map_err(|source| WorkerError::Upload {
-                path: name.clone(),
-                source,
-            })?;
+        // Created like any file: an object already at the name is never replaced.
+        let output = &self.shared.output;
+        let mut upload = Upload::new(output.store.clone(), output.path(&name), usize::MAX, 1)
+            .with_retry(output.retry);
+        let upload_err = |source| WorkerError::Upload {
+            path: name.clone(),
+            source,
+        };
+        upload.write(bytes).await.map_err(upload_err)?;
+        if let Finish::Taken(taken) = upload.finish().await.map_err(upload_err)? {
+            taken.abort().await;
+            return Err(occupied(&self.shared, &self.topic, self.partition, &name).await);
+        }
         self.report.empty_files += 1;
         self.report.bytes += size;
         debug!(topic = %self.topic, partition = self.partition, file = %name, "empty file written");
@@ -214,5 +242,31 @@ pub(super) fn manifest_entry(
         created_at: shared.clock.rfc3339(),
         content_crc32c: p.crc32c.clone(),
         block_bytes: p.block_bytes,
+        topic_id: p.topic_id.clone(),
+    }
+}
+
+/// The error for a file name another writer holds, naming who it may be.
+pub(super) async fn occupied(
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+    name: &str,
+) -> WorkerError {
+    let others = shared.checkpoints.other_groups(topic, partition).await;
+    let where_ = shared.checkpoints.location().display.clone();
+    let owner = if others.is_empty() {
+        format!("no other consumer group keeps checkpoints for {}/{} in {where_}, so another archiver, a person or a tool wrote it", topic, partition)
+    } else {
+        format!(
+            "consumer group {} archives {}/{} into this output too (its checkpoints are in {where_})",
+            others.join(", "),
+            topic,
+            partition
+        )
+    };
+    WorkerError::Occupied {
+        path: name.to_string(),
+        owner,
     }
 }

@@ -336,7 +336,7 @@ async fn once_stops_at_the_end_offset_and_at_eof() {
     assert!(files(&s2).await.is_empty());
 
     // Already at the end: finishes at once, writes nothing.
-    let (_tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), Some((0, 10)));
+    let (_tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), Some((0, 10)));
     let (report, result) = run.await.unwrap();
     result.unwrap();
     assert_eq!(report.files, 0);
@@ -379,6 +379,7 @@ async fn crashed_after_intent_with(s: &Shared, path: &str, block_bytes: Option<u
         manifest: "g/t/0/2026/11/21/14.jsonl".into(),
         crc32c: None,
         block_bytes,
+        topic_id: None,
     });
     s.checkpoints.save(&c, None).await.unwrap();
 }
@@ -391,7 +392,7 @@ async fn a_replay_writes_the_blocks_its_intent_recorded() {
     for recorded in [Some(120), Some(1 << 20), None] {
         let s = shared(1 << 30, Duration::from_secs(3600), false);
         crashed_after_intent_with(&s, "x/10.avro", recorded).await;
-        let (tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), None);
+        let (tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), None);
         tx.send(events((10..20).map(|o| ev(o, 50)))).await.unwrap();
         drop(tx);
         run.await.unwrap().1.unwrap();
@@ -430,7 +431,7 @@ async fn resume_rolls_forward_when_the_pending_file_exists() {
         .put(&s.output.path("x/10.avro"), vec![1u8].into())
         .await
         .unwrap();
-    let r = resume(&s, "t", 0).await.unwrap();
+    let r = resume(&s, "t", 0, None).await.unwrap();
     assert_eq!(r.next_offset(), Some(15));
     assert!(r.replay.is_none());
     let c = checkpoint(&s).await.unwrap();
@@ -444,7 +445,7 @@ async fn resume_rolls_forward_when_the_pending_file_exists() {
 async fn resume_rewrites_a_missing_pending_file_with_the_same_name_and_offsets() {
     let s = shared(100, Duration::from_secs(3600), false); // a tiny size window is ignored for the replay
     crashed_after_intent(&s, "x/10.avro").await;
-    let r = resume(&s, "t", 0).await.unwrap();
+    let r = resume(&s, "t", 0, None).await.unwrap();
     assert_eq!(r.next_offset(), Some(10));
     let (tx, run) = start(&s, r, None);
     tx.send(events((10..20).map(|o| ev(o, 50)))).await.unwrap();
@@ -475,10 +476,10 @@ async fn a_former_owner_is_fenced_and_publishes_nothing() {
         .save(&s.checkpoints.document("t", 0, 0, "me"), None)
         .await
         .unwrap();
-    let (tx, run) = start(&s, resume(&s, "t", 0).await.unwrap(), None);
+    let (tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), None);
     tx.send(events(vec![ev(0, 10), ev(1, 10)])).await.unwrap();
     // Another instance takes the partition over while the window is open.
-    let newer = resume(&s, "t", 0).await.unwrap();
+    let newer = resume(&s, "t", 0, None).await.unwrap();
     assert!(newer.version.is_some());
     drop(tx);
     let (_, result) = run.await.unwrap();
@@ -529,7 +530,7 @@ async fn store_faults_restart_the_partition_from_its_checkpoint_and_lose_nothing
     shared.files.part_size = 1000; // bigger files go out as multipart uploads
     shared.files.min_part_size = 1000;
     let s = Arc::new(shared);
-    let r = resume(&s, "t", 0).await.unwrap();
+    let r = resume(&s, "t", 0, None).await.unwrap();
     let (tx, run) = start(&s, r, Some((0, N)));
     let mut rewinds = 0;
     let mut pos = 0;
@@ -663,7 +664,7 @@ async fn a_claim_raced_by_the_former_owner_is_made_again_on_what_it_wrote() {
     .unwrap();
     *store.write_after_read.lock().unwrap() = Some((s.checkpoints.path("t", 0), body));
 
-    let r = resume(&s, "t", 0).await.unwrap();
+    let r = resume(&s, "t", 0, None).await.unwrap();
     assert_eq!(
         r.next_offset(),
         Some(20),
@@ -686,12 +687,12 @@ async fn sdk_checkpoints_are_taken_over_and_then_mirrored() {
 
     // A processor stopped after the event at offset 9.
     sdk.save("t", 0, 10).await.unwrap();
-    let r = resume(&s, "t", 0).await.unwrap();
+    let r = resume(&s, "t", 0, None).await.unwrap();
     assert_eq!(r.next_offset(), Some(10));
     assert_eq!(checkpoint(&s).await.unwrap().next_offset, 10, "claimed");
 
     let (tx, run) = start(&s, r, Some((0, 30)));
-    tx.send(events((0..30).map(|o| ev(o, 100)))).await.unwrap();
+    tx.send(events((10..30).map(|o| ev(o, 100)))).await.unwrap();
     let (report, result) = run.await.unwrap();
     result.unwrap();
     assert!(report.files > 1, "several files, each mirrored");
@@ -702,7 +703,10 @@ async fn sdk_checkpoints_are_taken_over_and_then_mirrored() {
 
     // hubcap's checkpoint wins over an SDK checkpoint written later.
     sdk.save("t", 0, 50).await.unwrap();
-    assert_eq!(resume(&s, "t", 0).await.unwrap().next_offset(), Some(30));
+    assert_eq!(
+        resume(&s, "t", 0, None).await.unwrap().next_offset(),
+        Some(30)
+    );
     assert_eq!(sdk.load("t", 0).await.unwrap().unwrap().next_offset(), 30);
 }
 
@@ -724,4 +728,185 @@ async fn a_failing_sdk_mirror_does_not_stop_the_partition() {
     assert_eq!((report.events, report.next_offset), (5, Some(5)));
     assert_eq!(checkpoint(&s).await.unwrap().next_offset, 5);
     assert_eq!(sdk.load("t", 0).await.unwrap(), None, "nothing mirrored");
+}
+
+/// A checkpoint records the topic's id; a claim under another id (the topic was deleted and
+/// re-created, its offsets started over) is refused, one without an id takes the topic's.
+#[tokio::test]
+async fn a_recreated_topic_is_refused_and_an_old_checkpoint_takes_the_id() {
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    s.checkpoints
+        .save(&s.checkpoints.document("t", 0, 10, "old-owner"), None)
+        .await
+        .unwrap();
+    let r = resume(&s, "t", 0, Some("idA")).await.unwrap();
+    assert_eq!(r.topic_id.as_deref(), Some("idA"));
+    assert_eq!(
+        checkpoint(&s).await.unwrap().topic_id.as_deref(),
+        Some("idA")
+    );
+    // Kafka gives no id (an older broker): the recorded one stays.
+    resume(&s, "t", 0, None).await.unwrap();
+    assert_eq!(
+        checkpoint(&s).await.unwrap().topic_id.as_deref(),
+        Some("idA")
+    );
+    let err = resume(&s, "t", 0, Some("idB")).await.unwrap_err();
+    assert!(matches!(err, WorkerError::TopicRecreated { .. }), "{err}");
+    assert_eq!(err.kind(), FailureKind::Data);
+    assert!(!err.is_transient());
+    assert_eq!(
+        checkpoint(&s).await.unwrap().topic_id.as_deref(),
+        Some("idA")
+    );
+
+    // Files written from now on carry the id in their manifest lines.
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    let (tx, run) = start(&s, resume(&s, "t", 0, Some("idC")).await.unwrap(), None);
+    tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
+    drop(tx);
+    run.await.unwrap().1.unwrap();
+    let lines = manifest_entries(&s).await;
+    assert_eq!(lines[0].topic_id.as_deref(), Some("idC"));
+    assert_eq!(
+        checkpoint(&s).await.unwrap().topic_id.as_deref(),
+        Some("idC")
+    );
+}
+
+/// Records below the checkpoint mean Kafka moved the position back (a re-created or truncated
+/// topic): the worker stops instead of skipping them as already archived.
+#[tokio::test]
+async fn offsets_below_the_checkpoint_stop_the_partition() {
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    s.checkpoints
+        .save(&s.checkpoints.document("t", 0, 100, "old-owner"), None)
+        .await
+        .unwrap();
+    let (tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), None);
+    tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
+    let (_, result) = run.await.unwrap();
+    drop(tx);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WorkerError::OffsetsWentBack {
+                offset: 0,
+                next_offset: 100,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.kind(), FailureKind::Data);
+    assert!(files(&s).await.is_empty());
+    assert_eq!(checkpoint(&s).await.unwrap().next_offset, 100);
+}
+
+/// A file another writer put at a window's name is never replaced: the partition stops, naming
+/// the other group, and the other file keeps its bytes.
+#[tokio::test]
+async fn a_name_another_group_wrote_is_not_overwritten() {
+    let s = shared(1 << 30, Duration::from_secs(3600), false);
+    // What a first run names its file (the clock is fixed), and another group's checkpoint.
+    let (tx, run) = start(&s, Resume::default(), None);
+    tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
+    drop(tx);
+    run.await.unwrap().1.unwrap();
+    let (name, _, _) = files(&s).await.remove(0);
+    let path = s.output.path(&name);
+    let ours = s
+        .output
+        .store
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let theirs = vec![9u8; 77];
+
+    // This group's manifest lists the name: its own file of an earlier archive of these
+    // offsets (its checkpoint removed since) is replaced.
+    s.output
+        .store
+        .put(&path, theirs.clone().into())
+        .await
+        .unwrap();
+    let checkpoint_path = s.checkpoints.path("t", 0);
+    s.checkpoints
+        .location()
+        .store
+        .delete(&checkpoint_path)
+        .await
+        .unwrap();
+    let (tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), None);
+    tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
+    drop(tx);
+    run.await.unwrap().1.unwrap();
+    let got = s
+        .output
+        .store
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(got, ours, "this group's own file is written again");
+
+    // Without a manifest line of this group, the name is someone else's.
+    let listed: Vec<_> = s.output.store.list(None).try_collect().await.unwrap();
+    for m in listed
+        .iter()
+        .filter(|m| m.location.as_ref().contains("_manifests"))
+    {
+        s.output.store.delete(&m.location).await.unwrap();
+    }
+    s.output
+        .store
+        .put(&path, theirs.clone().into())
+        .await
+        .unwrap();
+    let other = CheckpointStore::new(s.checkpoints.location().clone(), "other-group");
+    other
+        .save(&other.document("t", 0, 5, "them"), None)
+        .await
+        .unwrap();
+    s.checkpoints
+        .location()
+        .store
+        .delete(&s.checkpoints.path("t", 0))
+        .await
+        .unwrap();
+
+    let (tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), None);
+    tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
+    drop(tx);
+    let err = run.await.unwrap().1.unwrap_err();
+    assert!(matches!(err, WorkerError::Occupied { .. }), "{err}");
+    assert!(err.to_string().contains("other-group"), "{err}");
+    assert_eq!(err.kind(), FailureKind::Data);
+    let got = s
+        .output
+        .store
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &theirs[..], "left as it was");
+
+    // The same at a claim: the intent's file is there with other bytes.
+    s.checkpoints
+        .location()
+        .store
+        .delete(&s.checkpoints.path("t", 0))
+        .await
+        .unwrap();
+    crashed_after_intent(&s, &name).await;
+    let err = resume(&s, "t", 0, None).await.unwrap_err();
+    assert!(matches!(err, WorkerError::Occupied { .. }), "{err}");
 }

@@ -33,6 +33,7 @@ impl PartitionWorker {
             checkpoint: resume.checkpoint,
             version: resume.version,
             replay: resume.replay,
+            topic_id: resume.topic_id,
             next,
             open: None,
             opened,
@@ -144,7 +145,13 @@ impl PartitionWorker {
                 () = sleep_until(until) => break,
             }
         }
-        let r = resume(&self.shared, &self.topic, self.partition).await?;
+        let r = resume(
+            &self.shared,
+            &self.topic,
+            self.partition,
+            self.topic_id.as_deref(),
+        )
+        .await?;
         self.next = r.next_offset();
         self.checkpoint = r.checkpoint;
         self.version = r.version;
@@ -178,6 +185,22 @@ impl PartitionWorker {
     }
 
     pub(super) async fn accept(&mut self, r: &Record<'_>) -> Result<Flow, WorkerError> {
+        if let Some(c) = self
+            .checkpoint
+            .as_ref()
+            .filter(|c| r.offset < c.next_offset)
+        {
+            // The consumer starts at the checkpoint and never seeks below it: an offset under it
+            // means Kafka reset the position, because the topic was deleted and re-created (or
+            // truncated) and its offsets started over. Skipping those records as already
+            // archived would lose them without a word.
+            return Err(WorkerError::OffsetsWentBack {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset: r.offset,
+                next_offset: c.next_offset,
+            });
+        }
         if self.next.is_some_and(|next| r.offset < next) {
             // Re-delivered after a seek or rebalance; already archived or in the open file.
             return Ok(Flow::Continue);

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::UpdateVersion;
+use object_store::{ObjectStoreExt, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::clock::Clock;
@@ -40,6 +40,12 @@ pub struct Checkpoint {
     pub pending: Option<PendingFile>,
     /// The instance that wrote this checkpoint last.
     pub owner: String,
+    /// Kafka's id of the topic these offsets belong to (KIP-516, base64), when the brokers give
+    /// one: a topic deleted and re-created under the same name gets a new id and starts its
+    /// offsets over, and hubcap refuses to continue onto it. Absent in older checkpoints (taken
+    /// on at the next claim) and with brokers that give no id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
     /// When it was written (RFC 3339, UTC).
     pub updated_at: String,
 }
@@ -65,6 +71,10 @@ pub struct PendingFile {
     /// the same blocks; absent in older checkpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_bytes: Option<u64>,
+    /// The topic's id when the file was written (see [`Checkpoint::topic_id`]), for its
+    /// manifest line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
 }
 
 /// A checkpoint with the version it was read or written at.
@@ -239,6 +249,29 @@ impl CheckpointStore {
         }
     }
 
+    /// The other consumer groups whose checkpoints for `topic`/`partition` are kept beside this
+    /// group's: who else may be archiving the partition into the same output.
+    pub async fn other_groups(&self, topic: &str, partition: i32) -> Vec<String> {
+        let store = &self.location.store;
+        let Ok(listed) = store.list_with_delimiter(Some(&self.location.prefix)).await else {
+            return Vec::new();
+        };
+        let mut groups = Vec::new();
+        for dir in listed.common_prefixes {
+            let Some(group) = dir.filename().map(str::to_string) else {
+                continue;
+            };
+            if group == self.group {
+                continue;
+            }
+            let path = dir.clone().join(topic).join(format!("{partition}.json"));
+            if store.head(&path).await.is_ok() {
+                groups.push(group);
+            }
+        }
+        groups
+    }
+
     /// A fresh checkpoint document for this group.
     pub fn document(
         &self,
@@ -254,6 +287,7 @@ impl CheckpointStore {
             next_offset,
             pending: None,
             owner: owner.into(),
+            topic_id: None,
             updated_at: self.clock.rfc3339(),
         }
     }
@@ -262,7 +296,6 @@ impl CheckpointStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::ObjectStoreExt;
 
     fn store() -> CheckpointStore {
         CheckpointStore::new(Location::open("memory://", "--checkpoints").unwrap(), "g")
@@ -337,13 +370,20 @@ mod tests {
                 manifest: "g/t/2/2026/01/01/00.jsonl".into(),
                 crc32c: None,
                 block_bytes: None,
+                topic_id: None,
             }),
             owner: "o".into(),
+            topic_id: Some("MTIzNDU2Nzg5MGFiY2RlZg".into()),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
         };
         let json = serde_json::to_value(Persisted::V1(c)).unwrap();
         assert_eq!(json["version"], "1");
         assert_eq!(json["next_offset"], 5);
         assert_eq!(json["pending"]["last_offset"], 9);
+        assert_eq!(json["topic_id"], "MTIzNDU2Nzg5MGFiY2RlZg");
+        assert!(
+            json["pending"].get("topic_id").is_none(),
+            "absent ids are left out"
+        );
     }
 }

@@ -10,6 +10,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use object_store::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{get_versioned, put_cas, CasError, Location};
@@ -47,6 +48,10 @@ pub struct ManifestEntry {
     /// file was written with: writing the same records with it gives the same bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub block_bytes: Option<u64>,
+    /// Kafka's id of the topic the offsets belong to (KIP-516, base64), when the brokers gave
+    /// one: files of a topic deleted and re-created under the same name differ in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
 }
 
 impl ManifestEntry {
@@ -174,6 +179,42 @@ impl Manifests {
         }
     }
 
+    /// Whether this group's manifests of `topic`/`partition` list a file at `path`: a file this
+    /// group wrote. Reads the partition's manifests newest first; for the rare name collision.
+    pub async fn lists(
+        &self,
+        topic: &str,
+        partition: i32,
+        path: &str,
+    ) -> Result<bool, ManifestError> {
+        use futures::TryStreamExt;
+        let prefix = self
+            .location
+            .path(&format!("{}/{topic}/{partition}", self.group));
+        let listed: Vec<ObjectMeta> = self
+            .location
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|source| ManifestError::Store {
+                path: prefix.to_string(),
+                source: source.into(),
+            })?;
+        let mut objects: Vec<String> = listed.into_iter().map(|m| m.location.to_string()).collect();
+        objects.sort_unstable_by(|a, b| b.cmp(a));
+        let base = self.location.prefix.to_string();
+        for object in objects {
+            let relative = object
+                .strip_prefix(&base)
+                .map_or(object.as_str(), |r| r.trim_start_matches('/'));
+            if self.read(relative).await?.iter().any(|e| e.path == path) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Reads a manifest object.
     pub async fn read(&self, object: &str) -> Result<Vec<ManifestEntry>, ManifestError> {
         let path = self.location.path(object);
@@ -234,6 +275,7 @@ mod tests {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             content_crc32c: None,
             block_bytes: None,
+            topic_id: None,
         }
     }
 

@@ -77,6 +77,61 @@ impl LocalCas {
     }
 }
 
+impl LocalCas {
+    /// A create: written to a temporary file, synced, then hard-linked to its name, which fails
+    /// if the name exists. Atomic without a lock file, so data files get no `.lock` beside them.
+    async fn create(&self, location: &Path, payload: PutPayload) -> Result<PutResult> {
+        let file = self.inner.path_to_filesystem(location)?;
+        let data: Vec<Bytes> = payload.iter().cloned().collect();
+        let created = blocking(move || create_new(&file, &data)).await;
+        match created {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(object_store::Error::AlreadyExists {
+                    path: location.to_string(),
+                    source: "the file exists".into(),
+                })
+            }
+            Err(source) => {
+                return Err(object_store::Error::Generic {
+                    store: "LocalCas",
+                    source: Box::new(source),
+                })
+            }
+        }
+        let meta = self.inner.head(location).await?;
+        Ok(PutResult {
+            e_tag: meta.e_tag,
+            version: None,
+            extensions: Default::default(),
+        })
+    }
+}
+
+/// Writes `data` to a temporary file, syncs it and links it to `file` unless `file` exists.
+fn create_new(file: &std::path::Path, data: &[Bytes]) -> std::io::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = file.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        for chunk in data {
+            f.write_all(chunk)?;
+        }
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, file)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written?;
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> std::io::Result<T> {
@@ -134,7 +189,7 @@ impl ObjectStore for LocalCas {
     ) -> Result<PutResult> {
         match opts.mode {
             PutMode::Overwrite => self.inner.put_opts(location, payload, opts).await,
-            PutMode::Create => self.put_if(location, payload, None).await,
+            PutMode::Create => self.create(location, payload).await,
             PutMode::Update(version) => self.put_if(location, payload, Some(version.e_tag)).await,
         }
     }

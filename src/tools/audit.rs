@@ -203,8 +203,9 @@ pub async fn audit(
         let mut topics: BTreeSet<String> =
             report.partitions.iter().map(|p| p.topic.clone()).collect();
         topics.extend(args.topics.iter().cloned());
-        let marks = fetch_watermarks(brokers, &args.kafka, topics).await?;
+        let (marks, ids) = fetch_watermarks(brokers, &args.kafka, topics).await?;
         report.compare_watermarks(&marks);
+        report.compare_topic_ids(&ids);
         let queries = report.gaps_to_check();
         let checks = if queries.is_empty() {
             GapChecks::new()
@@ -592,6 +593,7 @@ async fn load_checkpoints(
             Ok(Some(v)) => {
                 let c = v.checkpoint;
                 entry.audit.checkpoint = Some(c.next_offset);
+                entry.audit.topic_id = c.topic_id;
                 entry.audit.pending = c.pending.map(|p| Pending {
                     path: p.path,
                     first_offset: p.first_offset,

@@ -85,7 +85,66 @@ pub enum DemoFormat {
 pub const LAKE_TEMPLATE: &str =
     "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/{Offset}";
 
+/// Why the demo will not write where it was told.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{dir} is not empty and holds no earlier demo's archive; the demo writes only into a new or empty directory, or over an archive an earlier demo wrote: pass --output with another directory")]
+    NotEmpty { dir: String },
+    #[error("cannot clear the earlier demo's archive in {dir}: {source}")]
+    Clear { dir: String, source: std::io::Error },
+}
+
+/// Makes `output` ready for a demo: a new or empty directory stays as it is; an archive an
+/// earlier demo wrote (every consumer group in its checkpoints is a demo's) is removed, so that
+/// each demo's archive holds one cluster's records (each demo starts a new mock cluster, whose
+/// offsets start over at 0: two demos' files would otherwise share offsets, and an audit could
+/// not tell them apart). Anything else is left alone and refused. URLs are not checked.
+fn prepare_output(output: &str) -> Result<(), DemoError> {
+    let dir = std::path::Path::new(output);
+    if output.contains("://") || !dir.is_dir() {
+        return Ok(());
+    }
+    let entries: Vec<std::fs::DirEntry> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(Result::ok).collect(),
+        Err(_) => return Ok(()),
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let groups = std::fs::read_dir(dir.join(crate::layout::CHECKPOINTS_DIR))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let demo_only = !groups.is_empty() && groups.iter().all(|g| g.starts_with(DEMO_GROUP));
+    if !demo_only {
+        return Err(DemoError::NotEmpty {
+            dir: output.to_string(),
+        });
+    }
+    tracing::info!(dir = %output, "replacing the earlier demo's archive");
+    for e in entries {
+        let path = e.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|source| DemoError::Clear {
+            dir: output.to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// The demo's consumer groups are named `hubcap-demo-<time>`.
+const DEMO_GROUP: &str = "hubcap-demo-";
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
+    prepare_output(&args.output)?;
     let (format, template) = match args.format {
         DemoFormat::Avro => (
             Format::Avro {
@@ -111,9 +170,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
     let config = RunConfig {
         kafka: KafkaConfig {
             brokers,
-            // A group per run: the mock cluster starts empty each time, so checkpoints of an
-            // earlier demo (at offsets this cluster has not reached) must not apply.
-            group: format!("hubcap-demo-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")),
+            // A group per run, named as `prepare_output` recognises it.
+            group: format!("{DEMO_GROUP}{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")),
             topics: vec![DEMO_TOPIC.into()],
             settings: Vec::new(),
         },

@@ -276,6 +276,68 @@ impl Kafka {
         }
     }
 
+    /// Deletes a topic and waits until its name can be created again (KRaft removes a topic's
+    /// data in the background).
+    pub async fn delete_topic(&self, name: &str) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .unwrap();
+        for r in admin
+            .delete_topics(&[name], &AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let md = consumer
+                .fetch_metadata(Some(name), Duration::from_secs(5))
+                .unwrap();
+            let gone = md
+                .topics()
+                .iter()
+                .all(|t| t.name() != name || t.error().is_some() || t.partitions().is_empty());
+            if gone {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "topic {name} not deleted in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Creates a topic, retrying while a deletion of the same name is still under way.
+    pub async fn recreate_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .unwrap();
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let results = admin
+                .create_topics([&topic], &AdminOptions::new())
+                .await
+                .unwrap();
+            match &results[0] {
+                Ok(_) => return,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("re-creating {name}: {e:?}; trying again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("cannot re-create {name}: {e:?}"),
+            }
+        }
+    }
+
     /// The broker's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("broker running").id()

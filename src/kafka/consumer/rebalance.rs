@@ -12,8 +12,11 @@ impl SourceContext {
         let partitions = self.partitions(tpl);
         info!(%topic, ?partitions, "partitions assigned");
         let shared = self.shared.clone();
+        let topic_id = self.topic_id(consumer);
         let resumed = self.rt.block_on(async {
-            let all = partitions.iter().map(|&p| resume(&shared, &topic, p));
+            let all = partitions
+                .iter()
+                .map(|&p| resume(&shared, &topic, p, topic_id.as_deref()));
             tokio::time::timeout(self.opts.shutdown_timeout, futures::future::join_all(all)).await
         });
         let mut state = self.state();
@@ -44,6 +47,14 @@ impl SourceContext {
                     continue;
                 }
             };
+            if let Err(e) = self.check_end(consumer, partition, r.next_offset()) {
+                state.outcome.errors.push(Failure::new(
+                    e.kind(),
+                    format!("topic {topic} partition {partition}: {e}"),
+                ));
+                error!(%topic, partition, error = %e, "cannot resume partition");
+                continue;
+            }
             let start = r.next_offset().map_or(Offset::Beginning, Offset::Offset);
             if let Err(e) = tpl.set_partition_offset(&topic, partition, start) {
                 state.outcome.errors.push(Failure::new(
@@ -84,6 +95,62 @@ impl SourceContext {
                 },
             );
         }
+    }
+
+    /// Kafka's id of the topic now, or `None` when the brokers give none or cannot say (logged:
+    /// the offset checks still hold).
+    fn topic_id(&self, consumer: &BaseConsumer<Self>) -> Option<String> {
+        let topic = &self.opts.topic;
+        let topics = std::slice::from_ref(topic);
+        match topic_ids(consumer.client(), topics, self.opts.metadata_timeout) {
+            Ok(mut ids) => ids.remove(topic).flatten(),
+            Err(e) => {
+                // Not every Kafka-protocol service answers (librdkafka's mock cluster does not).
+                info!(%topic, error = %e, "no topic id from the brokers; a re-created topic is then found by its offsets only");
+                None
+            }
+        }
+    }
+
+    /// Fails a partition whose checkpoint lies past the partition's end: offsets the checkpoint
+    /// counts as archived do not exist (the topic was re-created or truncated, or the checkpoint
+    /// edited), and waiting for them would archive other records under those offsets' names, or
+    /// skip the new records below them.
+    fn check_end(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partition: i32,
+        next_offset: Option<i64>,
+    ) -> Result<(), WorkerError> {
+        let Some(next_offset) = next_offset else {
+            return Ok(());
+        };
+        let topic = &self.opts.topic;
+        // `--once` took the ends at its start; another member may have archived past them
+        // since, so only the partition's end now can refuse a checkpoint.
+        let known = self.opts.once.as_ref().and_then(|t| t.get(&partition));
+        if known.is_some_and(|&(_, high)| next_offset <= high) {
+            return Ok(());
+        }
+        let end = match consumer.fetch_watermarks(topic, partition, self.opts.metadata_timeout) {
+            Ok((_, high)) => high,
+            Err(e) => {
+                // Not known now: a fetch past the end is then reset by librdkafka, and the
+                // worker refuses the first offset below its checkpoint.
+                warn!(%topic, partition, error = %e, "cannot read the partition's end offset");
+                return Ok(());
+            }
+        };
+        if next_offset > end {
+            return Err(WorkerError::PastEnd {
+                topic: topic.clone(),
+                partition,
+                checkpoint: self.shared.checkpoints.path(topic, partition).to_string(),
+                next_offset,
+                end,
+            });
+        }
+        Ok(())
     }
 
     /// Closes the inputs of revoked partitions and waits for their workers to flush.

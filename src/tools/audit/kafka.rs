@@ -1,7 +1,7 @@
 //! `--brokers`: each partition's watermarks, to compare the archive with what Kafka holds, and
 //! what Kafka holds at each gap, to tell offsets without records from lost files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -9,6 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
+use crate::kafka::topic_id::topic_ids;
 use crate::kafka::{KafkaArg, MetadataError};
 
 use super::{AuditError, GapCheck, GapChecks, GapQueries, OffsetRange, Watermarks};
@@ -51,22 +52,25 @@ fn create_consumer(config: &ClientConfig) -> Result<BaseConsumer, AuditError> {
         .map_err(|e| AuditError::KafkaSetting(crate::kafka::client_error(&e)))
 }
 
-/// Each partition's (low, high) watermarks of `topics`. The client calls block, so they run on
-/// a blocking thread.
+/// Each partition's (low, high) watermarks of `topics`, and each topic's id (`None` when the
+/// brokers give none). The client calls block, so they run on a blocking thread.
 pub(super) async fn fetch_watermarks(
     brokers: &str,
     settings: &[KafkaArg],
     topics: BTreeSet<String>,
-) -> Result<Watermarks, AuditError> {
+) -> Result<(Watermarks, HashMap<String, Option<String>>), AuditError> {
     let consumer = create_consumer(&client_config(brokers, settings)?)?;
     let brokers = brokers.to_string();
     let topics: Vec<String> = topics.into_iter().collect();
     let found = tokio::task::spawn_blocking(move || {
-        crate::kafka::topic_partitions(&consumer, &topics, true, KAFKA_TIMEOUT)
+        let found = crate::kafka::topic_partitions(&consumer, &topics, true, KAFKA_TIMEOUT);
+        // An id Kafka cannot give leaves the offset checks alone, as in `run`.
+        let ids = topic_ids(consumer.client(), &topics, KAFKA_TIMEOUT).unwrap_or_default();
+        found.map(|(_, marks)| (marks, ids))
     })
     .await?;
     match found {
-        Ok((_, marks)) => Ok(marks.into_iter().collect()),
+        Ok((marks, ids)) => Ok((marks.into_iter().collect(), ids)),
         Err(MetadataError::Unreachable(source)) => Err(AuditError::Kafka {
             brokers,
             timeout: KAFKA_TIMEOUT,

@@ -118,6 +118,9 @@ pub struct PartitionAudit {
     pub partition: i32,
     /// The checkpoint's `next_offset`: every offset below it must be in exactly one file.
     pub checkpoint: Option<i64>,
+    /// Kafka's topic id the checkpoint was written for (absent in older checkpoints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
     /// Why the checkpoint could not be read (corrupt, newer format, for another partition).
     pub checkpoint_error: Option<String>,
     /// A file whose intent was written and whose commit was not.
@@ -273,6 +276,17 @@ pub struct KafkaCheck {
     /// The checkpoint is past the partition's end: the topic was re-created or its offsets
     /// reset, and the next run would skip offsets below the checkpoint.
     pub checkpoint_ahead: bool,
+    /// Kafka's topic id now, when it differs from the one the checkpoint was written for: the
+    /// topic was deleted and re-created, and the archive holds the earlier topic's offsets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recreated_as: Option<String>,
+}
+
+impl KafkaCheck {
+    /// The archive's offsets are not this topic's: compare nothing else with Kafka.
+    pub fn other_topic(&self) -> bool {
+        self.checkpoint_ahead || self.recreated_as.is_some()
+    }
 }
 
 /// What makes an audit fail, counted.
@@ -287,6 +301,8 @@ pub struct Failures {
     pub manifest_errors: u64,
     pub retention_lost: u64,
     pub checkpoint_ahead: u64,
+    /// Partitions whose checkpoint names another topic id than Kafka's.
+    pub topic_recreated: u64,
     /// What the Delta tables hold that they should not, or lack.
     pub table: u64,
     pub duplicates: u64,
@@ -305,6 +321,7 @@ impl Failures {
             + self.manifest_errors
             + self.retention_lost
             + self.checkpoint_ahead
+            + self.topic_recreated
             + self.table
             + self.duplicates
             + self.strays
@@ -320,6 +337,7 @@ impl Failures {
         self.manifest_errors += o.manifest_errors;
         self.retention_lost += o.retention_lost;
         self.checkpoint_ahead += o.checkpoint_ahead;
+        self.topic_recreated += o.topic_recreated;
         self.table += o.table;
         self.duplicates += o.duplicates;
         self.strays += o.strays;
@@ -348,6 +366,22 @@ impl AuditReport {
             self.strays.len() as u64
         };
         all
+    }
+
+    /// Marks the partitions whose checkpoint was written for another topic id than the one
+    /// Kafka gives the topic now (call after [`compare_watermarks`](Self::compare_watermarks)).
+    pub fn compare_topic_ids(&mut self, ids: &std::collections::HashMap<String, Option<String>>) {
+        for p in &mut self.partitions {
+            let (Some(archived), Some(Some(now))) = (&p.topic_id, ids.get(&p.topic)) else {
+                continue;
+            };
+            if archived != now {
+                if let Some(k) = &mut p.kafka {
+                    k.recreated_as = Some(now.clone());
+                    k.unarchived = None;
+                }
+            }
+        }
     }
 
     /// Adds Kafka's watermarks: what retention deleted before it was archived, what is not
@@ -395,7 +429,7 @@ impl AuditReport {
     pub fn gaps_to_check(&self) -> GapQueries {
         let mut wanted: BTreeMap<(String, i32), BTreeSet<OffsetRange>> = BTreeMap::new();
         for p in &self.partitions {
-            let Some(k) = p.kafka.as_ref().filter(|k| !k.checkpoint_ahead) else {
+            let Some(k) = p.kafka.as_ref().filter(|k| !k.other_topic()) else {
                 continue;
             };
             for g in p.gaps.iter().filter(|g| g.offsets.first >= k.low) {
@@ -522,6 +556,7 @@ impl PartitionAudit {
             removed_before_archived: self.removed_before_archived(low),
             unarchived: None,
             checkpoint_ahead: false,
+            recreated_as: None,
         };
         let from = match self.checkpoint {
             Some(next) => {
@@ -600,7 +635,7 @@ impl PartitionAudit {
             return;
         };
         for g in &mut self.gaps {
-            let check = if k.checkpoint_ahead {
+            let check = if k.other_topic() {
                 not_checked(REASON_RECREATED.into())
             } else if g.offsets.first < k.low {
                 not_checked(format!(
@@ -655,6 +690,7 @@ impl PartitionAudit {
             manifest_errors: count(self.manifest_errors.len()),
             retention_lost: u64::from(kafka.is_some_and(|k| k.retention_lost.is_some())),
             checkpoint_ahead: u64::from(kafka.is_some_and(|k| k.checkpoint_ahead)),
+            topic_recreated: u64::from(kafka.is_some_and(|k| k.recreated_as.is_some())),
             table: 0,
             duplicates: 0,
             strays: 0,

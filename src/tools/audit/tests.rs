@@ -172,6 +172,7 @@ impl Archive {
             created_at: "2026-01-01T00:00:00.000Z".into(),
             content_crc32c: crc,
             block_bytes: None,
+            topic_id: None,
         };
         let object = manifests.object_for("t", partition, at);
         manifests.upsert(&object, &entry).await.unwrap();
@@ -398,6 +399,7 @@ async fn orphans_past_the_checkpoint_are_reported_but_clean() {
         manifest: "g/t/0/2023/11/14/22.jsonl".into(),
         crc32c: None,
         block_bytes: None,
+        topic_id: None,
     };
     a.checkpoint(0, 10, Some(pending)).await;
     let (report, text) = a.audit().await;

@@ -34,6 +34,11 @@ impl Failures {
                 "checkpoint past the partition's end",
                 "checkpoints past their partition's end",
             ),
+            (
+                self.topic_recreated,
+                "partition of a re-created topic",
+                "partitions of a re-created topic",
+            ),
             (self.table, "Delta table finding", "Delta table findings"),
             (self.duplicates, "duplicate file", "duplicate files"),
             (self.strays, "stray file", "stray files"),
@@ -230,6 +235,12 @@ impl PartitionAudit {
                 n.push(format!(
                     "offsets {}..{} were removed by Kafka's retention before hubcap first read this partition (never archived)",
                     r.first, r.last
+                ));
+            }
+            if let Some(now) = &k.recreated_as {
+                n.push(format!(
+                    "the topic was deleted and re-created: the checkpoint is for topic id {}, Kafka's topic is now {now}; the archive holds the earlier topic's offsets",
+                    self.topic_id.as_deref().unwrap_or("?")
                 ));
             }
             if k.checkpoint_ahead {

@@ -26,6 +26,7 @@ fn line(name: &str, offsets: std::ops::RangeInclusive<i64>, size: u64) -> (Key, 
         created_at: "2026-01-01T00:00:00.000Z".into(),
         content_crc32c: None,
         block_bytes: None,
+        topic_id: None,
     };
     (key, entry)
 }
