@@ -9,10 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::encode::avro::Codec;
 use crate::encode::format::{Format, AVRO_BLOCK};
 use crate::encode::parquet::ParquetCompression;
-use crate::kafka::{parse_key_value, KafkaConfig};
+pub use crate::kafka::KafkaArg;
+use crate::kafka::{parse_settings, KafkaConfig};
 use crate::layout::{
-    fully_qualified_namespace, namespace_from_brokers, sdk_segment_problem, PathError,
-    PathTemplate, DEFAULT_TEMPLATE,
+    fully_qualified_namespace, namespace_from_brokers, namespace_problem, sdk_segment_problem,
+    PathError, PathTemplate, DEFAULT_TEMPLATE,
 };
 use crate::partition::window::RollPolicy;
 use crate::run::RunConfig;
@@ -130,10 +131,13 @@ pub struct RunArgs {
 
     /// Object name template; tokens {Namespace} {EventHub} {PartitionId} {Year} {Month} {Day}
     /// {Hour} {Minute} {Second} {Offset}. `-{Offset}` is appended when absent, then `.avro`.
+    /// No `.` or `..` segment and none starting with `_` or `.` (readers skip those folders); a
+    /// topic starting with `_` or `.` is filed as `@` + its name.
     #[arg(long, env = "HUBCAP_PATH_FORMAT", default_value = DEFAULT_TEMPLATE)]
     pub path_format: String,
 
-    /// Value of {Namespace}; default: the first label of the first broker's host name.
+    /// Value of {Namespace}; default: the first label of the first broker's host name. One
+    /// folder name: no '/', not '.' or '..', not starting with '_' or '.'.
     #[arg(long, env = "HUBCAP_NAMESPACE")]
     pub namespace: Option<String>,
 
@@ -238,9 +242,10 @@ pub struct RunArgs {
         value_name = "KEY=VALUE",
         env = "HUBCAP_KAFKA_CONFIG",
         value_delimiter = '\n',
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = crate::kafka::kafka_arg
     )]
-    pub kafka: Vec<String>,
+    pub kafka: Vec<KafkaArg>,
 }
 
 /// `--table`.
@@ -259,11 +264,13 @@ pub enum FormatName {
 /// Everything a run needs, validated. `Debug` redacts secret settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(transparent)]
+    #[error("--path-format: {0}")]
     Path(#[from] PathError),
+    #[error("{} {problem}; give --namespace a folder name readers see, like mynamespace (letters, digits, '-'; not starting with '_' or '.')", if *.given { "--namespace" } else { "{Namespace}, the first label of the first --brokers host (no --namespace given)," })]
+    Namespace { problem: &'static str, given: bool },
     #[error("--{flag} must be greater than zero")]
     Zero { flag: &'static str },
-    #[error("--topic {0:?} is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249)")]
+    #[error("--topic {:?} is not a valid Kafka topic name (letters, digits, '.', '_' and '-', at most 249)", crate::kafka::shown(.0))]
     Topic(String),
     #[error("--brokers is empty; give HOST:PORT, e.g. --brokers 127.0.0.1:9092, or --eventhubs-connection-string")]
     Brokers,
@@ -286,6 +293,8 @@ pub enum ConfigError {
     SdkCheckpoints(String),
     #[error("{0}")]
     Table(String),
+    #[error("{flag} is not valid, and holds what looks like a credential (not shown): give it its own kind of value (see hubcap run --help), and keep secrets in --eventhubs-connection-string or -X")]
+    LooksSecret { flag: &'static str },
 }
 
 impl RunArgs {
@@ -370,10 +379,18 @@ impl RunArgs {
             Some(_) if self.path_format == DEFAULT_TEMPLATE => TABLE_TEMPLATE,
             _ => self.path_format.as_str(),
         };
-        let template = PathTemplate::parse(path_format, format.extension())?;
+        // These errors quote the template; not one that looks like a credential (a connection
+        // string given to the wrong flag).
+        let looks_secret = |flag, value: &str| {
+            crate::kafka::is_secret_value(value).then_some(ConfigError::LooksSecret { flag })
+        };
+        let template = PathTemplate::parse(path_format, format.extension())
+            .map_err(|e| looks_secret("--path-format", path_format).unwrap_or(e.into()))?;
         let table = match self.table {
             Some(TableFormat::Delta) => {
-                Some(TableConfig::new(&self.table_path, &template).map_err(ConfigError::Table)?)
+                Some(TableConfig::new(&self.table_path, &template).map_err(|e| {
+                    looks_secret("--table-path", &self.table_path).unwrap_or(ConfigError::Table(e))
+                })?)
             }
             None => None,
         };
@@ -381,14 +398,23 @@ impl RunArgs {
             .namespace
             .clone()
             .unwrap_or_else(|| namespace_from_brokers(&self.brokers));
+        // Checked where it becomes a folder; not quoted (it may come from the file).
+        let in_names = template.uses_namespace()
+            || (self.table.is_some() && self.table_path.contains("{Namespace}"));
+        if let Some(problem) = namespace_problem(&namespace).filter(|_| in_names) {
+            return Err(ConfigError::Namespace {
+                problem,
+                given: self.namespace.is_some(),
+            });
+        }
         let policy = RollPolicy {
             max_bytes: self.window_size.0,
             max_age: self.window_time.0,
         };
         // The connection string's settings first, so that -X can still change them.
-        for setting in self.kafka.iter().filter(|s| !s.trim().is_empty()) {
-            kafka.push(parse_key_value(setting).map_err(ConfigError::KafkaSetting)?);
-        }
+        kafka.extend(
+            parse_settings(self.kafka.iter().map(|a| &a.0)).map_err(ConfigError::KafkaSetting)?,
+        );
         Ok(RunConfig {
             kafka: KafkaConfig {
                 brokers: self.brokers,
@@ -456,343 +482,6 @@ impl RunArgs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
-        let mut full = vec!["hubcap", "run"];
-        full.extend_from_slice(args);
-        Cli::try_parse_from(full).map(|cli| match cli.command {
-            Command::Run(a) => *a,
-            _ => unreachable!(),
-        })
-    }
-
-    const CONN: &str = "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0LWtleQ==;EntityPath=clicks";
-
-    #[test]
-    fn an_event_hubs_connection_string_sets_brokers_topic_namespace_and_sasl() {
-        let cfg = parse(&["--group", "g", "--eventhubs-connection-string", CONN])
-            .unwrap()
-            .validate()
-            .unwrap();
-        assert_eq!(cfg.kafka.brokers, "contoso.servicebus.windows.net:9093");
-        assert_eq!(cfg.kafka.topics, ["clicks"]);
-        assert_eq!(cfg.namespace, "contoso");
-        let get = |k: &str| {
-            cfg.kafka
-                .settings
-                .iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("security.protocol"), Some("SASL_SSL"));
-        assert_eq!(get("sasl.mechanism"), Some("PLAIN"));
-        assert_eq!(get("sasl.username"), Some("$ConnectionString"));
-        assert_eq!(get("sasl.password"), Some(CONN));
-        assert!(
-            !format!("{cfg:?}").contains("c2VjcmV0"),
-            "Debug shows the key"
-        );
-
-        // librdkafka accepts them: it is built with TLS (rdkafka's `ssl-vendored`) and has
-        // SASL PLAIN built in. Without TLS, creating the consumer fails with "OpenSSL not
-        // available at build time". The bootstrap is replaced so nothing is looked up.
-        let mut kafka = cfg.client_config();
-        kafka.set("bootstrap.servers", "127.0.0.1:9");
-        if let Err(e) = kafka.create::<rdkafka::consumer::BaseConsumer>() {
-            panic!("librdkafka refused the Event Hubs settings: {e}");
-        }
-
-        // Explicit flags win over what the string implies; -X comes after its settings.
-        let cfg = parse(&[
-            "--group",
-            "g",
-            "--eventhubs-connection-string",
-            CONN,
-            "--topic",
-            "other",
-            "--brokers",
-            "10.0.0.1:9093",
-            "-X",
-            "session.timeout.ms=45000",
-        ])
-        .unwrap()
-        .validate()
-        .unwrap();
-        assert_eq!(
-            (cfg.kafka.brokers.as_str(), cfg.kafka.topics[0].as_str()),
-            ("10.0.0.1:9093", "other")
-        );
-        assert_eq!(
-            cfg.kafka
-                .settings
-                .iter()
-                .rev()
-                .find(|(k, _)| k == "session.timeout.ms")
-                .unwrap()
-                .1,
-            "45000"
-        );
-    }
-
-    #[test]
-    fn a_connection_string_without_a_hub_needs_a_topic_and_bad_strings_say_why() {
-        let no_hub = CONN.replace(";EntityPath=clicks", "");
-        let err = parse(&["--group", "g", "--eventhubs-connection-string", &no_hub])
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("EntityPath"), "{err}");
-        let no_key = "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen";
-        let err = parse(&[
-            "--group",
-            "g",
-            "--topic",
-            "t",
-            "--eventhubs-connection-string",
-            no_key,
-        ])
-        .unwrap()
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("SharedAccessKey"), "{err}");
-        assert!(
-            parse(&["--group", "g", "--topic", "t"]).is_err(),
-            "brokers or a connection string is required"
-        );
-    }
-
-    #[test]
-    fn flags_parse_and_validate() {
-        let a = parse(&[
-            "--brokers",
-            "127.0.0.1:9092",
-            "--topic",
-            "a",
-            "--topic",
-            "b",
-            "--group",
-            "g",
-            "--window-size",
-            "1MiB",
-            "--window-time",
-            "10s",
-            "-X",
-            "security.protocol=SASL_SSL",
-            "-X",
-            "sasl.password=Endpoint=sb://x/;Key=abc=",
-        ])
-        .unwrap();
-        assert_eq!(a.topics, ["a", "b"]);
-        let cfg = a.validate().unwrap();
-        assert_eq!(
-            cfg.kafka.settings[1],
-            ("sasl.password".into(), "Endpoint=sb://x/;Key=abc=".into())
-        );
-        assert_eq!(cfg.namespace, "127.0.0.1");
-        assert_eq!(cfg.policy.max_bytes, 1 << 20);
-    }
-
-    #[test]
-    fn bad_flags_name_the_fix() {
-        let err = parse(&[
-            "--brokers",
-            "b:1",
-            "--topic",
-            "t",
-            "--group",
-            "g",
-            "--window-size",
-            "big",
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("300MiB"), "{err}");
-        let err = parse(&[
-            "--brokers",
-            "b:1",
-            "--topic",
-            "t",
-            "--group",
-            "g",
-            "-X",
-            "Endpoint-sb://secret-namespace",
-        ])
-        .unwrap()
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("KEY=VALUE"), "{err}");
-        assert!(!err.contains("secret-namespace"), "not echoed whole: {err}");
-        let bad_template = parse(&[
-            "--brokers",
-            "b:1",
-            "--topic",
-            "t",
-            "--group",
-            "g",
-            "--path-format",
-            "{EventHub}/{Partition}",
-        ])
-        .unwrap()
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(bad_template.contains("{PartitionId}"), "{bad_template}");
-        let bad_topic = parse(&["--brokers", "b:1", "--topic", "a/b", "--group", "g"])
-            .unwrap()
-            .validate()
-            .unwrap_err();
-        assert!(matches!(bad_topic, ConfigError::Topic(_)));
-    }
-
-    fn validated(extra: &[&str]) -> Result<RunConfig, ConfigError> {
-        use clap::Parser;
-        let base = ["hubcap", "run", "--group", "$Default", "--topic", "clicks"];
-        let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
-        match cli.command {
-            Command::Run(args) => args.validate(),
-            _ => unreachable!("a run command"),
-        }
-    }
-
-    #[test]
-    fn flags_default_the_namespace_and_refuse_what_cannot_work() {
-        let ns = |extra: &[&str]| {
-            validated(extra)
-                .unwrap()
-                .sdk_checkpoints
-                .map(|s| s.namespace)
-        };
-        let sdk = ["--azure-sdk-checkpoints", "az://cps"];
-        let conn = "Endpoint=sb://Contoso.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5";
-        assert_eq!(ns(&["--brokers", "b.example:9092"]), None, "off by default");
-        assert_eq!(
-            ns(&[&sdk[..], &["--brokers", "b.example:9092,c:1"]].concat()).as_deref(),
-            Some("b.example")
-        );
-        assert_eq!(
-            ns(&[
-                &sdk[..],
-                &[
-                    "--eventhubs-connection-string",
-                    conn,
-                    "--brokers",
-                    "proxy:9093"
-                ]
-            ]
-            .concat())
-            .as_deref(),
-            Some("contoso.servicebus.windows.net"),
-            "the connection string's host, even with other brokers"
-        );
-        assert_eq!(
-            ns(&[
-                &sdk[..],
-                &["--brokers", "b:1", "--azure-sdk-namespace", "X.Y"]
-            ]
-            .concat())
-            .as_deref(),
-            Some("X.Y")
-        );
-        let refused = |extra: &[&str]| validated(extra).unwrap_err().to_string();
-        let local = refused(&["--brokers", "b:1", "--azure-sdk-checkpoints", "/tmp/cps"]);
-        assert!(local.contains("az://"), "{local}");
-        let slash = refused(
-            &[
-                &sdk[..],
-                &["--brokers", "b:1", "--azure-sdk-namespace", "a/b"],
-            ]
-            .concat(),
-        );
-        assert!(slash.contains("'/'"), "{slash}");
-
-        // The consumer group defaults to --group; its own flag sets it apart from the Kafka one.
-        let group = |extra: &[&str]| {
-            validated(extra)
-                .unwrap()
-                .sdk_checkpoints
-                .map(|s| s.consumer_group)
-        };
-        let brokers = ["--brokers", "b:1"];
-        assert_eq!(group(&brokers), None, "off by default");
-        assert_eq!(
-            group(&[&sdk[..], &brokers[..]].concat()).as_deref(),
-            Some("$Default")
-        );
-        let own = ["--azure-sdk-consumer-group", "Processors"];
-        assert_eq!(
-            group(&[&sdk[..], &brokers[..], &own[..]].concat()).as_deref(),
-            Some("Processors")
-        );
-        let bad = ["--azure-sdk-consumer-group", "a/b"];
-        let err = refused(&[&sdk[..], &brokers[..], &bad[..]].concat());
-        assert!(err.contains("--azure-sdk-consumer-group"), "{err}");
-    }
-
-    #[test]
-    fn a_delta_table_writes_parquet_inside_its_folder_partitioned_by_the_hive_folders() {
-        let run = |extra: &[&str]| {
-            let mut args = vec!["--brokers", "b:1", "--topic", "t", "--group", "g"];
-            args.extend_from_slice(extra);
-            parse(&args).unwrap().validate()
-        };
-        let cfg = run(&["--table", "delta"]).unwrap();
-        assert_eq!(
-            cfg.format.name(),
-            "parquet",
-            "--table delta implies Parquet"
-        );
-        let table = cfg.table.unwrap();
-        assert_eq!(table.path, "{EventHub}");
-        assert_eq!(table.partition_columns, ["partition", "date"]);
-        assert_eq!(
-            table.partition_values("partition=3/date=2026-12-03/00000000000000000007.parquet"),
-            [
-                ("partition".to_string(), "3".to_string()),
-                ("date".to_string(), "2026-12-03".to_string())
-            ]
-        );
-
-        let avro = run(&["--table", "delta", "--format", "avro"]).unwrap_err();
-        assert!(avro.to_string().contains("drop --format avro"), "{avro}");
-        let outside = run(&[
-            "--table",
-            "delta",
-            "--path-format",
-            "x/{EventHub}/p={PartitionId}/{Offset}",
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(outside.contains("inside --table-path"), "{outside}");
-        let flat = run(&[
-            "--table",
-            "delta",
-            "--path-format",
-            "{EventHub}/{PartitionId}-{Offset}",
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(flat.contains("key=value folders"), "{flat}");
-        let shared = run(&["--table", "delta", "--table-path", "all"])
-            .unwrap_err()
-            .to_string();
-        assert!(shared.contains("{EventHub}"), "{shared}");
-        let custom = run(&[
-            "--table",
-            "delta",
-            "--table-path",
-            "lake/{EventHub}",
-            "--path-format",
-            "lake/{EventHub}/day={Year}{Month}{Day}/p={PartitionId}/{Offset}",
-        ])
-        .unwrap();
-        assert_eq!(custom.table.unwrap().partition_columns, ["day", "p"]);
-        assert!(run(&[]).unwrap().table.is_none());
-        assert_eq!(run(&[]).unwrap().format.name(), "avro");
-    }
-}
+mod redaction_tests;
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,10 @@
 
 pub mod consumer;
 pub mod eventhubs;
+pub mod secrets;
 pub mod topic_id;
+
+pub use secrets::{is_secret_key, is_secret_setting, is_secret_value, redacted, shown, REDACTED};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,26 +34,12 @@ pub struct KafkaConfig {
 impl std::fmt::Debug for KafkaConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaConfig")
-            .field("brokers", &self.brokers)
-            .field("group", &self.group)
+            .field("brokers", &shown(&self.brokers))
+            .field("group", &shown(&self.group))
             .field("topics", &self.topics)
             .field("settings", &redacted(&self.settings))
             .finish()
     }
-}
-
-/// The settings as `key=value`, secrets redacted.
-pub fn redacted(settings: &[(String, String)]) -> Vec<String> {
-    settings
-        .iter()
-        .map(|(k, v)| {
-            if is_secret_setting(k) {
-                format!("{k}=<redacted>")
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect()
 }
 
 /// The consumer's librdkafka settings: hubcap's defaults, then the user's settings, then the
@@ -113,11 +102,19 @@ pub fn client_config(
     c
 }
 
-/// A client error without the setting's value: librdkafka's config errors repeat the value, which
-/// may be a secret.
+/// A client error without the setting's value: librdkafka's config errors repeat the value
+/// (`Invalid value "…" for configuration property "…"`), which may be a secret. The key and what
+/// librdkafka expects stay.
 pub fn client_error(e: &KafkaError) -> String {
     match e {
-        KafkaError::ClientConfig(_, desc, key, _) => format!("-X {key}: {desc}"),
+        KafkaError::ClientConfig(_, desc, key, value) => {
+            let desc = if value.is_empty() {
+                desc.clone()
+            } else {
+                desc.replace(value.as_str(), "…")
+            };
+            format!("-X {key}: {desc}")
+        }
         other => other.to_string(),
     }
 }
@@ -171,57 +168,223 @@ pub fn topic_partitions(
     Ok((counts, marks))
 }
 
-/// A `-X KEY=VALUE` librdkafka setting.
+/// A `-X KEY=VALUE` librdkafka setting. Errors never quote the setting: the whole word may be a
+/// secret given without its key.
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         // librdkafka names are lowercase words with dots; anything else is likely a value given
         // without its key, such as a bare Event Hubs connection string (`Endpoint=sb://…`).
-        Some((k, _)) if !k.trim().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_') => Err(format!(
-            "{:?} is not a librdkafka setting name (lowercase words with dots, like security.protocol); \
-             an Event Hubs connection string goes in --eventhubs-connection-string",
-            redact_unparsed(k.trim())
-        )),
+        Some((k, _))
+            if !k
+                .trim()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_') =>
+        {
+            Err(
+                "a setting whose name (before the first '=') is not a librdkafka setting name \
+             (lowercase words with dots, like security.protocol; not shown: it may be a secret); \
+             an Event Hubs connection string goes in --eventhubs-connection-string"
+                    .into(),
+            )
+        }
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(
+            "a setting that is not KEY=VALUE (not shown: it may be a secret); give a librdkafka \
+             setting, e.g. -X security.protocol=SASL_SSL"
+                .into(),
+        ),
+    }
+}
+
+/// One `-X` word as given; its `Debug` redacts it by the rule of [`crate::kafka::secrets`]
+/// (`RunArgs` and `AuditArgs` are `Debug`).
+#[derive(Clone)]
+pub struct KafkaArg(pub String);
+
+impl std::fmt::Debug for KafkaArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match parse_key_value(&self.0) {
+            Ok((k, v)) => f.write_str(&redacted(&[(k, v)]).concat()),
+            Err(_) => f.write_str("<not KEY=VALUE: not shown>"),
+        }
+    }
+}
+
+/// For clap: keeps the word as given (`validate` parses it, without echoing it).
+pub fn kafka_arg(s: &str) -> Result<KafkaArg, String> {
+    Ok(KafkaArg(s.to_string()))
+}
+
+/// The `-X` settings (of the command line, the environment or the file), parsed, with the Java
+/// client's `sasl.jaas.config` translated (see [`from_jaas`]).
+pub fn parse_settings<'a>(
+    raw: impl IntoIterator<Item = &'a String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for setting in raw.into_iter().filter(|s| !s.trim().is_empty()) {
+        let (k, v) = parse_key_value(setting)?;
+        if k == JAAS {
+            out.extend(from_jaas(&v)?);
+        } else {
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
+/// The Java client's SASL setting, which Event Hubs' documentation gives.
+const JAAS: &str = "sasl.jaas.config";
+
+/// `sasl.jaas.config`: librdkafka has no such property (it refuses to start with one), but the
+/// Java clients, and Event Hubs' documentation for them, give SASL PLAIN and SCRAM credentials
+/// this way: `org.apache.kafka.common.security.plain.PlainLoginModule required
+/// username="$ConnectionString" password="Endpoint=sb://…";`. The two options are what
+/// librdkafka's `sasl.username` and `sasl.password` mean, so they are translated; the mechanism
+/// is set by `sasl.mechanism`, in Java and in librdkafka alike. Other login modules (OAuth,
+/// Kerberos) have settings of their own in librdkafka and are refused, naming them. No error
+/// quotes the value: it holds the password.
+pub fn from_jaas(value: &str) -> Result<Vec<(String, String)>, String> {
+    let module = value.split_whitespace().next().unwrap_or_default();
+    let supported = module.ends_with(".PlainLoginModule") || module.ends_with(".ScramLoginModule");
+    if !supported {
+        return Err(format!(
+            "{JAAS}: librdkafka has no such setting; hubcap translates a PlainLoginModule or \
+             ScramLoginModule one (username=\"…\" password=\"…\") to sasl.username and \
+             sasl.password. For OAuth or Kerberos, give librdkafka's sasl.oauthbearer.* or \
+             sasl.kerberos.* settings instead"
+        ));
+    }
+    let option = |name: &str| jaas_option(value, name);
+    match (option("username"), option("password")) {
+        (Some(user), Some(password)) => Ok(vec![
+            ("sasl.username".into(), user),
+            ("sasl.password".into(), password),
+        ]),
         _ => Err(format!(
-            "expected KEY=VALUE (a librdkafka setting), e.g. -X security.protocol=SASL_SSL; got {:?}",
-            redact_unparsed(s)
+            "{JAAS}: expected `{module} required username=\"…\" password=\"…\";` (both \
+             options, values in double quotes); or give -X sasl.username=… -X sasl.password=…"
         )),
     }
 }
 
-/// Shows at most the start of a malformed setting: it may hold a secret.
-fn redact_unparsed(s: &str) -> String {
-    let head: String = s.chars().take(12).collect();
-    if head.len() < s.len() {
-        format!("{head}…")
-    } else {
-        head
+/// A JAAS option's value, `name="value"` (quoted; JAAS values may hold `;` and `=`, not `"`).
+fn jaas_option(config: &str, name: &str) -> Option<String> {
+    let mut rest = config;
+    while let Some(at) = rest.find(name) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + name.len()..].trim_start();
+        rest = &rest[at + name.len()..];
+        if before.is_some_and(|c| !c.is_whitespace()) {
+            continue;
+        }
+        let Some(quoted) = after.strip_prefix('=').map(str::trim_start) else {
+            continue;
+        };
+        let inner = quoted.strip_prefix('"')?;
+        return inner.find('"').map(|end| inner[..end].to_string());
     }
-}
-
-/// Whether a librdkafka setting holds a secret that must never be printed.
-pub fn is_secret_setting(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "sasl.oauthbearer.config",
-        "ssl.key.pem",
-        "ssl_key",
-        "token",
-    ]
-    .iter()
-    .any(|needle| k.contains(needle))
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const JAAS_CONFIG: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$ConnectionString\" password=\"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=S3CRET=\";";
+
     #[test]
-    fn secret_settings_are_recognised() {
-        assert!(is_secret_setting("sasl.password"));
-        assert!(is_secret_setting("ssl.key.password"));
-        assert!(!is_secret_setting("security.protocol"));
+    fn a_java_jaas_config_becomes_username_and_password() {
+        let raw = vec![
+            "security.protocol=SASL_SSL".to_string(),
+            format!("sasl.jaas.config={JAAS_CONFIG}"),
+        ];
+        let settings = parse_settings(&raw).unwrap();
+        assert_eq!(
+            settings[1..],
+            [
+                ("sasl.username".to_string(), "$ConnectionString".to_string()),
+                (
+                    "sasl.password".to_string(),
+                    "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=S3CRET=".to_string()
+                )
+            ]
+        );
+        let scram = "org.apache.kafka.common.security.scram.ScramLoginModule required\n  username=\"u\"\n  password=\"p w\";";
+        assert_eq!(
+            from_jaas(scram).unwrap()[1],
+            ("sasl.password".to_string(), "p w".to_string())
+        );
+        for bad in [
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientSecret=\"S3CRET\";",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required password=\"S3CRET\";",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required username=u password=S3CRET;",
+        ] {
+            let err = from_jaas(bad).unwrap_err();
+            assert!(err.contains("sasl.jaas.config") && !err.contains("S3CRET"), "{err}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Random `-X` words never panic the parsers, and no error quotes any of the word.
+        #[test]
+        fn setting_parsers_never_panic_nor_quote(
+            head in "[ -~]{0,30}",
+            secret in "Zq[A-Za-z0-9]{10}",
+            tail in "[ -~\n]{0,30}",
+        ) {
+            let word = format!("{head}{secret}{tail}");
+            for err in [
+                parse_key_value(&word).err(),
+                parse_settings(&vec![word.clone()]).err(),
+                parse_settings(&vec![format!("{JAAS}={word}")]).err(),
+                from_jaas(&word).err(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                proptest::prop_assert!(!err.contains(&secret), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn kafka_args_debug_redacted() {
+        let shown = format!(
+            "{:?}",
+            [
+                KafkaArg("security.protocol=SSL".into()),
+                KafkaArg("sasl.password=S3CRET".into()),
+                KafkaArg(format!("{JAAS}={JAAS_CONFIG}")),
+                KafkaArg("S3CRET".into()),
+            ]
+        );
+        assert!(shown.contains("security.protocol=SSL"), "{shown}");
+        assert!(!shown.contains("S3CRET"), "{shown}");
+    }
+
+    #[test]
+    fn malformed_settings_are_not_quoted() {
+        for bad in [
+            "=S3CRET",
+            "S3CRET",
+            "Endpoint=sb://S3CRET",
+            "Password=S3CRET",
+        ] {
+            let err = parse_key_value(bad).unwrap_err();
+            assert!(!err.contains("S3CRET"), "{err}");
+        }
+    }
+
+    #[test]
+    fn client_errors_do_not_repeat_the_value() {
+        let e = KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"S3CRET\" for configuration property \"ssl.key.pem\"".into(),
+            "ssl.key.pem".into(),
+            "S3CRET".into(),
+        );
+        let text = client_error(&e);
+        assert!(text.starts_with("-X ssl.key.pem: Invalid value"), "{text}");
+        assert!(!text.contains("S3CRET"), "{text}");
     }
 }

@@ -6,6 +6,15 @@
 //! partition never share a name because their first offsets differ. The first offset is the
 //! `{Offset}` token, zero-padded to 20 digits like Kafka's own segment files; a template without
 //! it gets `-{Offset}` appended to its last segment.
+//!
+//! Every name stays inside the output and in sight of readers: Spark, pyarrow and DuckDB skip
+//! folders whose names start with `_` or `.` (and hubcap keeps its own state in `_` folders), and
+//! object stores keep `.`/`..` as literal folders (`%2E%2E`). So a template's literal segments
+//! may not be `.` or `..` nor start with `_` or `.` ([`PathTemplate::parse`]), `{Namespace}` may
+//! not either ([`namespace_problem`]), and a topic whose name starts with `_` or `.` gets a
+//! visible folder ([`topic_folder`]).
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
@@ -30,6 +39,119 @@ pub enum PathError {
     },
     #[error("path template {template:?} has an empty segment, or one that starts or ends with '/' ; write segments like {{EventHub}}/{{PartitionId}}")]
     EmptySegment { template: String },
+    #[error("path template {template:?} has a segment {segment:?} that {problem}; {FIX}")]
+    Segment {
+        template: String,
+        segment: String,
+        problem: &'static str,
+    },
+}
+
+/// How to write a segment readers see and that stays inside the output.
+const FIX: &str = "write folders that start with a letter, a digit or a token, like {EventHub}/partition={PartitionId}";
+
+/// Characters object stores (and `object_store`) percent-encode in a name: a name holding one is
+/// stored under another name than the template says.
+const ENCODED: &str = "\\{}^%`[]\"<>~#|*?";
+
+/// The prefix of the folder of a topic whose name starts with `_` or `.`. `@` is not a character
+/// of Kafka topic names (`[a-zA-Z0-9._-]`), so no other topic's folder can be the same: the
+/// mapping is one-to-one, and [`topic_from_folder`] reverses it. It is kept by object stores as it
+/// is, needs no quoting in a shell, and is not a Hive `key=value` folder.
+pub const TOPIC_FOLDER_PREFIX: char = '@';
+
+/// The folder (the `{EventHub}` of a name) of a topic: the topic itself, or `@` before it when it
+/// starts with `_` or `.` (`_events` → `@_events`), which readers would skip. The one place this
+/// is decided: `run`, `audit`, `repair`, `inspect` and Delta table paths all name files through
+/// it.
+pub fn topic_folder(topic: &str) -> Cow<'_, str> {
+    if topic.starts_with(['_', '.']) {
+        Cow::Owned(format!("{TOPIC_FOLDER_PREFIX}{topic}"))
+    } else {
+        Cow::Borrowed(topic)
+    }
+}
+
+/// The topic a folder holds: the inverse of [`topic_folder`]; `None` for a folder it never
+/// writes (`_x`, `@x`).
+pub fn topic_from_folder(folder: &str) -> Option<&str> {
+    match folder.strip_prefix(TOPIC_FOLDER_PREFIX) {
+        Some(topic) if topic.starts_with(['_', '.']) => Some(topic),
+        Some(_) => None,
+        None if folder.is_empty() || folder.starts_with(['_', '.']) => None,
+        None => Some(folder),
+    }
+}
+
+/// Why literal text of a template cannot be part of a folder readers see inside the output;
+/// `None` when it can. `whole`: it is a whole segment; `first`: it starts one.
+fn segment_problem(literal: &str, whole: bool, first: bool) -> Option<&'static str> {
+    if whole && (literal == "." || literal == "..") {
+        Some("is a relative path ('.' or '..'), which would leave the output or be stored as a folder named %2E")
+    } else if first && literal.starts_with(['_', '.']) {
+        Some("starts with '_' or '.': Spark, pyarrow and DuckDB skip such folders, and hubcap keeps its own state in '_' folders")
+    } else if literal
+        .chars()
+        .any(|c| c.is_control() || ENCODED.contains(c))
+    {
+        Some("holds a character object stores percent-encode (one of \\ { } ^ % ` [ ] \" < > ~ # | * ?)")
+    } else {
+        None
+    }
+}
+
+/// Checks the literal text of a template (`--path-format`, `--table-path`): each segment, as
+/// far as its literals say, is not `.` or `..`, does not start with `_` or `.`, and holds no
+/// character a store would encode. Tokens are checked by their values.
+pub fn check_segments(template: &str) -> Result<(), PathError> {
+    for segment in template.split('/') {
+        let mut rest = segment;
+        let mut starts_segment = true;
+        loop {
+            let literal_end = rest.find('{').unwrap_or(rest.len());
+            let literal = &rest[..literal_end];
+            let whole = starts_segment && literal_end == rest.len();
+            let problem = segment_problem(literal, whole, starts_segment);
+            if let Some(problem) = problem {
+                return Err(PathError::Segment {
+                    template: template.to_string(),
+                    segment: segment.to_string(),
+                    problem,
+                });
+            }
+            // Past the token: its value is checked where it is known.
+            match rest[literal_end..].find('}') {
+                Some(close) => {
+                    rest = &rest[literal_end + close + 1..];
+                    starts_segment = false;
+                }
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a value cannot be `{Namespace}`, a folder of every name: it must be one visible segment
+/// (no `/`, not `.`/`..`, not starting with `_` or `.`) that stores keep as it is.
+pub fn namespace_problem(namespace: &str) -> Option<&'static str> {
+    if namespace.trim().is_empty() {
+        Some("is empty")
+    } else if namespace.contains('/') {
+        Some("contains '/', which would add folders")
+    } else {
+        segment_problem(namespace, true, true)
+    }
+}
+
+/// Whether a name relative to the output stays inside it: no empty, `.` or `..` segment, no
+/// leading `/`, no `\\`. Every name a template renders is; manifests check their lines with it.
+pub fn is_contained(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('\\')
+        && name
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
 const KNOWN: &str =
@@ -132,6 +254,7 @@ impl PathTemplate {
                 template: template.into(),
             });
         }
+        check_segments(template)?;
         if !pieces.contains(&Piece::Token(Token::Offset)) {
             pieces.push(Piece::Literal("-".into()));
             pieces.push(Piece::Token(Token::Offset));
@@ -148,7 +271,7 @@ impl PathTemplate {
             let _ = match piece {
                 Piece::Literal(text) => write!(s, "{text}"),
                 Piece::Token(Token::Namespace) => write!(s, "{}", p.namespace),
-                Piece::Token(Token::EventHub) => write!(s, "{}", p.topic),
+                Piece::Token(Token::EventHub) => write!(s, "{}", topic_folder(p.topic)),
                 Piece::Token(Token::PartitionId) => write!(s, "{}", p.partition),
                 Piece::Token(Token::Year) => write!(s, "{:04}", p.time.year()),
                 Piece::Token(Token::Month) => write!(s, "{:02}", p.time.month()),
@@ -161,7 +284,15 @@ impl PathTemplate {
         }
         s.push('.');
         s.push_str(self.extension);
+        // Parsing refused literal segments that could escape, and the tokens' values cannot
+        // (a validated namespace, a topic's folder, digits).
+        debug_assert!(is_contained(&s), "{s} leaves the output");
         s
+    }
+
+    /// Whether `{Namespace}` is part of the names.
+    pub fn uses_namespace(&self) -> bool {
+        self.pieces.contains(&Piece::Token(Token::Namespace))
     }
 }
 
@@ -179,7 +310,8 @@ impl PathTemplate {
     /// (relative to the output prefix, with this template's extension); `None` when the name
     /// does not fit the template.
     ///
-    /// Tokens match what `render` writes: a topic is Kafka's `[A-Za-z0-9._-]+`, a partition is
+    /// Tokens match what `render` writes: a topic is its folder ([`topic_folder`]: Kafka's
+    /// `[A-Za-z0-9._-]+`, `@` before one that starts with `_` or `.`), read back as the topic; a partition is
     /// digits, times are zero-padded digits and the offset is 20 digits; `{Namespace}` is any text
     /// without `/`. Variable-width tokens next to literals that could belong to them (a `-` in
     /// `{EventHub}-{PartitionId}`) are resolved by backtracking. Should a template still be
@@ -189,7 +321,7 @@ impl PathTemplate {
         let found = match_pieces(&self.pieces, stem, [None; TOKENS])?;
         let get = |t: Token| found[t as usize];
         Some(ParsedName {
-            topic: get(Token::EventHub)?.to_string(),
+            topic: topic_from_folder(get(Token::EventHub)?)?.to_string(),
             partition: get(Token::PartitionId)?.parse().ok()?,
             first_offset: get(Token::Offset)?.parse().ok()?,
         })
@@ -223,6 +355,10 @@ fn match_pieces<'a>(pieces: &[Piece], s: &'a str, found: Found<'a>) -> Option<Fo
         .rev()
         .filter(|&end| s.is_char_boundary(end))
         .find_map(|end| {
+            // A topic's folder is one `topic_folder` writes (`@_x`, not `_x` nor `@x`).
+            if token == Token::EventHub && topic_from_folder(&s[..end]).is_none() {
+                return None;
+            }
             let mut next = found;
             next[token as usize] = Some(&s[..end]);
             match_pieces(rest, &s[end..], next)
@@ -234,7 +370,9 @@ impl Token {
     fn allows(self, c: char) -> bool {
         match self {
             Token::Namespace => c != '/',
-            Token::EventHub => c.is_ascii_alphanumeric() || "._-".contains(c),
+            Token::EventHub => {
+                c.is_ascii_alphanumeric() || "._-".contains(c) || c == TOPIC_FOLDER_PREFIX
+            }
             _ => c.is_ascii_digit(),
         }
     }
@@ -329,267 +467,4 @@ pub fn sdk_segment_problem(value: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blob_names_lowercase_namespace_hub_and_group_only() {
-        let cases = [
-            (
-                ("MyNs.ServiceBus.Windows.NET", "Clicks", "$Default", 0),
-                "myns.servicebus.windows.net/clicks/$default/checkpoint/0",
-            ),
-            (
-                (
-                    "ns.servicebus.windows.net",
-                    "orders.v2",
-                    "Billing-Team_1",
-                    31,
-                ),
-                "ns.servicebus.windows.net/orders.v2/billing-team_1/checkpoint/31",
-            ),
-            (("127.0.0.1", "T", "G", 7), "127.0.0.1/t/g/checkpoint/7"),
-            // Unicode lowercasing, as .NET's ToLowerInvariant and Python's lower().
-            (("NS", "hub", "GRÜPPE", 1), "ns/hub/grüppe/checkpoint/1"),
-        ];
-        for ((ns, hub, group, p), want) in cases {
-            assert_eq!(sdk_checkpoint_blob(ns, hub, group, p), want);
-        }
-    }
-
-    #[test]
-    fn the_default_sdk_namespace_is_the_first_broker_host() {
-        let cases = [
-            (
-                "contoso.servicebus.windows.net:9093",
-                "contoso.servicebus.windows.net",
-            ),
-            ("a.example:9092,b.example:9092", "a.example"),
-            ("SASL_SSL://Host.Example:9093", "Host.Example"),
-            ("[::1]:9092", "::1"),
-            ("kafka", "kafka"),
-        ];
-        for (brokers, want) in cases {
-            assert_eq!(fully_qualified_namespace(brokers), want, "{brokers}");
-        }
-    }
-
-    #[test]
-    fn segments_the_sdks_cannot_split_are_refused() {
-        assert_eq!(sdk_segment_problem("$Default"), None);
-        assert_eq!(sdk_segment_problem("a/b"), Some("contains '/'"));
-        assert_eq!(sdk_segment_problem(" "), Some("is empty"));
-        assert_eq!(
-            sdk_segment_problem(".."),
-            Some("is a relative path segment")
-        );
-        assert!(sdk_segment_problem("a\nb").is_some());
-    }
-
-    use proptest::prelude::*;
-
-    fn parts(offset: i64, time: &str) -> NameParts<'static> {
-        NameParts {
-            namespace: "ns",
-            topic: "events",
-            partition: 3,
-            first_offset: offset,
-            time: DateTime::parse_from_rfc3339(time)
-                .unwrap()
-                .with_timezone(&Utc),
-        }
-    }
-
-    #[test]
-    fn default_template_is_capture_layout_plus_offset() {
-        let t = PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap();
-        assert_eq!(
-            t.render(&parts(42, "2017-12-08T03:03:17.5Z")),
-            "ns/events/3/2017/12/08/03/03/17-00000000000000000042.avro"
-        );
-    }
-
-    #[test]
-    fn custom_and_hive_templates() {
-        let t = PathTemplate::parse(
-            "{Namespace}/{EventHub}/p{PartitionId}--{Year}-{Month}-{Day}--{Hour}-{Minute}-{Second}",
-            "avro",
-        )
-        .unwrap();
-        assert_eq!(
-            t.render(&parts(7, "2022-12-09T16:50:12Z")),
-            "ns/events/p3--2022-12-09--16-50-12-00000000000000000007.avro"
-        );
-        let t = PathTemplate::parse(
-            "{EventHub}/partition={PartitionId}/year={Year}/month={Month}/{Offset}",
-            "avro",
-        )
-        .unwrap();
-        assert_eq!(
-            t.render(&parts(7, "2022-01-02T03:04:05Z")),
-            "events/partition=3/year=2022/month=01/00000000000000000007.avro"
-        );
-    }
-
-    #[test]
-    fn template_errors_name_the_fix() {
-        let unknown = PathTemplate::parse("{EventHub}/{PartitionId}/{Yr}", "avro").unwrap_err();
-        assert!(matches!(&unknown, PathError::UnknownToken { token, .. } if token == "Yr"));
-        assert!(unknown.to_string().contains("{Year}"), "{unknown}");
-        assert!(matches!(
-            PathTemplate::parse("{EventHub}/{Year}", "avro"),
-            Err(PathError::Missing {
-                token: "PartitionId",
-                ..
-            })
-        ));
-        assert!(matches!(
-            PathTemplate::parse("{PartitionId}/{Year}", "avro"),
-            Err(PathError::Missing {
-                token: "EventHub",
-                ..
-            })
-        ));
-        assert!(matches!(
-            PathTemplate::parse("{EventHub}/{PartitionId", "avro"),
-            Err(PathError::Unclosed { .. })
-        ));
-        assert!(matches!(
-            PathTemplate::parse("/{EventHub}/{PartitionId}", "avro"),
-            Err(PathError::EmptySegment { .. })
-        ));
-    }
-
-    #[test]
-    fn namespace_defaults() {
-        assert_eq!(
-            namespace_from_brokers("myns.servicebus.windows.net:9093"),
-            "myns"
-        );
-        assert_eq!(
-            namespace_from_brokers("127.0.0.1:9092,127.0.0.1:9093"),
-            "127.0.0.1"
-        );
-        assert_eq!(namespace_from_brokers("localhost:9092"), "localhost");
-        assert_eq!(namespace_from_brokers("tcp://kafka-1.prod:9092"), "kafka-1");
-        assert_eq!(namespace_from_brokers("[::1]:9092"), "--1");
-    }
-
-    #[test]
-    fn name_time_prefers_the_record() {
-        let opened = DateTime::from_timestamp(1_000, 0).unwrap();
-        assert_eq!(
-            name_time(Some(5_000), opened),
-            DateTime::from_timestamp(5, 0).unwrap()
-        );
-        assert_eq!(name_time(None, opened), opened);
-        assert_eq!(name_time(Some(-1), opened), opened);
-    }
-
-    fn parsed(topic: &str, partition: i32, first_offset: i64) -> Option<ParsedName> {
-        Some(ParsedName {
-            topic: topic.into(),
-            partition,
-            first_offset,
-        })
-    }
-
-    #[test]
-    fn parse_name_reads_back_what_render_wrote() {
-        let t = PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap();
-        assert_eq!(
-            t.parse_name("ns/events/3/2017/12/08/03/03/17-00000000000000000042.avro"),
-            parsed("events", 3, 42)
-        );
-        // Another extension, a missing offset, a short time field, a stray segment: not ours.
-        for name in [
-            "ns/events/3/2017/12/08/03/03/17-00000000000000000042.parquet",
-            "ns/events/3/2017/12/08/03/03/17.avro",
-            "ns/events/3/2017/12/8/03/03/17-00000000000000000042.avro",
-            "ns/events/3/2017/12/08/03/03/17-00000000000000000042/x.avro",
-            "ns/events/3/2017/12/08/03/03/17-00000000000000000042.avro#1",
-        ] {
-            assert_eq!(t.parse_name(name), None, "{name}");
-        }
-        // Hive-style, offset as its own segment.
-        let t =
-            PathTemplate::parse("{EventHub}/partition={PartitionId}/{Offset}", "parquet").unwrap();
-        assert_eq!(
-            t.parse_name("a.b_c/partition=12/00000000000000000007.parquet"),
-            parsed("a.b_c", 12, 7)
-        );
-        assert_eq!(
-            t.parse_name("a/partition=x/00000000000000000007.parquet"),
-            None
-        );
-    }
-
-    #[test]
-    fn parse_name_backtracks_over_literals_inside_tokens() {
-        // The topic holds the literal that separates it from the partition.
-        let t = PathTemplate::parse("{Namespace}/{EventHub}-{PartitionId}", "avro").unwrap();
-        assert_eq!(
-            t.parse_name("my-ns/click-stream-v2-17-00000000000000000100.avro"),
-            parsed("click-stream-v2", 17, 100)
-        );
-        // A token used twice must say the same both times.
-        let t = PathTemplate::parse("{EventHub}/{PartitionId}/{EventHub}", "avro").unwrap();
-        assert_eq!(
-            t.parse_name("a/1/a-00000000000000000005.avro"),
-            parsed("a", 1, 5)
-        );
-        assert_eq!(t.parse_name("a/1/b-00000000000000000005.avro"), None);
-    }
-
-    proptest! {
-        /// Names are a function of their parts, and distinct first offsets give distinct names
-        /// even within one second.
-        #[test]
-        fn names_are_deterministic_and_unique(a in 0i64..i64::MAX, b in 0i64..i64::MAX, ms in 0i64..4_000_000_000_000) {
-            let t = PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap();
-            let time = DateTime::from_timestamp_millis(ms).unwrap();
-            let p = |o| NameParts { namespace: "ns", topic: "t", partition: 0, first_offset: o, time };
-            prop_assert_eq!(t.render(&p(a)), t.render(&p(a)));
-            if a != b {
-                prop_assert_ne!(t.render(&p(a)), t.render(&p(b)));
-            }
-            // Zero-padded offsets sort like numbers.
-            prop_assert_eq!(t.render(&p(a)) < t.render(&p(b)), a < b);
-        }
-
-        /// `parse_name` inverts `render` for any topic, partition, offset and time, with each
-        /// template shape: Capture's, Hive-style, and tokens run together with dashes.
-        #[test]
-        fn parse_name_inverts_render(
-            topic in "[A-Za-z0-9._-]{1,40}",
-            namespace in "[a-z0-9.-]{0,20}",
-            partition in 0i32..i32::MAX,
-            offset in 0i64..i64::MAX,
-            ms in 0i64..4_000_000_000_000,
-            which in 0usize..3,
-        ) {
-            let template = [
-                DEFAULT_TEMPLATE,
-                "{EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/hour={Hour}/{Offset}",
-                "{Namespace}-{EventHub}-{PartitionId}-{Year}{Month}{Day}{Hour}{Minute}{Second}",
-            ][which];
-            let t = PathTemplate::parse(template, "avro").unwrap();
-            let name = t.render(&NameParts {
-                namespace: &namespace,
-                topic: &topic,
-                partition,
-                first_offset: offset,
-                time: DateTime::from_timestamp_millis(ms).unwrap(),
-            });
-            let got = t.parse_name(&name);
-            // A namespace and a topic that both hold dashes can split two ways; the partition
-            // and offset are unambiguous all the same.
-            if which == 2 && (namespace.contains('-') || topic.contains('-') || namespace.is_empty()) {
-                let got = got.unwrap();
-                prop_assert_eq!((got.partition, got.first_offset), (partition, offset));
-            } else {
-                prop_assert_eq!(got, parsed(&topic, partition, offset));
-            }
-        }
-    }
-}
+mod tests;

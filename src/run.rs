@@ -40,8 +40,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 const STALL_MARGIN: Duration = Duration::from_secs(120);
 
 /// Everything a run needs, validated: `cli::RunArgs::validate` makes one from the command line,
-/// and `demo` one of its own.
-#[derive(Debug, Clone)]
+/// and `demo` one of its own. `Debug` redacts secrets (see [`kafka::secrets`]).
+#[derive(Clone)]
 pub struct RunConfig {
     pub kafka: KafkaConfig,
     /// Where data files go (a directory or an object store URL), and with them, unless
@@ -70,6 +70,35 @@ pub struct RunConfig {
     pub sdk_checkpoints: Option<SdkConfig>,
     /// Keep each topic as a Delta table too.
     pub table: Option<TableConfig>,
+}
+
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs without their query (SAS tokens) and user info; anything else that looks like a
+        // credential (a connection string given as a namespace, say) as `<redacted>`.
+        let url = |u: &str| kafka::shown(&crate::store::redact_url(u)).into_owned();
+        f.debug_struct("RunConfig")
+            .field("kafka", &self.kafka)
+            .field("output", &url(&self.output))
+            .field("checkpoints", &self.checkpoints.as_deref().map(url))
+            .field("namespace", &kafka::shown(&self.namespace))
+            .field("template", &self.template)
+            .field("policy", &self.policy)
+            .field("format", &self.format)
+            .field("empty_files", &self.empty_files)
+            .field("once", &self.once)
+            .field("retry_for", &self.retry_for)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("progress_interval", &self.progress_interval)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("memory_limit", &self.memory_limit)
+            .field(
+                "sdk_checkpoints",
+                &self.sdk_checkpoints.as_ref().map(|s| url(&s.url)),
+            )
+            .field("table", &self.table)
+            .finish()
+    }
 }
 
 impl RunConfig {
@@ -232,9 +261,9 @@ impl Summary {
 pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> String {
     format!(
         "brokers={} topics={} group={} output={} checkpoints={} window-size={} window-time={} format={} codec={} empty-files={} once={} namespace={} metrics={} kafka=[{}]",
-        cfg.kafka.brokers,
-        cfg.kafka.topics.join(","),
-        cfg.kafka.group,
+        kafka::shown(&cfg.kafka.brokers),
+        kafka::shown(&cfg.kafka.topics.join(",")),
+        kafka::shown(&cfg.kafka.group),
         output.display,
         checkpoints.display,
         ByteSize(cfg.policy.max_bytes),
@@ -243,7 +272,7 @@ pub fn describe(cfg: &RunConfig, output: &Location, checkpoints: &Location) -> S
         cfg.format.codec_name(),
         cfg.empty_files,
         cfg.once,
-        cfg.namespace,
+        kafka::shown(&cfg.namespace),
         cfg.metrics_addr.map_or("off".to_string(), |a| a.to_string()),
         kafka::redacted(&cfg.kafka.settings).join(" ")
     )

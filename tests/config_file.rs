@@ -105,7 +105,7 @@ fn flags_win_over_the_file_and_the_file_over_defaults() {
     let once: Field = |a| a.once.to_string();
     let empty: Field = |a| a.empty_files.to_string();
     let kafka: Field = |a| {
-        let mut k = a.kafka.clone();
+        let mut k: Vec<String> = a.kafka.iter().map(|s| s.0.clone()).collect();
         k.sort();
         k.join(" ")
     };

@@ -19,19 +19,20 @@
 //! file value is checked with its flag's value parser before the second pass, whether or not a
 //! flag overrides it, so a broken file fails the same way every time. The file may hold secrets
 //! (that is how a connection string is kept out of the process list), so none is ever printed:
-//! an invalid secret value is reported without it, TOML syntax errors give a line and column but
-//! not the line itself, and `hubcap config` shows `<redacted>`.
+//! an invalid value is reported by its key and the form expected, never quoted (any value may be
+//! a secret in the wrong place), TOML syntax errors give a line and column but not the line
+//! itself, and `hubcap config` shows `<redacted>` for what the rule of `kafka::secrets` judges a
+//! secret.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
-use crate::kafka::is_secret_setting;
+use crate::kafka::is_secret_key;
 use crate::layout::namespace_from_brokers;
 use crate::state::table::TABLE_TEMPLATE;
 
@@ -43,8 +44,10 @@ const KAFKA_ID: &str = "kafka";
 pub const REDACTED: &str = "<redacted>";
 
 mod effective;
+mod values;
 use effective::Setting;
 pub use effective::{Effective, Origin};
+use values::{check, env_error};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -74,6 +77,13 @@ pub enum ConfigFileError {
     Value {
         path: PathBuf,
         key: String,
+        problem: String,
+    },
+    /// An environment variable's value is invalid: named, not quoted.
+    #[error("{var} (--{flag}): {problem}")]
+    Env {
+        var: String,
+        flag: String,
         problem: String,
     },
 }
@@ -142,7 +152,9 @@ where
     let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
     let plan = plan(&argv)?;
     let words = plan.words.iter().cloned();
-    let matches = Cli::command().try_get_matches_from(argv.into_iter().chain(words))?;
+    let matches = Cli::command()
+        .try_get_matches_from(argv.iter().cloned().chain(words))
+        .map_err(|e| env_error(e, &argv))?;
     let cli = Cli::from_arg_matches(&matches)?;
     let effective = plan.effective(&matches);
     Ok(Parsed { cli, effective })
@@ -405,7 +417,7 @@ fn value_word(arg: &Arg, value: &str) -> OsString {
 fn is_secret_arg(arg: &Arg, key: &str) -> bool {
     arg.get_id() != KAFKA_ID
         && (arg.is_hide_env_values_set()
-            || is_secret_setting(key)
+            || is_secret_key(key)
             || ["connection-string", "key", "sas", "credential"]
                 .iter()
                 .any(|needle| key.contains(needle)))
@@ -633,57 +645,9 @@ fn kafka_values(value: &toml::Value) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Runs a flag's value parser on one file value, in a command of that flag alone (the real
-/// subcommand would also check required flags and conflicts, which are the second pass's).
-fn check(arg: &Arg, value: &str) -> Result<(), String> {
-    let mut probe = Arg::new("value")
-        .long("value")
-        .action(ArgAction::Set)
-        .value_parser(arg.get_value_parser().clone());
-    if let Some(delimiter) = arg.get_value_delimiter() {
-        probe = probe.value_delimiter(delimiter).action(ArgAction::Append);
-    }
-    let cmd = clap::Command::new("hubcap")
-        .color(clap::ColorChoice::Never)
-        .arg(probe);
-    let Err(err) =
-        cmd.try_get_matches_from([OsString::from("hubcap"), format!("--value={value}").into()])
-    else {
-        return Ok(());
-    };
-    if is_secret_arg(arg, &key_of(arg).unwrap_or_default()) {
-        return Err("not a valid value (not shown: it is a secret)".into());
-    }
-    Err(clap_problem(&err))
-}
-
-/// What a value parser's error says, without clap's `--value` framing.
-fn clap_problem(err: &clap::Error) -> String {
-    let invalid = match err.get(ContextKind::InvalidValue) {
-        Some(ContextValue::String(v)) => v.clone(),
-        _ => String::new(),
-    };
-    match err.kind() {
-        ErrorKind::ValueValidation => match std::error::Error::source(err) {
-            Some(source) => source.to_string(),
-            None => format!("invalid value {invalid:?}"),
-        },
-        ErrorKind::InvalidValue => match err.get(ContextKind::ValidValue) {
-            Some(ContextValue::Strings(valid)) => {
-                format!("{invalid:?} is not one of: {}", valid.join(", "))
-            }
-            _ => format!("invalid value {invalid:?}"),
-        },
-        _ => {
-            let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or_default();
-            first.trim_start_matches("error: ").to_string()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::values::without_value;
     use super::*;
 
     /// Kinds `run` has no flag of yet, so the file tests cannot reach them.
@@ -702,6 +666,29 @@ mod tests {
         assert_eq!(inject(&no_color, kind, &off), ["--no-color"]);
         let on = file_values(&no_color, &toml::Value::Boolean(true)).unwrap();
         assert!(inject(&no_color, kind, &on).is_empty());
+    }
+
+    #[test]
+    fn value_errors_do_not_quote_the_value() {
+        let size = Arg::new("window_size")
+            .long("window-size")
+            .action(ArgAction::Set)
+            .value_parser(clap::value_parser!(crate::units::ByteSize));
+        let err = check(&size, "S3CRET-S3CRET").unwrap_err();
+        assert_eq!(
+            err,
+            "invalid size: use a number with a unit, like 300MiB, 10MB, 512KiB or 1GiB"
+        );
+        let format = Arg::new("format")
+            .long("format")
+            .action(ArgAction::Set)
+            .value_parser(["avro", "parquet"]);
+        let err = check(&format, "S3CRET-S3CRET").unwrap_err();
+        assert!(err.contains("avro") && !err.contains("S3CRET"), "{err}");
+        assert_eq!(
+            without_value("bad: S3CRET-S3CRET is not S3CRET-S3CRET", "S3CRET-S3CRET"),
+            "not a valid value (not shown); `hubcap run --help` says what it takes"
+        );
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub enum ManifestError {
     Corrupt { path: String, reason: String },
     #[error("manifest {path}: {source}")]
     Store { path: String, source: CasError },
+    /// Cannot happen to a name a checked template rendered; refused rather than listed, as a
+    /// line pointing outside the output would send the manifest's readers there.
+    #[error("refusing a manifest line for {url}: it is not a file inside the output {output}")]
+    Outside { url: String, output: String },
 }
 
 /// The manifests of one consumer group in an output location.
@@ -84,6 +88,8 @@ pub enum ManifestError {
 pub struct Manifests {
     location: Location,
     group: String,
+    /// The output's URL as lines give it (`fileUrl` is this, `/`, then the file's path).
+    output: String,
 }
 
 impl Manifests {
@@ -91,7 +97,24 @@ impl Manifests {
         Manifests {
             location: output.child(crate::layout::MANIFESTS_DIR),
             group: group.to_string(),
+            output: output.display.trim_end_matches('/').to_string(),
         }
+    }
+
+    /// Whether a line's file is inside the output: its path has no `.`, `..` or empty segment
+    /// and its URL is the output's followed by that path.
+    fn check_inside(&self, entry: &ManifestEntry) -> Result<(), ManifestError> {
+        let rest = entry
+            .file_url
+            .strip_prefix(self.output.as_str())
+            .map(|r| r.trim_start_matches('/'));
+        if crate::layout::is_contained(&entry.path) && rest == Some(entry.path.as_str()) {
+            return Ok(());
+        }
+        Err(ManifestError::Outside {
+            url: entry.file_url.clone(),
+            output: self.output.clone(),
+        })
     }
 
     /// The manifest object (relative to `_manifests/`) for a file of `topic`/`partition`
@@ -111,6 +134,7 @@ impl Manifests {
     /// every file keeps exactly one line. The checkpoint, not the manifest, fences owners.
     pub async fn upsert(&self, object: &str, entry: &ManifestEntry) -> Result<(), ManifestError> {
         const ATTEMPTS: u32 = 10;
+        self.check_inside(entry)?;
         for _ in 0..ATTEMPTS {
             if self.try_upsert(object, entry).await? {
                 return Ok(());
@@ -273,6 +297,10 @@ mod tests {
                 spec.into()
             };
             let m = Manifests::new(&Location::open(&spec, "--output").unwrap(), "g");
+            let entry = |path: &str, events| ManifestEntry {
+                file_url: format!("{}/{path}", m.output),
+                ..entry(path, events)
+            };
             let at = DateTime::parse_from_rfc3339("2026-11-21T14:05:00Z")
                 .unwrap()
                 .with_timezone(&Utc);
@@ -285,6 +313,35 @@ mod tests {
             let got = m.read(&object).await.unwrap();
             assert_eq!(got, vec![entry("a.avro", 5), entry("b.avro", 4)], "{spec}");
         }
+    }
+
+    #[tokio::test]
+    async fn lines_outside_the_output_are_refused() {
+        let m = Manifests::new(&Location::open("memory://", "--output").unwrap(), "g");
+        let inside = |path: &str| ManifestEntry {
+            file_url: format!("{}/{path}", m.output),
+            ..entry(path, 1)
+        };
+        m.upsert("o.jsonl", &inside("ns/t/0/a.avro")).await.unwrap();
+        for path in [
+            "../../etc/a.avro",
+            "ns/./t/a.avro",
+            "/abs.avro",
+            "ns//a.avro",
+            "..\\a.avro",
+        ] {
+            let err = m.upsert("o.jsonl", &inside(path)).await.unwrap_err();
+            assert!(
+                matches!(err, ManifestError::Outside { .. }),
+                "{path}: {err}"
+            );
+        }
+        let elsewhere = ManifestEntry {
+            file_url: "file:///elsewhere/a.avro".into(),
+            ..inside("a.avro")
+        };
+        assert!(m.upsert("o.jsonl", &elsewhere).await.is_err());
+        assert_eq!(m.read("o.jsonl").await.unwrap().len(), 1);
     }
 
     #[test]

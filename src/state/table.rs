@@ -128,6 +128,7 @@ impl TableConfig {
     /// The table at `path` (a template of `{EventHub}` and `{Namespace}`) for data files named
     /// by `template`, which must put them inside it, in `key=value` folders.
     pub fn new(path: &str, template: &PathTemplate) -> Result<TableConfig, String> {
+        crate::layout::check_segments(path).map_err(|e| format!("--table-path: {e}"))?;
         let sample = NameParts {
             namespace: "NAMESPACE",
             topic: "EVENTHUB",
@@ -164,10 +165,11 @@ impl TableConfig {
         })
     }
 
-    /// The table of `topic`, relative to the output.
+    /// The table of `topic`, relative to the output; the topic's folder is
+    /// [`crate::layout::topic_folder`]'s, as in the data files' names.
     pub fn path_for(&self, topic: &str, namespace: &str) -> String {
         self.path
-            .replace("{EventHub}", topic)
+            .replace("{EventHub}", &crate::layout::topic_folder(topic))
             .replace("{Namespace}", namespace)
     }
 

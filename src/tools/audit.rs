@@ -135,9 +135,10 @@ pub struct AuditArgs {
         value_name = "KEY=VALUE",
         env = "HUBCAP_KAFKA_CONFIG",
         value_delimiter = '\n',
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = crate::kafka::kafka_arg
     )]
-    pub kafka: Vec<String>,
+    pub kafka: Vec<crate::kafka::KafkaArg>,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Kind, REDACTED};
-use crate::kafka::is_secret_setting;
+use crate::kafka::{is_secret_setting, is_secret_value};
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,13 +31,51 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// One setting in effect: its file key, its values and where each came from.
-#[derive(Debug, Clone)]
+/// One setting in effect: its file key, its values and where each came from. `Debug` shows the
+/// values as `hubcap config` does.
+#[derive(Clone)]
 pub(super) struct Setting {
     pub(super) key: String,
     pub(super) kind: Kind,
     pub(super) secret: bool,
     pub(super) values: Vec<(String, Origin)>,
+}
+
+impl Setting {
+    /// A value as it may be shown: a secret flag's, a URL's query and password, a `-X`
+    /// setting's value by the rule of `kafka::secrets`, and any value that looks like a
+    /// credential, as `<redacted>`.
+    fn shown(&self, value: &str) -> String {
+        if self.kind == Kind::Kafka {
+            return match value.split_once('=') {
+                Some((k, v)) if is_secret_setting(k, v) => format!("{}={REDACTED}", k.trim()),
+                Some(_) => value.to_string(),
+                None => "<not KEY=VALUE: not shown>".into(),
+            };
+        }
+        let value = redact_url(value);
+        if self.secret || is_secret_value(&value) {
+            REDACTED.into()
+        } else {
+            value
+        }
+    }
+}
+
+impl std::fmt::Debug for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values: Vec<(String, &Origin)> = self
+            .values
+            .iter()
+            .map(|(v, o)| (self.shown(v), o))
+            .collect();
+        f.debug_struct("Setting")
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .field("secret", &self.secret)
+            .field("values", &values)
+            .finish()
+    }
 }
 
 /// The settings of `run` in effect, for `hubcap config`. Empty for other subcommands.
@@ -70,13 +108,7 @@ impl Effective {
         let mut kafka = None;
         for s in &self.settings {
             let origin = s.values.first().map(|(_, o)| o.to_string());
-            let shown = |v: &str| {
-                if s.secret {
-                    quote(REDACTED)
-                } else {
-                    quote(&redact_url(v))
-                }
-            };
+            let shown = |v: &str| quote(&s.shown(v));
             let value = match (s.kind, s.values.as_slice()) {
                 (Kind::Kafka, [_, ..]) => {
                     kafka = Some(s);
@@ -101,7 +133,7 @@ impl Effective {
             for (setting, origin) in &s.values {
                 match setting.split_once('=') {
                     Some((k, v)) => {
-                        let v = if is_secret_setting(k) { REDACTED } else { v };
+                        let v = if is_secret_setting(k, v) { REDACTED } else { v };
                         let _ = writeln!(out, "{} = {}  # {origin}", toml_key(k.trim()), quote(v));
                     }
                     None => {

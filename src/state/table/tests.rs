@@ -295,3 +295,23 @@ fn a_log_that_cannot_be_read_is_not_retried_and_a_failing_store_is() {
         "{text}"
     );
 }
+
+#[test]
+fn a_hidden_topic_gets_the_table_folder_its_files_are_in() {
+    let template = PathTemplate::parse(TABLE_TEMPLATE, "parquet").unwrap();
+    let config = TableConfig::new("{EventHub}", &template).unwrap();
+    assert_eq!(config.path_for("_events", "ns"), "@_events");
+    assert_eq!(config.path_for("events", "ns"), "events");
+    let name = template.render(&crate::layout::NameParts {
+        namespace: "ns",
+        topic: "_events",
+        partition: 0,
+        first_offset: 0,
+        time: chrono::DateTime::UNIX_EPOCH,
+    });
+    assert!(name.starts_with("@_events/"), "{name}");
+    for bad in ["_lake/{EventHub}", "../{EventHub}", "{EventHub}/.."] {
+        let err = TableConfig::new(bad, &template).unwrap_err();
+        assert!(err.starts_with("--table-path"), "{bad}: {err}");
+    }
+}

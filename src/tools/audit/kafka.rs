@@ -10,7 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::kafka::topic_id::topic_ids;
-use crate::kafka::MetadataError;
+use crate::kafka::{KafkaArg, MetadataError};
 
 use super::{AuditError, GapCheck, GapChecks, GapQueries, OffsetRange, Watermarks};
 
@@ -34,12 +34,12 @@ const GAP_READER_DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// The client settings both readers share: the user's `-X` settings, then the brokers.
-fn client_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, AuditError> {
+fn client_config(brokers: &str, settings: &[KafkaArg]) -> Result<ClientConfig, AuditError> {
     let mut config = ClientConfig::new();
     config.set("client.id", "hubcap-audit");
-    for setting in settings.iter().filter(|s| !s.trim().is_empty()) {
-        let (key, value) =
-            crate::kafka::parse_key_value(setting).map_err(AuditError::KafkaSetting)?;
+    for (key, value) in crate::kafka::parse_settings(settings.iter().map(|a| &a.0))
+        .map_err(AuditError::KafkaSetting)?
+    {
         config.set(key, value);
     }
     config.set("bootstrap.servers", brokers);
@@ -56,7 +56,7 @@ fn create_consumer(config: &ClientConfig) -> Result<BaseConsumer, AuditError> {
 /// brokers give none). The client calls block, so they run on a blocking thread.
 pub(super) async fn fetch_watermarks(
     brokers: &str,
-    settings: &[String],
+    settings: &[KafkaArg],
     topics: BTreeSet<String>,
 ) -> Result<(Watermarks, HashMap<String, Option<String>>), AuditError> {
     let consumer = create_consumer(&client_config(brokers, settings)?)?;
@@ -120,7 +120,7 @@ impl GapReadError {
 /// committed record in it. One consumer per partition, its gaps in order, on blocking threads.
 pub(super) async fn check_gaps(
     brokers: &str,
-    settings: &[String],
+    settings: &[KafkaArg],
     queries: GapQueries,
 ) -> Result<GapChecks, AuditError> {
     let config = gap_reader_config(brokers, settings)?;
@@ -145,7 +145,7 @@ pub(super) async fn check_gaps(
 
 /// The gap reader's: a range reader tuned for reading a few records (unless the user's
 /// settings say otherwise).
-fn gap_reader_config(brokers: &str, settings: &[String]) -> Result<ClientConfig, AuditError> {
+fn gap_reader_config(brokers: &str, settings: &[KafkaArg]) -> Result<ClientConfig, AuditError> {
     let mut config = range_reader_config(brokers, settings, GAP_READER_GROUP)?;
     for (key, value) in GAP_READER_DEFAULTS {
         if config.get(key).is_none() {
@@ -161,7 +161,7 @@ fn gap_reader_config(brokers: &str, settings: &[String]) -> Result<ClientConfig,
 /// error (not a jump to another offset) when Kafka no longer holds the one asked for.
 pub(crate) fn range_reader_config(
     brokers: &str,
-    settings: &[String],
+    settings: &[KafkaArg],
     group: &str,
 ) -> Result<ClientConfig, AuditError> {
     let mut config = client_config(brokers, settings)?;

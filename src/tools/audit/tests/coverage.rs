@@ -228,7 +228,7 @@ fn command_line_defaults_and_flags() {
     .args;
     assert_eq!(args.topics, vec!["a", "b"]);
     assert!(args.allow_gaps && args.json);
-    assert_eq!(args.kafka, vec!["security.protocol=SSL"]);
+    assert_eq!(args.kafka[0].0, "security.protocol=SSL");
     assert_eq!(args.brokers.as_deref(), Some("k:9092"));
     if std::env::var_os("HUBCAP_PATH_FORMAT").is_none() {
         assert_eq!(args.path_format, DEFAULT_TEMPLATE);
