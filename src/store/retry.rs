@@ -186,10 +186,37 @@ fn one_line(text: &str) -> String {
         .next()
         .unwrap_or_default()
         .trim_end_matches([':', ' ']);
-    match message {
+    let line = match message {
         Some(m) => format!("{head}: {m}"),
         None => head.to_string(),
+    };
+    without_queries(&line)
+}
+
+/// `text` with the query string of every URL in it replaced by `?<redacted>`: an HTTP error
+/// names the URL it requested, and a SAS token (Azure) or a presigned signature rides in its
+/// query string.
+fn without_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, url) = rest.split_at(at);
+        out.push_str(before);
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ','))
+            .unwrap_or(url.len());
+        let (url, after) = url.split_at(end);
+        match url.split_once('?') {
+            Some((base, _)) => {
+                out.push_str(base);
+                out.push_str("?<redacted>");
+            }
+            None => out.push_str(url),
+        }
+        rest = after;
     }
+    out.push_str(rest);
+    out
 }
 
 /// A store request that did not finish in time.
@@ -305,6 +332,21 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn urls_in_store_errors_lose_their_query_strings() {
+        let text = super::one_line(
+            "error sending request for url (https://acct.blob.core.windows.net/c/x.avro?sv=2022&sig=S3CRET%3D&se=1): connection reset",
+        );
+        assert!(!text.contains("S3CRET"), "{text}");
+        assert!(
+            text.contains(
+                "https://acct.blob.core.windows.net/c/x.avro?<redacted>): connection reset"
+            ),
+            "{text}"
+        );
+        assert_eq!(super::one_line("no url here"), "no url here");
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
