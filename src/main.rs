@@ -7,7 +7,9 @@ use hubcap::cli::file::{ConfigFileError, Effective, Parsed};
 use hubcap::cli::{Command, ConfigError, LogFormat};
 use hubcap::observe::progress::View;
 use hubcap::run::{exit, RunError};
+use hubcap::tools::audit::AuditError;
 use hubcap::tools::demo::DemoFormat;
+use hubcap::tools::repair::RepairError;
 use tracing_subscriber::EnvFilter;
 
 /// Threads for blocking work (file I/O), at most.
@@ -115,7 +117,13 @@ fn error_text(e: &anyhow::Error) -> String {
 fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(run) = e.downcast_ref::<RunError>() {
         run.exit_code()
-    } else if e.is::<ConfigError>() || e.is::<hubcap::tools::demo::DemoError>() {
+    } else if e.is::<ConfigError>()
+        || e.is::<hubcap::tools::demo::DemoError>()
+        || e.downcast_ref::<AuditError>()
+            .is_some_and(AuditError::is_usage)
+        || e.downcast_ref::<RepairError>()
+            .is_some_and(RepairError::is_usage)
+    {
         exit::USAGE
     } else {
         exit::FAILED

@@ -285,6 +285,19 @@ fn path_pieces_that_escape_or_hide_exit_2_naming_the_flag() {
             );
         }
     }
+    // The read side takes the same templates: `audit` and `repair` refuse them as usage too.
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["audit", "repair"] {
+        let out = hubcap()
+            .args([command, "--output", dir.path().to_str().unwrap()])
+            .args(["--brokers", "127.0.0.1:9"])
+            .args(["--path-format", "_archive/{EventHub}/{PartitionId}"])
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{command}: {shown}");
+        assert!(shown.contains("--path-format"), "{command}: {shown}");
+    }
     // The namespace is checked only where it is used.
     let out = hubcap()
         .arg("config")

@@ -184,6 +184,14 @@ pub enum AuditError {
     Output(#[from] std::io::Error),
 }
 
+impl AuditError {
+    /// Whether the command line is at fault (a template or `-X` setting that cannot be used):
+    /// exit 2, as for `run`.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, AuditError::Template(_) | AuditError::KafkaSetting(_))
+    }
+}
+
 /// Audits the archive `args` names, writes the report to `out` (text, or JSON with `--json`) and
 /// returns it; a report that is not [`clean`](AuditReport::clean) is still `Ok`: the caller
 /// decides the exit code. Errors are what stops the audit itself (a store or broker that cannot

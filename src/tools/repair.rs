@@ -72,6 +72,17 @@ pub enum RepairError {
     Output(#[from] std::io::Error),
 }
 
+impl RepairError {
+    /// Whether the command line is at fault: exit 2.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            RepairError::Audit(e) => e.is_usage(),
+            RepairError::NoBrokers | RepairError::KafkaSetting(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// What `hubcap repair` did (or, with `--dry-run`, would do).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RepairReport {
