@@ -3,6 +3,7 @@
 //! archived file) and the Azure SDKs' checkpoint blobs.
 
 pub mod checkpoint;
+pub mod iceberg;
 pub mod manifest;
 pub mod sdk;
 pub mod table;

@@ -5,7 +5,7 @@
 //! | `SequenceNumber`   | int64                                                       |
 //! | `Offset`           | string                                                      |
 //! | `EnqueuedTimeUtc`  | string, Capture's `M/d/yyyy h:mm:ss tt`                     |
-//! | `EnqueuedTime`     | timestamp(ms, UTC), null when the record has no timestamp   |
+//! | `EnqueuedTime`     | timestamp(µs, UTC), null when the record has no timestamp   |
 //! | `SystemProperties` | map<string, struct<long int64, double float64, string string, bytes binary>> |
 //! | `Properties`       | the same map type; a null value is Capture's `null` branch  |
 //! | `Body`             | binary, null for a tombstone                                |
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, Float64Builder, Int64Builder, MapBuilder, MapFieldNames, StringBuilder,
-    StructBuilder, TimestampMillisecondBuilder,
+    StructBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
@@ -174,9 +174,12 @@ pub fn schema() -> SchemaRef {
         Field::new("SequenceNumber", DataType::Int64, false),
         Field::new("Offset", DataType::Utf8, false),
         Field::new("EnqueuedTimeUtc", DataType::Utf8, false),
+        // Microseconds, though Kafka's timestamps are milliseconds: Iceberg stores a
+        // `timestamptz` as microseconds in Parquet (and Delta's `TIMESTAMP` is microseconds),
+        // so the same files serve every table format and readers need no cast.
         Field::new(
             "EnqueuedTime",
-            DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, Some("UTC".into())),
+            DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into())),
             true,
         ),
         Field::new("SystemProperties", map.data_type().clone(), false),
@@ -190,7 +193,7 @@ struct Rows {
     seq: Int64Builder,
     offset: StringBuilder,
     enqueued: StringBuilder,
-    time: TimestampMillisecondBuilder,
+    time: TimestampMicrosecondBuilder,
     system: MapBuilder<StringBuilder, StructBuilder>,
     properties: MapBuilder<StringBuilder, StructBuilder>,
     body: BinaryBuilder,
@@ -238,7 +241,7 @@ impl Rows {
             seq: Int64Builder::new(),
             offset: StringBuilder::new(),
             enqueued: StringBuilder::new(),
-            time: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            time: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             system: map_builder(),
             properties: map_builder(),
             body: BinaryBuilder::new(),
@@ -256,7 +259,8 @@ impl Rows {
             .append_value(std::str::from_utf8(decimal(r.offset, &mut digits)).unwrap_or_default());
         self.enqueued
             .append_value(self.time_text.of(r.timestamp_ms));
-        self.time.append_option(r.timestamp_ms);
+        self.time
+            .append_option(r.timestamp_ms.map(|ms| ms.saturating_mul(1000)));
         if let Some(key) = r.key {
             let branch = std::str::from_utf8(key).map_or(Branch::Bytes(key), Branch::String);
             append_value(&mut self.system, PARTITION_KEY_KEY, branch);

@@ -1,5 +1,5 @@
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int64Type, TimestampMillisecondType};
+use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::Array;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -68,7 +68,7 @@ fn columns_round_trip() {
     let seq = batch.column(0).as_primitive::<Int64Type>();
     let offset = batch.column(1).as_string::<i32>();
     let enq = batch.column(2).as_string::<i32>();
-    let time = batch.column(3).as_primitive::<TimestampMillisecondType>();
+    let time = batch.column(3).as_primitive::<TimestampMicrosecondType>();
     let sys = batch.column(4).as_map();
     let props = batch.column(5).as_map();
     let body = batch.column(6).as_binary::<i32>();
@@ -78,7 +78,7 @@ fn columns_round_trip() {
         assert_eq!(enq.value(i), e.enqueued_time_utc());
         assert_eq!(time.is_null(i), e.timestamp_ms.is_none());
         if let Some(ms) = e.timestamp_ms {
-            assert_eq!(time.value(i), ms);
+            assert_eq!(time.value(i), ms * 1000);
         }
         assert_eq!(body.is_null(i), e.value.is_none());
         if let Some(v) = &e.value {
