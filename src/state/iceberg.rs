@@ -337,8 +337,15 @@ impl IcebergTable {
             let name = format!("metadata/{}", metadata_name(version));
             match self.get(&name).await? {
                 Some(body) => found = Some((version, body)),
-                None if found.is_some() || version > hint => break,
-                None => return Ok(None),
+                None if found.is_some() => break,
+                None if hint == 1 => return Ok(None),
+                // The hint is written after its version: that version cannot be missing.
+                None => {
+                    return Err(self.unreadable(
+                        VERSION_HINT,
+                        format!("it names version {hint}, which does not exist"),
+                    ))
+                }
             }
             version += 1;
         }

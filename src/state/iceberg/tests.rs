@@ -328,3 +328,22 @@ fn footer_metrics_of_hubcap_parquet() {
     assert_eq!(m.null_value_counts[&1], 0);
     assert!(m.column_sizes[&7] > 0);
 }
+
+#[tokio::test]
+async fn load_looks_past_a_stale_version_hint_and_refuses_a_wrong_one() {
+    let table = memory_table("hint");
+    assert_eq!(table.load().await.unwrap(), None);
+    let v1 = table.create(&columns()).await.unwrap();
+    let v2 = table
+        .append(&v1, &[file(0, 0, 1)], &[committed(0, 0)])
+        .await
+        .unwrap();
+    let hint = table.location.path(VERSION_HINT);
+    // A crash between a version and its hint: hubcap still finds the latest version.
+    table.location.put(&hint, "1".into()).await.unwrap();
+    assert_eq!(table.load().await.unwrap(), Some(v2));
+    table.location.put(&hint, "7".into()).await.unwrap();
+    let err = table.load().await.unwrap_err();
+    assert!(matches!(err, IcebergError::Unreadable { .. }), "{err}");
+    assert!(!err.is_transient());
+}
