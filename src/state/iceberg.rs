@@ -243,6 +243,7 @@ impl IcebergTable {
             .map(|(name, field_id)| PartitionField {
                 name: name.clone(),
                 transform: "identity".into(),
+                // `iceberg_schema` added a column for each partition column: the index holds.
                 source_id: schema.columns[name],
                 field_id,
             })
