@@ -18,7 +18,7 @@ use crate::layout::{
 use crate::partition::window::RollPolicy;
 use crate::run::RunConfig;
 use crate::state::sdk::SdkConfig;
-use crate::state::table::{TableConfig, TABLE_TEMPLATE};
+use crate::state::table::{Formats, TableConfig, TABLE_TEMPLATE};
 use crate::units::{ByteSize, HumanDuration};
 
 #[derive(Debug, Parser)]
@@ -142,14 +142,22 @@ pub struct RunArgs {
     pub namespace: Option<String>,
 
     /// File format: avro (Capture's; the default) or parquet (same columns, plus a timestamp;
-    /// the default with --table delta).
+    /// the default with --table).
     #[arg(long, env = "HUBCAP_FORMAT", value_enum)]
     pub format: Option<FormatName>,
 
-    /// Also keep each topic as a Delta Lake table: every archived file is added to it, exactly
-    /// once. Writes Parquet.
-    #[arg(long, env = "HUBCAP_TABLE", value_enum, value_name = "delta")]
-    pub table: Option<TableFormat>,
+    /// Also keep each topic as a table: delta (Delta Lake), iceberg (Apache Iceberg, a path
+    /// table without a catalog) or delta,iceberg (both, over one copy of the files). Every
+    /// archived file is added to each exactly once. Writes Parquet. A list: comma-separated,
+    /// or the flag repeated (an array in the configuration file).
+    #[arg(
+        long,
+        env = "HUBCAP_TABLE",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "delta|iceberg"
+    )]
+    pub table: Vec<TableFormat>,
 
     /// Where each topic's table is, under --output; {EventHub} is the topic. The data files
     /// (--path-format, by default {EventHub}/partition={PartitionId}/date={Year}-{Month}-{Day}/{Offset}
@@ -252,6 +260,30 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TableFormat {
     Delta,
+    Iceberg,
+}
+
+impl RunArgs {
+    /// The table formats `--table` names; `None` without one.
+    fn table_formats(&self) -> Option<Formats> {
+        (!self.table.is_empty()).then(|| Formats {
+            delta: self.table.contains(&TableFormat::Delta),
+            iceberg: self.table.contains(&TableFormat::Iceberg),
+        })
+    }
+
+    /// `--table` as given, for messages: `delta`, `iceberg` or `delta,iceberg`.
+    fn table_names(&self) -> String {
+        let names: Vec<&str> = self
+            .table
+            .iter()
+            .map(|t| match t {
+                TableFormat::Delta => "delta",
+                TableFormat::Iceberg => "iceberg",
+            })
+            .collect();
+        names.join(",")
+    }
 }
 
 /// `--format`.
@@ -357,17 +389,19 @@ impl RunArgs {
                 flag: "row-group-size",
             });
         }
-        let format = match (self.format, self.table) {
-            (Some(FormatName::Avro), Some(TableFormat::Delta)) => {
-                return Err(ConfigError::Table(
-                    "--table delta writes Parquet (Delta tables hold Parquet files); drop --format avro".into(),
-                ))
+        let formats = self.table_formats();
+        let format = match (self.format, formats) {
+            (Some(FormatName::Avro), Some(_)) => {
+                return Err(ConfigError::Table(format!(
+                    "--table {} writes Parquet (Delta and Iceberg tables hold Parquet files here); drop --format avro",
+                    self.table_names()
+                )))
             }
             (Some(FormatName::Avro), None) | (None, None) => Format::Avro {
                 codec: self.codec,
                 block_target: AVRO_BLOCK,
             },
-            (Some(FormatName::Parquet), _) | (None, Some(TableFormat::Delta)) => Format::Parquet {
+            (Some(FormatName::Parquet), _) | (None, Some(_)) => Format::Parquet {
                 compression: self.compression,
                 row_group_bytes: self
                     .row_group_size
@@ -375,7 +409,7 @@ impl RunArgs {
             },
         };
         let sdk_checkpoints = self.validate_sdk_checkpoints(eventhubs_host)?;
-        let path_format = match self.table {
+        let path_format = match formats {
             Some(_) if self.path_format == DEFAULT_TEMPLATE => TABLE_TEMPLATE,
             _ => self.path_format.as_str(),
         };
@@ -386,12 +420,13 @@ impl RunArgs {
         };
         let template = PathTemplate::parse(path_format, format.extension())
             .map_err(|e| looks_secret("--path-format", path_format).unwrap_or(e.into()))?;
-        let table = match self.table {
-            Some(TableFormat::Delta) => {
-                Some(TableConfig::new(&self.table_path, &template).map_err(|e| {
+        let table = match formats {
+            Some(formats) => Some(TableConfig {
+                formats,
+                ..TableConfig::new(&self.table_path, &template).map_err(|e| {
                     looks_secret("--table-path", &self.table_path).unwrap_or(ConfigError::Table(e))
-                })?)
-            }
+                })?
+            }),
             None => None,
         };
         let namespace = self
@@ -400,7 +435,7 @@ impl RunArgs {
             .unwrap_or_else(|| namespace_from_brokers(&self.brokers));
         // Checked where it becomes a folder; not quoted (it may come from the file).
         let in_names = template.uses_namespace()
-            || (self.table.is_some() && self.table_path.contains("{Namespace}"));
+            || (formats.is_some() && self.table_path.contains("{Namespace}"));
         if let Some(problem) = namespace_problem(&namespace).filter(|_| in_names) {
             return Err(ConfigError::Namespace {
                 problem,

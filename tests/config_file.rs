@@ -411,6 +411,39 @@ fn with_a_table_hubcap_config_shows_the_format_and_names_it_implies() {
     assert!(!doc.contains("derived"), "{doc}");
 }
 
+/// `--table` is a list: `delta,iceberg` in a flag or `HUBCAP_TABLE`, an array (or one value)
+/// in the file; both tables imply what one does.
+#[test]
+fn tables_are_a_list_in_the_file_the_environment_and_flags() {
+    let (_dir, path) = write(
+        "brokers = \"b:9092\"\ntopic = [\"t\"]\ngroup = \"g\"\ntable = [\"delta\", \"iceberg\"]\n",
+    );
+    let (args, doc) = parse_run(&path, &[]).unwrap();
+    assert_lines(
+        &doc,
+        &[
+            r#"table = ["delta", "iceberg"]  # file"#,
+            r#"format = "parquet"  # derived from table"#,
+        ],
+        "both tables from the file",
+    );
+    let table = args.validate().unwrap().table.unwrap();
+    assert!(table.formats.delta && table.formats.iceberg);
+    let (args, _) = parse_run(&path, &["--table", "iceberg"]).unwrap();
+    let table = args.validate().unwrap().table.unwrap();
+    assert!(
+        !table.formats.delta && table.formats.iceberg,
+        "a flag replaces the list"
+    );
+    let out = hubcap_config(&path, &[("HUBCAP_TABLE", "iceberg,delta")], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_lines(
+        &stdout(&out),
+        &[r#"table = ["iceberg", "delta"]  # env HUBCAP_TABLE"#],
+        "both tables from the environment",
+    );
+}
+
 #[test]
 fn with_a_connection_string_hubcap_config_shows_what_it_implies_and_no_secret() {
     let (_dir, path) = write("group = \"g\"\n");

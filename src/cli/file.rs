@@ -369,7 +369,7 @@ fn derive_eventhubs_settings(settings: &mut [Setting]) {
     }
 }
 
-/// With `--table delta`, what `run` does with the settings left unset: Parquet files, named by
+/// With `--table` (delta, iceberg or both), what `run` does with the settings left unset: Parquet files, named by
 /// the table's template (see `RunArgs::config`).
 fn derive_table_settings(settings: &mut [Setting]) {
     if !given("table", settings) {

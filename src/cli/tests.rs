@@ -341,6 +341,61 @@ fn a_delta_table_writes_parquet_inside_its_folder_partitioned_by_the_hive_folder
 }
 
 #[test]
+fn an_iceberg_table_or_both_write_parquet_in_the_same_layout() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--brokers", "b:1", "--topic", "t", "--group", "g"];
+        args.extend_from_slice(extra);
+        parse(&args).unwrap().validate()
+    };
+    let both = Formats {
+        delta: true,
+        iceberg: true,
+    };
+    let cases: [(&[&str], Formats); 4] = [
+        (&["--table", "iceberg"], Formats::ICEBERG),
+        (&["--table", "delta"], Formats::DELTA),
+        (&["--table", "delta,iceberg"], both),
+        (&["--table", "iceberg", "--table", "delta"], both),
+    ];
+    for (flags, formats) in cases {
+        let cfg = run(flags).unwrap();
+        assert_eq!(cfg.format.name(), "parquet", "{flags:?}");
+        let table = cfg.table.unwrap();
+        assert_eq!(table.formats, formats, "{flags:?}");
+        assert_eq!(table.path, "{EventHub}");
+        assert_eq!(table.partition_columns, ["partition", "date"]);
+    }
+    let avro = run(&["--table", "delta,iceberg", "--format", "avro"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        avro.contains("--table delta,iceberg writes Parquet")
+            && avro.contains("drop --format avro"),
+        "{avro}"
+    );
+    let outside = run(&[
+        "--table",
+        "iceberg",
+        "--path-format",
+        "{EventHub}/{PartitionId}-{Offset}",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(outside.contains("key=value folders"), "{outside}");
+    assert!(parse(&[
+        "--brokers",
+        "b:1",
+        "--topic",
+        "t",
+        "--group",
+        "g",
+        "--table",
+        "hudi"
+    ])
+    .is_err());
+}
+
+#[test]
 fn a_credential_given_as_a_template_is_not_quoted() {
     let conn =
         "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=S3CRET";

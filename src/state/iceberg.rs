@@ -66,6 +66,9 @@ pub enum IcebergError {
     },
     #[error("Iceberg table {table}: {reason}")]
     Invalid { table: String, reason: String },
+    /// A commit failed for a reason a retry may fix (the store, or races lost too often).
+    #[error("Iceberg table {table}: {reason}")]
+    Commit { table: String, reason: String },
 }
 
 impl IcebergError {
@@ -74,7 +77,7 @@ impl IcebergError {
     pub fn is_transient(&self) -> bool {
         match self {
             IcebergError::Store { source, .. } => source.is_transient(),
-            IcebergError::Conflict { .. } => true,
+            IcebergError::Conflict { .. } | IcebergError::Commit { .. } => true,
             IcebergError::Unreadable { .. } | IcebergError::Invalid { .. } => false,
         }
     }
@@ -176,6 +179,9 @@ pub struct IcebergTable {
 }
 
 mod commit;
+mod queue;
+
+pub use queue::{Addition, Appended, IcebergWriter};
 
 impl IcebergTable {
     pub fn new(location: Location) -> Result<IcebergTable, IcebergError> {

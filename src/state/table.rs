@@ -27,6 +27,7 @@ use url::Url;
 
 use crate::layout::{NameParts, PathTemplate};
 use crate::state::checkpoint::PendingFile;
+use crate::state::iceberg::{self, Appended, Committed, IcebergError, IcebergWriter};
 use crate::store::{Location, StoreKind};
 use futures::StreamExt;
 use object_store::local::LocalFileSystem;
@@ -55,6 +56,9 @@ pub enum TableError {
     Unreadable { url: String, reason: String },
     #[error("Delta table {url}: {reason}")]
     Invalid { url: String, reason: String },
+    /// `--table iceberg`: the Iceberg table's error.
+    #[error(transparent)]
+    Iceberg(#[from] IcebergError),
 }
 
 impl TableError {
@@ -65,6 +69,7 @@ impl TableError {
             TableError::Kernel { source, .. } => kernel_transient(source),
             TableError::Commit { .. } => true,
             TableError::Unreadable { .. } | TableError::Invalid { .. } => false,
+            TableError::Iceberg(e) => e.is_transient(),
         }
     }
 }
@@ -109,9 +114,31 @@ pub fn kernel_transient(e: &delta_kernel::KernelError) -> bool {
     }
 }
 
-/// `--table delta`: where each topic's table is and which folders are its partition columns.
+/// Which table formats describe the archived files (`--table delta,iceberg`: both, over one
+/// copy of the files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub delta: bool,
+    pub iceberg: bool,
+}
+
+impl Formats {
+    pub const DELTA: Formats = Formats {
+        delta: true,
+        iceberg: false,
+    };
+    pub const ICEBERG: Formats = Formats {
+        delta: false,
+        iceberg: true,
+    };
+}
+
+/// `--table`: which formats, where each topic's table is and which folders are its partition
+/// columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableConfig {
+    /// Delta, Iceberg or both (Delta unless set otherwise).
+    pub formats: Formats,
     /// The table's folder under the output, `{EventHub}` (and `{Namespace}`) standing for the
     /// topic (and namespace).
     pub path: String,
@@ -137,6 +164,7 @@ impl TableConfig {
             time: chrono::DateTime::UNIX_EPOCH,
         };
         let config = TableConfig {
+            formats: Formats::DELTA,
             path: path.trim_matches('/').to_string(),
             partition_columns: Vec::new(),
         };
@@ -214,7 +242,10 @@ pub struct Tables {
     config: TableConfig,
     group: String,
     namespace: String,
+    /// Each topic's Delta table (`--table delta`).
     tables: HashMap<String, DeltaTable>,
+    /// Each topic's Iceberg table (`--table iceberg`).
+    iceberg: HashMap<String, IcebergWriter>,
 }
 
 impl Tables {
@@ -233,21 +264,32 @@ impl Tables {
             .map(String::as_str)
             .collect();
         let mut tables = HashMap::new();
+        let mut iceberg = HashMap::new();
         for topic in topics {
             let location = output.child(&config.path_for(topic, namespace));
-            let table = DeltaTable::open_or_create(&location, schema, &columns).await?;
-            tables.insert(topic.clone(), table);
+            if config.formats.delta {
+                let table = DeltaTable::open_or_create(&location, schema, &columns).await?;
+                tables.insert(topic.clone(), table);
+            }
+            if config.formats.iceberg {
+                let table = IcebergWriter::open_or_create(location, &config.partition_columns);
+                iceberg.insert(topic.clone(), table.await?);
+            }
         }
         Ok(Tables {
             config: config.clone(),
             group: group.to_string(),
             namespace: namespace.to_string(),
             tables,
+            iceberg,
         })
     }
 
     /// Adds a durable data file of `topic`'s `partition` (as its publish intent names it, the
-    /// path relative to the output), unless its table holds it already.
+    /// path relative to the output) to its tables, each unless it holds the file already: the
+    /// Delta table, then the Iceberg table, both before the checkpoint moves. After a crash
+    /// between the two, the roll-forward finds the file in the Delta log and commits it to the
+    /// Iceberg table. What the last table did is returned.
     pub async fn add(
         &self,
         topic: &str,
@@ -257,29 +299,41 @@ impl Tables {
     ) -> Result<Added, TableError> {
         let name = published.path.as_str();
         let root = self.config.path_for(topic, &self.namespace);
-        let (Some(table), Some(inside)) = (
-            self.tables.get(topic),
-            name.strip_prefix(&format!("{root}/")),
-        ) else {
+        let known = self.tables.contains_key(topic) || self.iceberg.contains_key(topic);
+        let (true, Some(inside)) = (known, name.strip_prefix(&format!("{root}/"))) else {
             return Err(TableError::Invalid {
                 url: root,
                 reason: format!("{name} is not a file of this table"),
             });
         };
-        let file = TableFile {
-            path: inside.to_string(),
-            size: published.size,
-            records: published.events,
-            modified_ms,
-            partition_values: self.config.partition_values(inside),
-        };
-        table
-            .add(
-                &app_id(&self.group, topic, partition),
-                published.last_offset,
-                &file,
-            )
-            .await
+        let partition_values = self.config.partition_values(inside);
+        let mut added = Added::AlreadyThere;
+        if let Some(table) = self.tables.get(topic) {
+            let file = TableFile {
+                path: inside.to_string(),
+                size: published.size,
+                records: published.events,
+                modified_ms,
+                partition_values: partition_values.clone(),
+            };
+            let app = app_id(&self.group, topic, partition);
+            added = table.add(&app, published.last_offset, &file).await?;
+        }
+        if let Some(table) = self.iceberg.get(topic) {
+            let file = table
+                .describe(inside, published.size, partition_values)
+                .await?;
+            let committed = Committed {
+                topic: topic.to_string(),
+                partition,
+                last_offset: published.last_offset,
+            };
+            added = match table.add(iceberg::Addition { file, committed }).await? {
+                Appended::Committed(version) => Added::Committed(version),
+                Appended::AlreadyThere => Added::AlreadyThere,
+            };
+        }
+        Ok(added)
     }
 }
 

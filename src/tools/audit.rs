@@ -45,7 +45,7 @@
 //! so retention had deleted them before hubcap first read it. (A first file deleted from the
 //! archive after Kafka deleted its records too looks the same; nothing left can tell them apart.)
 //!
-//! Delta tables (`--table delta`) under the output are checked against the manifests and the
+//! Delta and Iceberg tables (`--table`) under the output are checked against the manifests and the
 //! checkpoints (see `table.rs`): every file the log adds was archived, with the size and record
 //! count its manifest line gives, no path is added twice, every file archived below a
 //! checkpoint is in the table, and each partition's set-transaction version is its last archived
@@ -412,7 +412,14 @@ async fn audit_locations_with_lines(
         report.partitions.push(entry.finish(output, &stored));
     }
     report.sort();
-    report.tables = audit_tables(output, &stored.tables, &archived, &report.partitions).await;
+    report.tables = audit_tables(
+        output,
+        &stored.tables,
+        &stored.iceberg,
+        &archived,
+        &report.partitions,
+    )
+    .await;
     Ok((report, archived))
 }
 
@@ -435,7 +442,8 @@ fn unlisted(
         };
         let parsed = template.parse_name(name).or_else(|| {
             // A Delta table's file (`--table delta`), named by the table's layout.
-            let table = name.ends_with(".parquet") && !stored.tables.is_empty();
+            let tables = !stored.tables.is_empty() || !stored.iceberg.is_empty();
+            let table = name.ends_with(".parquet") && tables;
             table.then(|| opts.table.parse_name(name)).flatten()
         });
         let Some(parsed) = parsed else {

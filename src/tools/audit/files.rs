@@ -54,20 +54,46 @@ pub(super) async fn verify(
 
 /// The record files in the output: `.avro` and `.parquet` objects outside `_checkpoints/` and
 /// `_manifests/`, by path, with their names relative to the output and their sizes; and the
-/// Delta tables, the folders (relative to the output) with a `_delta_log/`.
+/// Delta tables, the folders (relative to the output) with a `_delta_log/`; and the Iceberg
+/// tables, the folders with a `metadata/vN.metadata.json`.
 #[derive(Default)]
 pub(super) struct Stored {
     pub(super) names: BTreeMap<Path, String>,
     pub(super) sizes: HashMap<Path, u64>,
     pub(super) tables: BTreeSet<String>,
+    pub(super) iceberg: BTreeSet<String>,
+}
+
+/// Whether `parts` name an Iceberg table's metadata file (`<table>/metadata/<file>`), and of
+/// which table.
+fn iceberg_metadata(parts: &[String]) -> Option<String> {
+    match parts {
+        [table @ .., dir, _] if dir == "metadata" && !table.is_empty() => Some(table.join("/")),
+        _ => None,
+    }
 }
 
 pub(super) async fn list_files(output: &Location) -> Result<Stored, AuditError> {
     let mut stored = Stored::default();
-    for meta in list(output).await? {
-        let Some(parts) = relative_parts(&meta.location, &output.prefix) else {
+    let listed: Vec<(ObjectMeta, Vec<String>)> = list(output)
+        .await?
+        .into_iter()
+        .filter_map(|meta| {
+            let parts = relative_parts(&meta.location, &output.prefix)?;
+            Some((meta, parts))
+        })
+        .collect();
+    for (_, parts) in &listed {
+        let version = parts.last().is_some_and(|f| f.ends_with(".metadata.json"));
+        if let (Some(table), true) = (iceberg_metadata(parts), version) {
+            stored.iceberg.insert(table);
+        }
+    }
+    for (meta, parts) in listed {
+        // An Iceberg table's manifests are Avro files, but the table's, not archived records.
+        if iceberg_metadata(&parts).is_some_and(|t| stored.iceberg.contains(&t)) {
             continue;
-        };
+        }
         let internal = parts
             .first()
             .is_some_and(|p| p == CHECKPOINTS_DIR || p == MANIFESTS_DIR);

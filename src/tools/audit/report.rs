@@ -33,7 +33,7 @@ pub struct AuditReport {
     /// Files a reader's glob picks up that are neither archived nor duplicates: not Capture files,
     /// or Capture files of offsets no archived file holds, named outside `--path-format`.
     pub strays: Vec<Stray>,
-    /// The Delta tables (`--table delta`) that hold audited partitions' files.
+    /// The Delta and Iceberg tables (`--table`) that hold audited partitions' files.
     pub tables: Vec<TableAudit>,
 }
 
@@ -56,11 +56,13 @@ pub struct Stray {
     pub reason: String,
 }
 
-/// A Delta table, checked against the manifests and the checkpoints.
+/// A Delta or Iceberg table, checked against the manifests and the checkpoints.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TableAudit {
     /// Relative to the output.
     pub path: String,
+    /// `delta` or `iceberg`.
+    pub format: &'static str,
     /// Its latest version; `None` when it could not be read.
     pub version: Option<u64>,
     /// The data files it holds, and their records (from the log's statistics).
@@ -77,7 +79,8 @@ pub struct TableAudit {
     /// Files archived inside the table, below their checkpoint, that the table does not hold:
     /// its readers miss their records.
     pub not_in_table: Vec<String>,
-    /// Each audited partition's set-transaction version, against its checkpoint.
+    /// Each audited partition's set-transaction version (Iceberg: the committed offset in the
+    /// snapshot summary), against its checkpoint.
     pub transactions: Vec<TableTransaction>,
 }
 
@@ -305,6 +308,8 @@ pub struct Failures {
     pub topic_recreated: u64,
     /// What the Delta tables hold that they should not, or lack.
     pub table: u64,
+    /// The same for the Iceberg tables.
+    pub iceberg_table: u64,
     pub duplicates: u64,
     /// Not counted with `--allow-stray`.
     pub strays: u64,
@@ -323,6 +328,7 @@ impl Failures {
             + self.checkpoint_ahead
             + self.topic_recreated
             + self.table
+            + self.iceberg_table
             + self.duplicates
             + self.strays
     }
@@ -339,6 +345,7 @@ impl Failures {
         self.checkpoint_ahead += o.checkpoint_ahead;
         self.topic_recreated += o.topic_recreated;
         self.table += o.table;
+        self.iceberg_table += o.iceberg_table;
         self.duplicates += o.duplicates;
         self.strays += o.strays;
     }
@@ -358,7 +365,12 @@ impl AuditReport {
         for p in &self.partitions {
             all.add(p.failures(self.allow_gaps));
         }
-        all.table += self.tables.iter().map(TableAudit::failures).sum::<u64>();
+        for t in &self.tables {
+            match t.format {
+                super::table::ICEBERG => all.iceberg_table += t.failures(),
+                _ => all.table += t.failures(),
+            }
+        }
         all.duplicates = self.duplicates.len() as u64;
         all.strays = if self.allow_stray {
             0
@@ -692,6 +704,7 @@ impl PartitionAudit {
             checkpoint_ahead: u64::from(kafka.is_some_and(|k| k.checkpoint_ahead)),
             topic_recreated: u64::from(kafka.is_some_and(|k| k.recreated_as.is_some())),
             table: 0,
+            iceberg_table: 0,
             duplicates: 0,
             strays: 0,
         }

@@ -13,11 +13,17 @@
 //!   plain topic). A version at the last offset of the pending file is no failure: its commit
 //!   was made, the checkpoint not yet moved, and the next run rolls it forward;
 //! - a table the kernel cannot read.
+//!
+//! An Iceberg table (`--table iceberg`, a folder with `metadata/vN.metadata.json`) is held to
+//! the same rules: the data files of its current snapshot (a path in two manifest entries is
+//! added twice), and each partition's committed offset from the snapshot summary
+//! (`hubcap.offsets.<topic>.<partition>`) in place of the set-transaction version.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::state::iceberg::IcebergTable;
 use crate::state::manifest::ManifestEntry;
-use crate::state::table::{app_id, read_table, TableContents};
+use crate::state::table::{app_id, read_table, LoggedFile, TableContents};
 use crate::store::Location;
 
 use super::{BadFile, Key, PartitionAudit, TableAudit, TableTransaction};
@@ -25,15 +31,25 @@ use super::{BadFile, Key, PartitionAudit, TableAudit, TableTransaction};
 /// A file an audited group's manifest lists, by its name relative to the output.
 pub(crate) type Archived = BTreeMap<String, (Key, ManifestEntry)>;
 
-/// Audits each table under `output` that holds files of the audited partitions.
+/// A table's format.
+pub(crate) const DELTA: &str = "delta";
+pub(crate) const ICEBERG: &str = "iceberg";
+
+/// Audits each table under `output` that holds files of the audited partitions: the Delta
+/// tables at `delta`, the Iceberg tables at `iceberg` (a folder may be both).
 pub(super) async fn audit_tables(
     output: &Location,
-    roots: &BTreeSet<String>,
+    delta: &BTreeSet<String>,
+    iceberg: &BTreeSet<String>,
     archived: &Archived,
     partitions: &[PartitionAudit],
 ) -> Vec<TableAudit> {
     let mut audits = Vec::new();
-    for root in roots {
+    let roots = delta
+        .iter()
+        .map(|r| (r, DELTA))
+        .chain(iceberg.iter().map(|r| (r, ICEBERG)));
+    for (root, format) in roots {
         let inside = format!("{root}/");
         let keys: BTreeSet<&Key> = archived
             .iter()
@@ -48,13 +64,74 @@ pub(super) async fn audit_tables(
         if tied.is_empty() {
             continue;
         }
-        let apps: Vec<String> = tied.iter().map(|p| app_of(p)).collect();
-        let contents = read_table(&output.child(root), &apps)
-            .await
-            .map_err(|e| e.to_string());
-        audits.push(judge(root, contents, archived, &tied));
+        let contents = if format == ICEBERG {
+            read_iceberg(&output.child(root), root, &tied).await
+        } else {
+            let apps: Vec<String> = tied.iter().map(|p| app_of(p)).collect();
+            let contents = read_table(&output.child(root), &apps).await;
+            contents.map_err(|e| e.to_string())
+        };
+        let mut audit = judge(root, contents, archived, &tied);
+        audit.format = format;
+        audits.push(audit);
     }
     audits
+}
+
+/// What an Iceberg table's current snapshot holds, as [`TableContents`]: its data files by
+/// path relative to the table (`root`, relative to the output), a path two manifest entries
+/// name as added twice, and each of `partitions`' committed offset from the summary, under
+/// the partition's app id.
+pub(super) async fn read_iceberg(
+    location: &Location,
+    root: &str,
+    partitions: &[&PartitionAudit],
+) -> Result<TableContents, String> {
+    let table = IcebergTable::new(location.clone()).map_err(|e| e.to_string())?;
+    let state = table
+        .load()
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "it has no metadata version".to_string())?;
+    let entries = table.files(&state).await.map_err(|e| e.to_string())?;
+    let columns: Vec<String> = state
+        .metadata
+        .default_spec()
+        .map(|s| s.fields.iter().map(|f| f.name.clone()).collect())
+        .unwrap_or_default();
+    let prefix = format!("{}/", table.uri());
+    let elsewhere = format!("/{root}/");
+    let mut contents = TableContents {
+        version: state.version,
+        ..Default::default()
+    };
+    for e in entries {
+        // The URI the writer gave it; the table seen through another path (a symlink, a
+        // mount) is matched by its folder.
+        let inside = match e.file_path.strip_prefix(&prefix) {
+            Some(inside) => inside,
+            None => match e.file_path.rfind(&elsewhere) {
+                Some(i) => &e.file_path[i + elsewhere.len()..],
+                None => e.file_path.as_str(),
+            },
+        }
+        .to_string();
+        let values = e.partition.iter().map(|v| v.clone().unwrap_or_default());
+        let file = LoggedFile {
+            size: u64::try_from(e.file_size_in_bytes).unwrap_or_default(),
+            records: u64::try_from(e.record_count).ok(),
+            partition_values: columns.iter().cloned().zip(values).collect(),
+        };
+        if contents.files.insert(inside.clone(), file).is_some() {
+            *contents.added_twice.entry(inside).or_insert(1) += 1;
+        }
+    }
+    let offsets = state.offsets();
+    for p in partitions {
+        let offset = offsets.get(&(p.topic.clone(), p.partition)).copied();
+        contents.versions.insert(app_of(p), offset);
+    }
+    Ok(contents)
 }
 
 fn app_of(p: &PartitionAudit) -> String {

@@ -40,6 +40,11 @@ impl Failures {
                 "partitions of a re-created topic",
             ),
             (self.table, "Delta table finding", "Delta table findings"),
+            (
+                self.iceberg_table,
+                "Iceberg table finding",
+                "Iceberg table findings",
+            ),
             (self.duplicates, "duplicate file", "duplicate files"),
             (self.strays, "stray file", "stray files"),
         ]
@@ -327,6 +332,9 @@ impl TableAudit {
     /// `table clicks  version 118  files 126  events 1160  clean`, then its findings.
     fn write_text(&self, s: &mut String) {
         let _ = write!(s, "table {}", self.path);
+        if self.format == super::table::ICEBERG {
+            let _ = write!(s, " (iceberg)");
+        }
         if let Some(v) = self.version {
             let _ = write!(
                 s,
@@ -370,9 +378,14 @@ impl TableAudit {
         }
         for t in self.transactions.iter().filter(|t| !t.ok) {
             let show = |v: Option<i64>| v.map_or("none".to_string(), |v| v.to_string());
+            let what = if self.format == super::table::ICEBERG {
+                "committed offset (snapshot summary)"
+            } else {
+                "version"
+            };
             let _ = writeln!(
                 s,
-                "  {}/{}: the table's version is {}, the last offset archived below checkpoint {} is {}",
+                "  {}/{}: the table's {what} is {}, the last offset archived below checkpoint {} is {}",
                 t.topic,
                 t.partition,
                 show(t.version),

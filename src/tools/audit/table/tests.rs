@@ -181,3 +181,53 @@ fn partitions_without_a_checkpoint_promise_nothing() {
     assert_eq!(audit.failures(), 0);
     assert!(audit.transactions.is_empty());
 }
+
+/// An Iceberg table whose two snapshots both add the same file: the current snapshot names it
+/// in two manifests, readers read its records twice, and the audit fails on it. The same table
+/// with each file once, its summary at the checkpoint's last offset, is clean.
+#[tokio::test]
+async fn an_iceberg_file_added_by_two_commits_fails_the_audit() {
+    use crate::state::iceberg::{Committed, DataFile, IcebergTable};
+    let output = Location::open("memory:///out", "--output").unwrap();
+    let table = IcebergTable::new(output.child(ROOT)).unwrap();
+    let mut state = table.create(&["partition".to_string()]).await.unwrap();
+    let file = |first: i64| DataFile {
+        path: format!("partition=0/{first:020}.parquet"),
+        size: 100,
+        records: 10,
+        partition_values: vec![("partition".into(), "0".into())],
+        metrics: Default::default(),
+    };
+    let at = |last_offset| Committed {
+        topic: "t".into(),
+        partition: 0,
+        last_offset,
+    };
+    for first in [0, 10, 20] {
+        state = table
+            .append(&state, &[file(first)], &[at(first + 9)])
+            .await
+            .unwrap();
+    }
+    let p = partition(Some(30));
+    let read = |p: &PartitionAudit| {
+        let p = p.clone();
+        let output = output.clone();
+        async move {
+            let contents = read_iceberg(&output.child(ROOT), ROOT, &[&p]).await;
+            judge(ROOT, contents, &archived(), &[&p])
+        }
+    };
+    let clean = read(&p).await;
+    assert_eq!(clean.failures(), 0, "{clean:?}");
+    assert_eq!((clean.files, clean.events), (3, 30));
+    assert_eq!(clean.transactions[0].version, Some(29));
+
+    table.append(&state, &[file(10)], &[at(19)]).await.unwrap();
+    let twice = read(&p).await;
+    assert_eq!(
+        twice.added_twice,
+        vec![format!("{ROOT}/partition=0/{:020}.parquet", 10)]
+    );
+    assert_eq!(twice.failures(), 1, "{twice:?}");
+}
