@@ -9,7 +9,8 @@ Prints one JSON document:
               partition == PARTITION_VALUE, the files planned and the SequenceNumbers returned;
               offsets: the current snapshot's hubcap.offsets.* summary entries
   duckdb:     iceberg_scan of METADATA_JSON: count and sum(SequenceNumber), the count in
-              PARTITION_VALUE; and the same count by the table directory (version-hint.text)
+              PARTITION_VALUE; and the same count by the table directory (version-hint.text);
+              rows: every row's [partition, SequenceNumber]
 """
 import json
 import sys
@@ -58,7 +59,14 @@ def main():
         f"SELECT count(*) FROM iceberg_scan('{metadata}') WHERE partition = '{value}'"
     ).fetchone()
     (by_dir,) = con.sql(f"SELECT count(*) FROM iceberg_scan('{table_dir}')").fetchone()
-    out["duckdb"] = {"count": count, "sum": int(total), "in_partition": in_partition, "by_dir": by_dir}
+    rows = con.sql(f"SELECT partition, SequenceNumber FROM iceberg_scan('{metadata}') ORDER BY 1, 2").fetchall()
+    out["duckdb"] = {
+        "count": count,
+        "sum": int(total),
+        "in_partition": in_partition,
+        "by_dir": by_dir,
+        "rows": [[p, n] for p, n in rows],
+    }
     json.dump(out, sys.stdout)
 
 
