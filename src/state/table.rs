@@ -1,4 +1,5 @@
-//! Delta Lake tables (`--table delta`), written with `delta_kernel`. One table per topic; each
+//! Delta Lake tables (`--table delta`), written with `delta_kernel`, and [`Tables`], the tables
+//! `--table` keeps (Delta, Iceberg through `state::iceberg::IcebergWriter`, or both). One table per topic; each
 //! archived Parquet file, already durable under the table's directory, is added by one commit
 //! that also records a set-transaction action for its partition: the app id names the group, topic and partition, the version is the
 //! file's last offset. The version makes the commit idempotent: before committing (and again
