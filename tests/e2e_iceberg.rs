@@ -53,12 +53,13 @@ fn produced_offsets(produced: &[Produced]) -> BTreeSet<(i32, i64)> {
     produced.iter().map(|p| (p.partition, p.offset)).collect()
 }
 
-/// The Parquet files under the table, relative to it.
+/// The Parquet data files under the table, relative to it (not a Delta checkpoint in
+/// `_delta_log/`).
 fn parquet_files(table: &Path) -> BTreeSet<String> {
     list_files(table)
         .into_iter()
         .map(|(name, _)| name)
-        .filter(|n| n.ends_with(".parquet"))
+        .filter(|n| n.ends_with(".parquet") && !n.starts_with("_delta_log/"))
         .collect()
 }
 
