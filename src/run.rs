@@ -68,7 +68,7 @@ pub struct RunConfig {
     pub memory_limit: u64,
     /// Mirror checkpoints for the Azure SDKs' processors.
     pub sdk_checkpoints: Option<SdkConfig>,
-    /// Keep each topic as a Delta table too.
+    /// Keep each topic as a table too: Delta, Iceberg or both (`TableConfig::formats`).
     pub table: Option<TableConfig>,
 }
 
