@@ -258,6 +258,66 @@ async fn a_file_uploaded_but_not_committed_is_committed_once_by_the_next_run() {
     assert_eq!(current_metadata(&table), now);
 }
 
+/// `--table delta,iceberg`, a crash after the Delta commit and before the Iceberg one: the
+/// Delta log has the file, the Iceberg table not, the checkpoint names it. The next run adds it
+/// to the Iceberg table only; each table then holds every file once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_the_delta_and_the_iceberg_commit_is_settled_by_the_next_run() {
+    let t = Kafka::shared();
+    let flags = ["--table", "delta,iceberg", "--window-size", "16KiB"];
+    let a = OnceArchive::new(t, "iboth", 1, 200, &flags).await;
+    let (topic, group, out, output) = (a.topic.clone(), a.group.clone(), &a.out, a.output());
+    let want = produced_offsets(&a.produced);
+    let table = out.path().canonicalize().unwrap().join(&topic);
+    let delta_version = |table: &Path| -> i64 {
+        let read: Value = serde_json::from_slice(&run_python(
+            &script("read_delta.py"),
+            &[table.to_str().unwrap(), "0"],
+        ))
+        .unwrap();
+        read["version"].as_i64().unwrap()
+    };
+    let delta_before = delta_version(&table);
+    let version: u64 = std::fs::read_to_string(table.join("metadata/version-hint.text"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let before = table.join(format!("metadata/v{}.metadata.json", version - 1));
+    let previous = table_files(&read_iceberg(&table, Some(&before), "0"), &table);
+    let all = parquet_files(&table);
+    let newest: Vec<&String> = all.difference(&previous).collect();
+    assert_eq!(newest.len(), 1, "{newest:?}");
+    std::fs::remove_file(current_metadata(&table)).unwrap();
+    std::fs::write(
+        table.join("metadata/version-hint.text"),
+        (version - 1).to_string(),
+    )
+    .unwrap();
+    rewind_checkpoint_to(
+        out.path(),
+        &group,
+        &topic,
+        &format!("{topic}/{}", newest[0]),
+    );
+
+    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, output, &flags);
+    assert!(
+        ok && stderr.contains("checkpoint moves past it"),
+        "{stderr}"
+    );
+    assert_eq!(
+        delta_version(&table),
+        delta_before,
+        "nothing added to the Delta table"
+    );
+    let read = read_iceberg(&table, None, "0");
+    assert_every_offset_once("crash between the two commits", &read, &want);
+    assert_eq!(table_files(&read, &table), all);
+    let (clean, report) = audit_cli(out.path(), &group);
+    assert!(clean, "{report}");
+}
+
 /// Sets the partition's checkpoint back to the intent of publishing `file` (its name relative
 /// to the output), as a crash after the upload and before the checkpoint leaves it.
 fn rewind_checkpoint_to(dir: &Path, group: &str, topic: &str, file: &str) {
