@@ -179,6 +179,22 @@ async fn an_iceberg_table_holds_every_offset_once_across_runs() {
     let json: Value = serde_json::from_str(&report).unwrap();
     assert_eq!(json["tables"][0]["format"], "iceberg");
     assert_eq!(json["tables"][0]["events"], 900);
+    // `hubcap inspect` reads the files the current snapshot holds (not a file left in the
+    // table's folders), and on the whole output takes the table's manifests for no records.
+    let stray = table.join("partition=0/orphan.parquet");
+    std::fs::copy(table.join(files.iter().next().unwrap()), &stray).unwrap();
+    let inspect = |target: &Path| -> Value {
+        let (ok, stdout, stderr) = run_with_timeout(
+            hubcap().args(["inspect", "--stats", target.to_str().unwrap()]),
+            Duration::from_secs(60),
+        );
+        assert!(ok, "{stderr}");
+        assert!(!stdout.contains("metadata/"), "{stdout}");
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    };
+    assert_eq!(inspect(&table)["records"], 900);
+    std::fs::remove_file(&stray).unwrap();
+    assert_eq!(inspect(out.path())["records"], 900);
     println!(
         "Iceberg across runs: 900 events, {} files, table version {}",
         parquet_files(&table).len(),

@@ -41,6 +41,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value as Json;
 
+use crate::state::iceberg::IcebergTable;
 use crate::state::table::{read_table, TableError};
 use crate::store::{Location, StoreError};
 
@@ -290,11 +291,34 @@ async fn find_objects(target: &Target) -> Result<Vec<ObjectMeta>, InspectError> 
             .flatten();
         parts.next().is_some_and(|p| p.as_ref() == "_delta_log")
     });
+    // Iceberg tables under the target: the folders holding `metadata/vN.metadata.json`.
+    let iceberg: Vec<Path> = listed
+        .iter()
+        .filter(|meta| {
+            meta.location
+                .filename()
+                .is_some_and(|f| f.ends_with(".metadata.json"))
+        })
+        .filter_map(|meta| {
+            let mut parts: Vec<_> = meta.location.parts().collect();
+            parts.pop();
+            (parts.pop()?.as_ref() == "metadata").then(|| Path::from_iter(parts))
+        })
+        .collect();
     let mut files: Vec<ObjectMeta> = match (&target.location, table) {
         (Some(location), true) => table_files(location, listed).await?,
+        (Some(location), false) if iceberg.contains(&target.path) => {
+            iceberg_files(location, listed).await?
+        }
+        // An Iceberg table's manifests are Avro files, but the table's, not records.
         _ => listed
             .into_iter()
             .filter(|meta| is_record_file(&meta.location, &target.path))
+            .filter(|meta| {
+                !iceberg
+                    .iter()
+                    .any(|t| meta.location.prefix_matches(&t.clone().join("metadata")))
+            })
             .collect(),
     };
     files.sort_by(|a, b| a.location.cmp(&b.location));
@@ -328,6 +352,38 @@ async fn table_files(
                 .ok_or_else(|| InspectError::TableFileMissing {
                     table: location.display.clone(),
                     file: inside.clone(),
+                })
+        })
+        .collect()
+}
+
+/// The data files of the Iceberg table at `location`, as its current snapshot holds them.
+async fn iceberg_files(
+    location: &Location,
+    listed: Vec<ObjectMeta>,
+) -> Result<Vec<ObjectMeta>, InspectError> {
+    let table = IcebergTable::new(location.clone()).map_err(TableError::from)?;
+    let state = table.load().await.map_err(TableError::from)?;
+    let entries = match &state {
+        Some(state) => table.files(state).await.map_err(TableError::from)?,
+        None => Vec::new(),
+    };
+    let mut by_path: std::collections::HashMap<Path, ObjectMeta> = listed
+        .into_iter()
+        .map(|meta| (meta.location.clone(), meta))
+        .collect();
+    let version = state.as_ref().map_or(0, |s| s.version);
+    tracing::info!(table = %location.display, version, files = entries.len(), "reading the Iceberg table's files");
+    let prefix = format!("{}/", table.uri());
+    entries
+        .iter()
+        .map(|e| {
+            let inside = e.file_path.strip_prefix(&prefix).unwrap_or(&e.file_path);
+            by_path
+                .remove(&location.path(inside))
+                .ok_or_else(|| InspectError::TableFileMissing {
+                    table: location.display.clone(),
+                    file: inside.to_string(),
                 })
         })
         .collect()
