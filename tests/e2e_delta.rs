@@ -41,10 +41,6 @@ fn offsets(table: &Value) -> BTreeSet<(i32, i64)> {
     seen
 }
 
-fn produced_offsets(produced: &[Produced]) -> BTreeSet<(i32, i64)> {
-    produced.iter().map(|p| (p.partition, p.offset)).collect()
-}
-
 /// The Parquet files under `dir`, relative to it.
 fn parquet_files(dir: &Path) -> BTreeSet<String> {
     list_files(dir)
@@ -287,51 +283,6 @@ fn file_records(path: &Path) -> usize {
         .trim()
         .parse()
         .unwrap()
-}
-
-/// Sets the partition's checkpoint back to the intent of publishing `file` (its name relative
-/// to the output), as a crash after the upload and before the commit leaves it.
-fn rewind_checkpoint_to(dir: &Path, group: &str, topic: &str, file: &str) {
-    let path = checkpoint_file(dir, group, topic, 0);
-    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let mut manifests = Vec::new();
-    let mut stack = vec![dir.join("_manifests")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
-                manifests.push(p);
-            }
-        }
-    }
-    let (manifest, line) = manifests
-        .iter()
-        .find_map(|m| {
-            let text = std::fs::read_to_string(m).unwrap();
-            let line = text
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .find(|l| l["path"] == file)?;
-            let name = m.strip_prefix(dir.join("_manifests")).unwrap();
-            Some((name.display().to_string(), line))
-        })
-        .unwrap_or_else(|| panic!("{file} in no manifest"));
-    let first = line["firstSequenceNumber"].as_i64().unwrap();
-    let last = line["lastSequenceNumber"].as_i64().unwrap();
-    c["next_offset"] = first.into();
-    c["pending"] = serde_json::json!({
-        "path": file,
-        "first_offset": first,
-        "last_offset": last,
-        "events": line["eventCount"],
-        "size": line["sizeInBytes"],
-        "first_time_ms": null,
-        "last_time_ms": null,
-        "manifest": manifest,
-    });
-    std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
 }
 
 /// The crash test with a table: three instances of one group archive a topic into one Delta

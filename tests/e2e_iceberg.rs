@@ -49,10 +49,6 @@ fn rows(list: &Value, at: usize) -> (usize, BTreeSet<(i32, i64)>) {
     (list.len(), seen)
 }
 
-fn produced_offsets(produced: &[Produced]) -> BTreeSet<(i32, i64)> {
-    produced.iter().map(|p| (p.partition, p.offset)).collect()
-}
-
 /// The Parquet data files under the table, relative to it (not a Delta checkpoint in
 /// `_delta_log/`).
 fn parquet_files(table: &Path) -> BTreeSet<String> {
@@ -332,50 +328,6 @@ async fn a_crash_between_the_delta_and_the_iceberg_commit_is_settled_by_the_next
     assert_eq!(table_files(&read, &table), all);
     let (clean, report) = audit_cli(out.path(), &group);
     assert!(clean, "{report}");
-}
-
-/// Sets the partition's checkpoint back to the intent of publishing `file` (its name relative
-/// to the output), as a crash after the upload and before the checkpoint leaves it.
-fn rewind_checkpoint_to(dir: &Path, group: &str, topic: &str, file: &str) {
-    let path = checkpoint_file(dir, group, topic, 0);
-    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let mut manifests = Vec::new();
-    let mut stack = vec![dir.join("_manifests")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "jsonl") {
-                manifests.push(p);
-            }
-        }
-    }
-    let (manifest, line) = manifests
-        .iter()
-        .find_map(|m| {
-            let text = std::fs::read_to_string(m).unwrap();
-            let line = text
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .find(|l| l["path"] == file)?;
-            let name = m.strip_prefix(dir.join("_manifests")).unwrap();
-            Some((name.display().to_string(), line))
-        })
-        .unwrap_or_else(|| panic!("{file} in no manifest"));
-    let first = line["firstSequenceNumber"].as_i64().unwrap();
-    c["next_offset"] = first.into();
-    c["pending"] = serde_json::json!({
-        "path": file,
-        "first_offset": first,
-        "last_offset": line["lastSequenceNumber"],
-        "events": line["eventCount"],
-        "size": line["sizeInBytes"],
-        "first_time_ms": null,
-        "last_time_ms": null,
-        "manifest": manifest,
-    });
-    std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
 }
 
 /// What a kill loop left: the archive, and every record produced.

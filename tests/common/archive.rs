@@ -299,3 +299,54 @@ impl OnceArchive {
         self.out.path().to_str().unwrap()
     }
 }
+
+/// Sets the partition's checkpoint back to the intent of publishing `file` (its name relative
+/// to the output), as a crash after the upload and before the commit leaves it.
+pub fn rewind_checkpoint_to(dir: &Path, group: &str, topic: &str, file: &str) {
+    let path = checkpoint_file(dir, group, topic, 0);
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut manifests = Vec::new();
+    let mut stack = vec![dir.join("_manifests")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "jsonl") {
+                manifests.push(p);
+            }
+        }
+    }
+    let (manifest, line) = manifests
+        .iter()
+        .find_map(|m| {
+            let text = std::fs::read_to_string(m).unwrap();
+            let line = text
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|l| l["path"] == file)?;
+            let name = m.strip_prefix(dir.join("_manifests")).unwrap();
+            Some((name.display().to_string(), line))
+        })
+        .unwrap_or_else(|| panic!("{file} in no manifest"));
+    let first = line["firstSequenceNumber"].as_i64().unwrap();
+    let last = line["lastSequenceNumber"].as_i64().unwrap();
+    c["next_offset"] = first.into();
+    c["pending"] = serde_json::json!({
+        "path": file,
+        "first_offset": first,
+        "last_offset": last,
+        "events": line["eventCount"],
+        "size": line["sizeInBytes"],
+        "first_time_ms": null,
+        "last_time_ms": null,
+        "manifest": manifest,
+    });
+    std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+}
+
+/// Every (partition, offset) produced.
+pub fn produced_offsets(produced: &[Produced]) -> std::collections::BTreeSet<(i32, i64)> {
+    produced.iter().map(|p| (p.partition, p.offset)).collect()
+}
