@@ -107,13 +107,7 @@ async fn a_name_another_group_wrote_is_not_overwritten() {
         .put(&path, theirs.clone().into())
         .await
         .unwrap();
-    let checkpoint_path = s.checkpoints.path("t", 0);
-    s.checkpoints
-        .location()
-        .store
-        .delete(&checkpoint_path)
-        .await
-        .unwrap();
+    forget_checkpoint(&s).await;
     let (tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), None);
     tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
     drop(tx);
@@ -147,12 +141,7 @@ async fn a_name_another_group_wrote_is_not_overwritten() {
         .save(&other.document("t", 0, 5, "them"), None)
         .await
         .unwrap();
-    s.checkpoints
-        .location()
-        .store
-        .delete(&s.checkpoints.path("t", 0))
-        .await
-        .unwrap();
+    forget_checkpoint(&s).await;
 
     let (tx, run) = start(&s, resume(&s, "t", 0, None).await.unwrap(), None);
     tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
@@ -173,13 +162,14 @@ async fn a_name_another_group_wrote_is_not_overwritten() {
     assert_eq!(&got[..], &theirs[..], "left as it was");
 
     // The same at a claim: the intent's file is there with other bytes.
-    s.checkpoints
-        .location()
-        .store
-        .delete(&s.checkpoints.path("t", 0))
-        .await
-        .unwrap();
+    forget_checkpoint(&s).await;
     crashed_after_intent(&s, &name).await;
     let err = resume(&s, "t", 0, None).await.unwrap_err();
     assert!(matches!(err, WorkerError::Occupied { .. }), "{err}");
+}
+
+/// Removes the partition's checkpoint, as an operator who starts the partition over does.
+async fn forget_checkpoint(s: &Shared) {
+    let path = s.checkpoints.path("t", 0);
+    s.checkpoints.location().store.delete(&path).await.unwrap();
 }
