@@ -299,6 +299,21 @@ impl IcebergTable {
         }
     }
 
+    /// Makes `after` (`base` and one commit's changes) the table's next version. Another
+    /// writer having committed on `base` first is [`IcebergError::Conflict`].
+    async fn commit(
+        &self,
+        base: &TableState,
+        after: TableMetadata,
+    ) -> Result<TableState, IcebergError> {
+        let state = TableState {
+            version: base.version + 1,
+            metadata: after,
+        };
+        self.put_version(&state).await?;
+        Ok(state)
+    }
+
     /// Writes `state` as its version, put-if-absent, then points the version hint at it.
     async fn put_version(&self, state: &TableState) -> Result<(), IcebergError> {
         let name = format!("metadata/{}", metadata_name(state.version));

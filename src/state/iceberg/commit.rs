@@ -115,12 +115,7 @@ impl IcebergTable {
         );
         after.last_sequence_number = sequence_number;
         after.last_updated_ms = now;
-        let state = TableState {
-            version: base.version + 1,
-            metadata: after,
-        };
-        self.put_version(&state).await?;
-        Ok(state)
+        self.commit(base, after).await
     }
 
     fn entry(
