@@ -17,6 +17,7 @@ use crate::layout::{
 };
 use crate::partition::window::RollPolicy;
 use crate::run::RunConfig;
+use crate::state::iceberg::catalog::{Auth, CatalogConfig, Secret, DEFAULT_SCOPE};
 use crate::state::sdk::SdkConfig;
 use crate::state::table::{Formats, TableConfig, TABLE_TEMPLATE};
 use crate::units::{ByteSize, HumanDuration};
@@ -164,6 +165,29 @@ pub struct RunArgs {
     /// with --table) go inside it, and its key=value folders are the table's partition columns.
     #[arg(long, env = "HUBCAP_TABLE_PATH", default_value = "{EventHub}")]
     pub table_path: String,
+
+    /// With --table iceberg: keep the Iceberg tables in this REST catalog (Polaris, Lakekeeper,
+    /// Unity, S3 Tables, Glue, Apache Iceberg's server), e.g. http://127.0.0.1:8181 or
+    /// https://HOST/api/catalog, as table TOPIC of --iceberg-namespace. Credentials come from
+    /// the environment only: HUBCAP_ICEBERG_TOKEN (a bearer token) or HUBCAP_ICEBERG_CREDENTIAL
+    /// (CLIENT_ID:CLIENT_SECRET for OAuth2, with HUBCAP_ICEBERG_OAUTH_URI and
+    /// HUBCAP_ICEBERG_SCOPE when the catalog needs them).
+    #[arg(long, env = "HUBCAP_ICEBERG_CATALOG", value_name = "URL")]
+    pub iceberg_catalog: Option<String>,
+
+    /// The catalog's warehouse, if it asks for one (Polaris: the catalog's name; Lakekeeper: the
+    /// warehouse's; S3 Tables: the table bucket's ARN).
+    #[arg(long, env = "HUBCAP_ICEBERG_WAREHOUSE", value_name = "NAME")]
+    pub iceberg_warehouse: Option<String>,
+
+    /// The catalog namespace of the tables, created when missing; dots separate levels.
+    #[arg(
+        long,
+        env = "HUBCAP_ICEBERG_NAMESPACE",
+        default_value = "hubcap",
+        value_name = "NAME"
+    )]
+    pub iceberg_namespace: String,
 
     /// Avro codec: null (what Capture writes) or deflate.
     #[arg(long, env = "HUBCAP_CODEC", value_enum, default_value = "null")]
@@ -325,6 +349,8 @@ pub enum ConfigError {
     SdkCheckpoints(String),
     #[error("{0}")]
     Table(String),
+    #[error("{0}")]
+    Catalog(String),
     #[error("{flag} is not valid, and holds what looks like a credential (not shown): give it its own kind of value (see hubcap run --help), and keep secrets in --eventhubs-connection-string or -X")]
     LooksSecret { flag: &'static str },
 }
@@ -420,9 +446,11 @@ impl RunArgs {
         };
         let template = PathTemplate::parse(path_format, format.extension())
             .map_err(|e| looks_secret("--path-format", path_format).unwrap_or(e.into()))?;
+        let catalog = self.validate_catalog(formats)?;
         let table = match formats {
             Some(formats) => Some(TableConfig {
                 formats,
+                catalog,
                 ..TableConfig::new(&self.table_path, &template).map_err(|e| {
                     looks_secret("--table-path", &self.table_path).unwrap_or(ConfigError::Table(e))
                 })?
@@ -477,6 +505,75 @@ impl RunArgs {
 }
 
 impl RunArgs {
+    /// `--iceberg-catalog` and its companions, with the credentials from the environment.
+    fn validate_catalog(
+        &self,
+        formats: Option<Formats>,
+    ) -> Result<Option<CatalogConfig>, ConfigError> {
+        let Some(uri) = &self.iceberg_catalog else {
+            return Ok(None);
+        };
+        let catalog_error = |reason: String| ConfigError::Catalog(reason);
+        if !formats.is_some_and(|f| f.iceberg) {
+            return Err(catalog_error(
+                "--iceberg-catalog keeps Iceberg tables: add --table iceberg (or delta,iceberg)"
+                    .into(),
+            ));
+        }
+        let url = url::Url::parse(uri).map_err(|_| {
+            catalog_error("--iceberg-catalog is not a URL; give the catalog's base URI, e.g. http://127.0.0.1:8181 or https://HOST/api/catalog".into())
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(catalog_error("--iceberg-catalog must be an http:// or https:// URL, e.g. https://HOST/api/catalog".into()));
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+            return Err(catalog_error("--iceberg-catalog holds credentials or a query; give the catalog's base URI alone and the credentials in HUBCAP_ICEBERG_TOKEN or HUBCAP_ICEBERG_CREDENTIAL".into()));
+        }
+        let namespace: Vec<String> = self
+            .iceberg_namespace
+            .split('.')
+            .map(str::to_string)
+            .collect();
+        let bad = |level: &String| level.is_empty() || level.chars().any(char::is_control);
+        if namespace.iter().any(bad) {
+            return Err(catalog_error("--iceberg-namespace must be a name, or names joined by dots (one per level), e.g. hubcap or lake.events".into()));
+        }
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let auth = match (
+            var("HUBCAP_ICEBERG_TOKEN"),
+            var("HUBCAP_ICEBERG_CREDENTIAL"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(catalog_error(
+                    "both HUBCAP_ICEBERG_TOKEN and HUBCAP_ICEBERG_CREDENTIAL are set; keep one"
+                        .into(),
+                ))
+            }
+            (Some(token), None) => Auth::Token(Secret(token)),
+            (None, Some(credential)) => {
+                let Some((id, secret)) = credential.split_once(':') else {
+                    return Err(catalog_error(
+                        "HUBCAP_ICEBERG_CREDENTIAL must be CLIENT_ID:CLIENT_SECRET (not shown)"
+                            .into(),
+                    ));
+                };
+                Auth::ClientCredentials {
+                    id: id.to_string(),
+                    secret: Secret(secret.to_string()),
+                    token_uri: var("HUBCAP_ICEBERG_OAUTH_URI"),
+                    scope: var("HUBCAP_ICEBERG_SCOPE").unwrap_or_else(|| DEFAULT_SCOPE.into()),
+                }
+            }
+            (None, None) => Auth::None,
+        };
+        Ok(Some(CatalogConfig {
+            uri: uri.trim_end_matches('/').to_string(),
+            warehouse: self.iceberg_warehouse.clone().filter(|w| !w.is_empty()),
+            namespace,
+            auth,
+        }))
+    }
+
     /// `--azure-sdk-checkpoints`: a store that keeps blob metadata, and names the SDKs can split
     /// on `/`, the namespace defaulting to the connection string's host, else the first broker's.
     fn validate_sdk_checkpoints(

@@ -206,6 +206,8 @@ impl WorkerError {
             | WorkerError::Occupied { .. }
             | WorkerError::OffsetsWentBack { .. }
             | WorkerError::PastEnd { .. } => FailureKind::Data,
+            // A catalog refusing hubcap's token: its side, like a store failing (exit 5).
+            WorkerError::Table(e) if e.is_refused() => FailureKind::Store,
             WorkerError::Table(e) if !e.is_transient() => FailureKind::Data,
             _ if self.store_error().is_some_and(crate::store::retry::refused) => {
                 FailureKind::Refused

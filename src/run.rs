@@ -187,7 +187,7 @@ impl RunError {
             RunError::Metrics(_) => exit::FAILED,
             RunError::Unreachable { .. } | RunError::UnknownTopic { .. } => exit::KAFKA,
             RunError::Interrupted => exit::INCOMPLETE,
-            RunError::Table(e) if e.is_transient() => exit::STORE,
+            RunError::Table(e) if e.is_transient() || e.is_refused() => exit::STORE,
             RunError::Table(_) => exit::FAILED,
             RunError::Checkpoints(failures) | RunError::Failed(failures) => {
                 // What needs a person wins over what a retry may fix.

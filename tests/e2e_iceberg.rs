@@ -35,30 +35,6 @@ fn read_iceberg(table: &Path, metadata: Option<&Path>, partition: &str) -> Value
     serde_json::from_slice(&out).expect("read_iceberg.py prints JSON")
 }
 
-/// (rows read, the distinct (partition, offset) among them) of one reader's rows, each row
-/// `[partition, …, SequenceNumber at index `at`]`.
-fn rows(list: &Value, at: usize) -> (usize, BTreeSet<(i32, i64)>) {
-    let list = list.as_array().unwrap();
-    let seen = list
-        .iter()
-        .map(|r| {
-            let p: i32 = r[0].as_str().unwrap().parse().unwrap();
-            (p, r[at].as_i64().unwrap())
-        })
-        .collect();
-    (list.len(), seen)
-}
-
-/// The Parquet data files under the table, relative to it (not a Delta checkpoint in
-/// `_delta_log/`).
-fn parquet_files(table: &Path) -> BTreeSet<String> {
-    list_files(table)
-        .into_iter()
-        .map(|(name, _)| name)
-        .filter(|n| n.ends_with(".parquet") && !n.starts_with("_delta_log/"))
-        .collect()
-}
-
 /// The data files pyiceberg plans (URIs), relative to the table.
 fn table_files(read: &Value, table: &Path) -> BTreeSet<String> {
     let prefix = format!("file://{}/", table.display());
@@ -330,85 +306,10 @@ async fn a_crash_between_the_delta_and_the_iceberg_commit_is_settled_by_the_next
     assert!(clean, "{report}");
 }
 
-/// What a kill loop left: the archive, and every record produced.
-struct Killed {
-    out: tempfile::TempDir,
-    topic: String,
-    group: String,
-    produced: Vec<Produced>,
-    kills: usize,
-}
-
-/// Three instances of one group archive a topic with `--table TABLE` while a producer writes,
-/// killed with SIGKILL at random moments, one at a time, each restarted at once
-/// (`HUBCAP_KILLS`, default 6); then a last `--once` run catches up.
-async fn kill_loop(table: &str, partitions: i32) -> Killed {
-    let t = Kafka::shared();
-    let topic = unique("ikills");
-    let group = unique("g");
-    t.create_topic(&topic, partitions).await;
-    let out = tempfile::tempdir().unwrap();
-    let output = out.path().to_str().unwrap().to_string();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let producer = {
-        let (brokers, topic, stop) = (t.brokers.clone(), topic.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut all = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                all.extend(produce(&brokers, &topic, all.len(), 40).await);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            all
-        })
-    };
-    let kills: usize = std::env::var("HUBCAP_KILLS")
-        .ok()
-        .map(|v| v.parse().expect("HUBCAP_KILLS is a number"))
-        .unwrap_or(6);
-    let members: Vec<String> = (0..3).map(|i| unique(&format!("member{i}"))).collect();
-    let start = |i: usize| {
-        let mut cmd = hubcap();
-        cmd.args(["run", "--brokers", &t.brokers, "--topic", &topic])
-            .args(["--group", &group, "--output", &output])
-            .args(["--table", table, "--window-size", "8KiB"])
-            .args(["--window-time", "1s"])
-            .args(["-X", "session.timeout.ms=6000"])
-            .args(["-X", "heartbeat.interval.ms=1000"])
-            .args(["-X", &format!("group.instance.id={}", members[i])]);
-        Instance::spawn(&format!("instance {i}"), cmd)
-    };
-    let mut instances: Vec<Instance> = (0..3).map(start).collect();
-    for i in &mut instances {
-        i.wait_for_line(0, "partitions assigned", Duration::from_secs(60));
-    }
-    for _ in 0..kills {
-        std::thread::sleep(Duration::from_millis(rand::random_range(300..2500)));
-        let victim = rand::random_range(0..instances.len());
-        instances[victim].kill(); // SIGKILL
-        instances[victim] = start(victim);
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    for i in &mut instances {
-        i.kill();
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let produced = producer.await.unwrap();
-    wait_for_high_watermarks(&t.brokers, &topic, partitions, produced.len() as i64);
-    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, &output, &["--table", table]);
-    assert!(ok, "final run failed:\n{stderr}");
-    Killed {
-        out,
-        topic,
-        group,
-        produced,
-        kills,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn three_instances_killed_at_random_leave_every_offset_once_in_the_iceberg_table() {
     const PARTITIONS: i32 = 6;
-    let k = kill_loop("iceberg", PARTITIONS).await;
+    let k = kill_loop(&["--table", "iceberg"], PARTITIONS).await;
     let table = k.out.path().canonicalize().unwrap().join(&k.topic);
     let read = read_iceberg(&table, None, "1");
     let label = format!("Iceberg crash test ({} kills)", k.kills);
@@ -430,7 +331,7 @@ async fn three_instances_killed_at_random_leave_every_offset_once_in_the_iceberg
 #[tokio::test(flavor = "multi_thread")]
 async fn three_instances_killed_at_random_leave_every_offset_once_in_both_tables() {
     const PARTITIONS: i32 = 6;
-    let k = kill_loop("delta,iceberg", PARTITIONS).await;
+    let k = kill_loop(&["--table", "delta,iceberg"], PARTITIONS).await;
     let table = k.out.path().canonicalize().unwrap().join(&k.topic);
     let want = produced_offsets(&k.produced);
     let label = format!("Delta+Iceberg crash test ({} kills)", k.kills);

@@ -19,6 +19,7 @@
 //!   loser gets [`IcebergError::Conflict`] and must read the table again (its offsets may now
 //!   cover its files) before retrying.
 
+pub mod catalog;
 mod decode;
 pub mod manifest;
 pub mod metadata;
@@ -69,6 +70,16 @@ pub enum IcebergError {
     /// A commit failed for a reason a retry may fix (the store, or races lost too often).
     #[error("Iceberg table {table}: {reason}")]
     Commit { table: String, reason: String },
+    /// The REST catalog failed, or answered what hubcap cannot use.
+    #[error("Iceberg REST catalog {catalog}: {reason}")]
+    Catalog {
+        catalog: String,
+        reason: String,
+        transient: bool,
+    },
+    /// The REST catalog refused hubcap's token or credentials (401, 403).
+    #[error("Iceberg REST catalog {catalog} refused hubcap: {reason}")]
+    Refused { catalog: String, reason: String },
 }
 
 impl IcebergError {
@@ -78,8 +89,17 @@ impl IcebergError {
         match self {
             IcebergError::Store { source, .. } => source.is_transient(),
             IcebergError::Conflict { .. } | IcebergError::Commit { .. } => true,
-            IcebergError::Unreadable { .. } | IcebergError::Invalid { .. } => false,
+            IcebergError::Catalog { transient, .. } => *transient,
+            IcebergError::Unreadable { .. }
+            | IcebergError::Invalid { .. }
+            | IcebergError::Refused { .. } => false,
         }
+    }
+
+    /// Whether the catalog refused hubcap's credentials: no retry of hubcap's fixes it, yet it
+    /// is the catalog's side (a token rotated outside hubcap), so runs exit as for the store.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, IcebergError::Refused { .. })
     }
 }
 
@@ -176,10 +196,20 @@ pub fn table_uri(location: &Location) -> Result<String, String> {
 pub struct IcebergTable {
     location: Location,
     uri: String,
+    /// With `--iceberg-catalog`: the catalog keeping the table's metadata, and the table's
+    /// name in its namespace. Without: a path table (`metadata/vN.metadata.json`).
+    catalog: Option<(std::sync::Arc<catalog::RestCatalog>, String)>,
 }
 
+/// The table property that marks a path table as moved into a REST catalog (its URI and the
+/// table's name there): hubcap no longer commits to it without that catalog.
+const MOVED_TO: &str = "hubcap.moved-to-catalog";
+
 mod commit;
+mod in_catalog;
 mod queue;
+
+use in_catalog::{changes, file_uri};
 
 pub use queue::{Addition, Appended, IcebergWriter};
 
@@ -189,7 +219,43 @@ impl IcebergTable {
             table: location.display.clone(),
             reason,
         })?;
-        Ok(IcebergTable { location, uri })
+        Ok(IcebergTable {
+            location,
+            uri,
+            catalog: None,
+        })
+    }
+
+    /// The table `name` of `catalog`'s namespace, whose files are at `location`.
+    pub fn in_catalog(
+        location: Location,
+        catalog: std::sync::Arc<catalog::RestCatalog>,
+        name: &str,
+    ) -> Result<IcebergTable, IcebergError> {
+        Ok(IcebergTable {
+            catalog: Some((catalog, name.to_string())),
+            ..IcebergTable::new(location)?
+        })
+    }
+
+    /// The table as a path table, whatever catalog keeps it.
+    fn by_path(&self) -> IcebergTable {
+        IcebergTable {
+            catalog: None,
+            ..self.clone()
+        }
+    }
+
+    /// The table's name for messages: the catalog's `ns.table`, or its location.
+    pub fn name(&self) -> String {
+        match &self.catalog {
+            Some((catalog, name)) => format!(
+                "{} in {}",
+                catalog.config().qualified(name),
+                catalog.config().shown_uri()
+            ),
+            None => self.location.display.clone(),
+        }
     }
 
     pub fn uri(&self) -> &str {
@@ -225,9 +291,11 @@ impl IcebergTable {
 
     /// A file of the table by its absolute URI, as the metadata names it.
     async fn get_uri(&self, uri: &str) -> Result<Bytes, IcebergError> {
-        let relative = uri
-            .strip_prefix(&format!("{}/", self.uri))
+        let relative = file_uri(uri)
+            .strip_prefix(&format!("{}/", file_uri(&self.uri)))
+            .map(str::to_string)
             .ok_or_else(|| self.unreadable(uri, "not a file of this table"))?;
+        let relative = relative.as_str();
         self.get(relative)
             .await?
             .ok_or_else(|| self.unreadable(uri, "missing"))
@@ -283,6 +351,9 @@ impl IcebergTable {
             refs: BTreeMap::new(),
             other: BTreeMap::new(),
         };
+        if let Some((catalog, name)) = &self.catalog {
+            return self.create_in_catalog(catalog, name, metadata).await;
+        }
         let state = TableState {
             version: 1,
             metadata,
@@ -306,6 +377,11 @@ impl IcebergTable {
         base: &TableState,
         after: TableMetadata,
     ) -> Result<TableState, IcebergError> {
+        if let Some((catalog, name)) = &self.catalog {
+            let (requirements, updates) = changes(&base.metadata, &after);
+            let loaded = catalog.commit(name, requirements, updates).await?;
+            return self.catalog_state(loaded);
+        }
         let state = TableState {
             version: base.version + 1,
             metadata: after,
@@ -343,9 +419,33 @@ impl IcebergTable {
         Ok(())
     }
 
-    /// The table's latest version, `None` when it has none. The version hint is where to
-    /// start; versions after it (a hint not yet rewritten) are looked for too.
+    /// The table's latest version, `None` when it has none: the catalog's, or the path
+    /// table's (one moved into a catalog is refused).
     pub async fn load(&self) -> Result<Option<TableState>, IcebergError> {
+        if let Some((catalog, name)) = &self.catalog {
+            return match catalog.load_table(name).await? {
+                Some(loaded) => self.catalog_state(loaded).map(Some),
+                None => Ok(None),
+            };
+        }
+        let state = self.load_path().await?;
+        if let Some(moved) = state
+            .as_ref()
+            .and_then(|s| s.metadata.properties.get(MOVED_TO))
+        {
+            return Err(IcebergError::Invalid {
+                table: self.location.display.clone(),
+                reason: format!(
+                    "it moved into the REST catalog {moved}, which keeps its metadata since: give --iceberg-catalog (and --iceberg-warehouse, --iceberg-namespace) as the run that moved it did"
+                ),
+            });
+        }
+        Ok(state)
+    }
+
+    /// The path table's latest version, `None` when it has none. The version hint is where
+    /// to start; versions after it (a hint not yet rewritten) are looked for too.
+    async fn load_path(&self) -> Result<Option<TableState>, IcebergError> {
         let hint = match self.get(VERSION_HINT).await? {
             Some(b) => std::str::from_utf8(&b)
                 .ok()

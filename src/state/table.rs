@@ -72,6 +72,12 @@ impl TableError {
             TableError::Iceberg(e) => e.is_transient(),
         }
     }
+
+    /// Whether an Iceberg REST catalog refused hubcap's credentials (see
+    /// [`IcebergError::is_refused`]).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, TableError::Iceberg(e) if e.is_refused())
+    }
 }
 
 /// A delta_kernel error in one line, without the backtrace it may carry (logged at debug).
@@ -144,6 +150,8 @@ pub struct TableConfig {
     pub path: String,
     /// The `key=` folders of the data files' names under the table, in order.
     pub partition_columns: Vec<String>,
+    /// `--iceberg-catalog`: the REST catalog that keeps the Iceberg tables (none: path tables).
+    pub catalog: Option<crate::state::iceberg::catalog::CatalogConfig>,
 }
 
 /// The path template a table gets when none is given: Hive folders for the partition and the
@@ -167,6 +175,7 @@ impl TableConfig {
             formats: Formats::DELTA,
             path: path.trim_matches('/').to_string(),
             partition_columns: Vec::new(),
+            catalog: None,
         };
         let table = config.path_for("EVENTHUB", "NAMESPACE");
         let name = template.render(&sample);

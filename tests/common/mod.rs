@@ -1,5 +1,6 @@
 //! Test fixtures, one module per concern: Apache Kafka ([`kafka`]: one broker per test binary,
-//! or per test), Azurite ([`azurite`]) and moto ([`moto`]) per test (on free loopback ports,
+//! or per test), Azurite ([`azurite`]), moto ([`moto`]) and Iceberg's REST catalog
+//! ([`iceberg_rest`]) per test (on free loopback ports,
 //! stopped on drop), producing records ([`produce`]), the hubcap binary ([`binary`]), reading an
 //! archive back with independent readers ([`archive`]), a cuttable proxy ([`proxy`]) and the
 //! test tools' paths ([`env`]).
@@ -21,11 +22,16 @@ pub mod archive;
 pub mod azurite;
 pub mod binary;
 pub mod env;
+pub mod iceberg_rest;
 pub mod kafka;
 pub mod moto;
 pub mod produce;
 pub mod proxy;
+pub mod tables;
 
 // Every fixture by its name too, for the tests written before the split.
 #[allow(unused_imports)]
-pub use {archive::*, azurite::*, binary::*, env::*, kafka::Kafka, moto::*, produce::*, proxy::*};
+pub use {
+    archive::*, azurite::*, binary::*, env::*, iceberg_rest::IcebergRest, kafka::Kafka, moto::*,
+    produce::*, proxy::*, tables::*,
+};

@@ -37,6 +37,18 @@ enum Failed {
     Retry(String),
     /// The table's metadata cannot be read or used.
     Unusable(String),
+    /// The catalog refused hubcap's credentials: (the catalog, why).
+    Refused(String, String),
+}
+
+impl From<IcebergError> for Failed {
+    /// A failure no retry fixes.
+    fn from(e: IcebergError) -> Failed {
+        match e {
+            IcebergError::Refused { catalog, reason } => Failed::Refused(catalog, reason),
+            e => Failed::Unusable(e.to_string()),
+        }
+    }
 }
 
 struct Waiting {
@@ -70,7 +82,14 @@ impl IcebergWriter {
         location: Location,
         partition_columns: &[String],
     ) -> Result<IcebergWriter, IcebergError> {
-        let table = IcebergTable::new(location)?;
+        IcebergWriter::open(IcebergTable::new(location)?, partition_columns).await
+    }
+
+    /// [`IcebergWriter::open_or_create`] for a table in a catalog or at a path.
+    pub async fn open(
+        table: IcebergTable,
+        partition_columns: &[String],
+    ) -> Result<IcebergWriter, IcebergError> {
         let state = match table.load().await? {
             Some(state) => state,
             None => table.create(partition_columns).await?,
@@ -82,7 +101,7 @@ impl IcebergWriter {
             .unwrap_or_default();
         if columns != partition_columns {
             return Err(IcebergError::Invalid {
-                table: table.location.display.clone(),
+                table: table.name(),
                 reason: format!(
                     "it is partitioned by {columns:?}, the path template's folders are {partition_columns:?}"
                 ),
@@ -143,6 +162,7 @@ impl IcebergWriter {
         match failed {
             Failed::Retry(reason) => IcebergError::Commit { table, reason },
             Failed::Unusable(reason) => IcebergError::Invalid { table, reason },
+            Failed::Refused(catalog, reason) => IcebergError::Refused { catalog, reason },
         }
     }
 
@@ -165,7 +185,7 @@ impl IcebergWriter {
                         continue;
                     }
                     Err(e) => {
-                        failed = Some(Failed::Unusable(e.to_string()));
+                        failed = Some(Failed::from(e));
                         break;
                     }
                 },
@@ -206,7 +226,7 @@ impl IcebergWriter {
                     backoff(attempt).await;
                 }
                 Err(e) => {
-                    failed = Some(Failed::Unusable(e.to_string()));
+                    failed = Some(Failed::from(e));
                     batch = new;
                     break;
                 }

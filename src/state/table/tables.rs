@@ -3,10 +3,12 @@
 //! durable file to them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{app_id, Added, DeltaTable, TableConfig, TableError, TableFile};
 use crate::state::checkpoint::PendingFile;
-use crate::state::iceberg::{self, Appended, Committed, IcebergWriter};
+use crate::state::iceberg::catalog::RestCatalog;
+use crate::state::iceberg::{self, Appended, Committed, IcebergTable, IcebergWriter};
 use crate::store::Location;
 
 /// The tables of a run's topics.
@@ -38,6 +40,10 @@ impl Tables {
             .collect();
         let mut tables = HashMap::new();
         let mut iceberg = HashMap::new();
+        let catalog = match (&config.catalog, config.formats.iceberg) {
+            (Some(c), true) => Some(Arc::new(RestCatalog::connect(c.clone()).await?)),
+            _ => None,
+        };
         for topic in topics {
             let location = output.child(&config.path_for(topic, namespace));
             if config.formats.delta {
@@ -45,8 +51,13 @@ impl Tables {
                 tables.insert(topic.clone(), table);
             }
             if config.formats.iceberg {
-                let table = IcebergWriter::open_or_create(location, &config.partition_columns);
-                iceberg.insert(topic.clone(), table.await?);
+                // The catalog's table is named as the topic is.
+                let table = match &catalog {
+                    Some(c) => IcebergTable::in_catalog(location, c.clone(), topic)?,
+                    None => IcebergTable::new(location)?,
+                };
+                let writer = IcebergWriter::open(table, &config.partition_columns);
+                iceberg.insert(topic.clone(), writer.await?);
             }
         }
         Ok(Tables {
