@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -115,4 +116,293 @@ async fn a_catalog_table_holds_every_offset_once_across_runs() {
     assert_every_offset_once("second run", &again, &produced_offsets(&produced));
     assert_ne!(again["metadata_location"], read["metadata_location"]);
     assert_eq!(planned(&again, &table), parquet_files(&table));
+}
+
+/// `hubcap run --once` of `topic` with `flags` and `env`: (exit code, stdout, stderr).
+fn run_once_env(
+    t: &Kafka,
+    topic: &str,
+    group: &str,
+    output: &str,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let mut cmd = hubcap();
+    cmd.args(["run", "--brokers", &t.brokers, "--topic", topic])
+        .args(["--group", group, "--once", "--output", output])
+        .args(flags)
+        .envs(env.iter().copied());
+    let (status, stdout, stderr) = run_status(&mut cmd, Duration::from_secs(120));
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_path_table_moves_into_the_catalog_with_its_files() {
+    let rest = IcebergRest::start();
+    let t = Kafka::shared();
+    let path_flags = ["--table", "iceberg", "--window-size", "16KiB"];
+    let a = OnceArchive::new(t, "imove", 2, 300, &path_flags).await;
+    let (topic, group, out, output) = (a.topic.clone(), a.group.clone(), &a.out, a.output());
+    let table = out.path().canonicalize().unwrap().join(&topic);
+    assert!(table.join("metadata/version-hint.text").exists());
+    let mut produced = a.produced.clone();
+    produced.extend(produce(&t.brokers, &topic, 300, 200).await);
+    wait_for_high_watermarks(&t.brokers, &topic, 2, 500);
+
+    let mut flags = catalog_flags(&rest);
+    flags.extend(["--window-size", "16KiB"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, output, &flags);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("moved the path table into the Iceberg catalog"),
+        "{stderr}"
+    );
+    let read = read_rest(&rest.url(), &topic, "0");
+    assert_every_offset_once(
+        "moved into the catalog",
+        &read,
+        &produced_offsets(&produced),
+    );
+    assert_eq!(planned(&read, &table), parquet_files(&table));
+
+    // A run without the catalog would commit to the path table behind the catalog's back.
+    let (code, _, stderr) = run_once_env(t, &topic, &group, output, &path_flags, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("moved into the REST catalog"), "{stderr}");
+    assert!(stderr.contains("--iceberg-catalog"), "{stderr}");
+}
+
+/// An authenticating front for the catalog (tests/py/catalog_auth.py), as Polaris or Unity
+/// check tokens: a static token, OAuth2 client credentials, and a switch that revokes both.
+struct AuthFront {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+const TOKEN: &str = "tok-5e6f7a8b9c";
+const CLIENT_ID: &str = "hubcap-writer";
+const CLIENT_SECRET: &str = "cs-1a2b3c4d5e";
+
+impl AuthFront {
+    fn start(upstream: &str) -> AuthFront {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = std::process::Command::new(python())
+            .arg(script("catalog_auth.py"))
+            .args([&port.to_string(), upstream, TOKEN])
+            .arg(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+            .arg(dir.path())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "catalog_auth.py exited"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "catalog_auth.py did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        AuthFront { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn revoke(&self, revoked: bool) {
+        let flag = self.dir.path().join("revoked");
+        if revoked {
+            std::fs::write(flag, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+
+    fn requests(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("requests.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AuthFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A token the catalog refuses, at the start or in the middle of a run: exit 5, a message that
+/// names the fix and never the secret, no checkpoint past what the table holds; the next run
+/// with good credentials archives every offset once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_that_refuses_hubcap_stops_it_with_exit_5_and_loses_nothing() {
+    const PARTITIONS: i32 = 2;
+    let rest = IcebergRest::start();
+    let front = AuthFront::start(&rest.url());
+    let t = Kafka::shared();
+    let topic = unique("iauth");
+    let group = unique("g");
+    t.create_topic(&topic, PARTITIONS).await;
+    let mut produced = produce(&t.brokers, &topic, 0, 200).await;
+    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 200);
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().to_str().unwrap();
+    let front_url = front.url();
+    let flags = [
+        "--table",
+        "iceberg",
+        "--iceberg-catalog",
+        &front_url,
+        "--iceberg-namespace",
+        NAMESPACE,
+        "--window-size",
+        "8KiB",
+        "--window-time",
+        "1s",
+    ];
+    let secrets = ["wrong-tok-0d9c8b", TOKEN, CLIENT_SECRET, "wrong-cs-77aa"];
+    let no_secret = |text: &str| {
+        for s in secrets {
+            assert!(!text.contains(s), "a secret in the output:\n{text}");
+        }
+    };
+
+    // At the start: a wrong token, then wrong client credentials.
+    for env in [
+        ("HUBCAP_ICEBERG_TOKEN", "wrong-tok-0d9c8b".to_string()),
+        (
+            "HUBCAP_ICEBERG_CREDENTIAL",
+            format!("{CLIENT_ID}:wrong-cs-77aa"),
+        ),
+    ] {
+        let (code, stdout, stderr) =
+            run_once_env(t, &topic, &group, output, &flags, &[(env.0, &env.1)]);
+        assert_eq!(code, 5, "{}: {stderr}", env.0);
+        println!(
+            "{}: exit {code}: {}",
+            env.0,
+            stderr.trim_end().lines().last().unwrap_or_default()
+        );
+        assert!(stderr.contains("refused hubcap"), "{stderr}");
+        assert!(stderr.contains("HUBCAP_ICEBERG_CREDENTIAL"), "{stderr}");
+        no_secret(&stdout);
+        no_secret(&stderr);
+        for p in 0..PARTITIONS {
+            assert_eq!(local_next_offset(out.path(), &group, &topic, p), 0);
+        }
+    }
+
+    // Good client credentials: a token is issued and every offset archived.
+    let credential = format!("{CLIENT_ID}:{CLIENT_SECRET}");
+    let good = [("HUBCAP_ICEBERG_CREDENTIAL", credential.as_str())];
+    let (code, stdout, stderr) = run_once_env(t, &topic, &group, output, &flags, &good);
+    assert_eq!(code, 0, "{stderr}");
+    no_secret(&stdout);
+    no_secret(&stderr);
+    assert!(
+        front.requests().contains("token issued"),
+        "{}",
+        front.requests()
+    );
+    let read = read_rest(&rest.url(), &topic, "0");
+    assert_every_offset_once("good credentials", &read, &produced_offsets(&produced));
+
+    // Revoked in the middle of a continuous run (a static token this time).
+    let mut cmd = hubcap();
+    cmd.args(["run", "--brokers", &t.brokers, "--topic", &topic])
+        .args(["--group", &group, "--output", output])
+        .args(flags)
+        .env("HUBCAP_ICEBERG_TOKEN", TOKEN);
+    let mut instance = Instance::spawn("revoked", cmd);
+    instance.wait_for_line(0, "partitions assigned", Duration::from_secs(60));
+    front.revoke(true);
+    produced.extend(produce(&t.brokers, &topic, 200, 200).await);
+    let status = instance.wait_exit(Duration::from_secs(90));
+    let log = instance.log();
+    assert_eq!(status.code(), Some(5), "{log}");
+    assert!(log.contains("refused hubcap"), "{log}");
+    no_secret(&log);
+
+    // Let in again: the next run archives the rest, every offset once.
+    front.revoke(false);
+    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, 400);
+    let good = [("HUBCAP_ICEBERG_TOKEN", TOKEN)];
+    let (code, _, stderr) = run_once_env(t, &topic, &group, output, &flags, &good);
+    assert_eq!(code, 0, "{stderr}");
+    let read = read_rest(&rest.url(), &topic, "1");
+    assert_every_offset_once("after the revocation", &read, &produced_offsets(&produced));
+    let table = out.path().canonicalize().unwrap().join(&topic);
+    assert_eq!(planned(&read, &table), parquet_files(&table));
+}
+
+/// The catalog stops for a few seconds while a continuous run archives: commits wait and retry,
+/// the run carries on, and every offset is in the table once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_restarted_mid_run_costs_nothing() {
+    const PARTITIONS: i32 = 3;
+    let mut rest = IcebergRest::start();
+    let t = Kafka::shared();
+    let topic = unique("irestart");
+    let group = unique("g");
+    t.create_topic(&topic, PARTITIONS).await;
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().to_str().unwrap();
+    let mut flags = catalog_flags(&rest);
+    flags.extend(["--window-size", "8KiB", "--window-time", "1s"].map(String::from));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut cmd = hubcap();
+    cmd.args(["run", "--brokers", &t.brokers, "--topic", &topic])
+        .args(["--group", &group, "--output", output])
+        .args(&flags);
+    let mut instance = Instance::spawn("through a restart", cmd);
+    instance.wait_for_line(0, "partitions assigned", Duration::from_secs(60));
+    let mut produced = Vec::new();
+    for _ in 0..10 {
+        produced.extend(produce(&t.brokers, &topic, produced.len(), 40).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    rest.stop();
+    let stopped = std::time::Instant::now();
+    for _ in 0..15 {
+        produced.extend(produce(&t.brokers, &topic, produced.len(), 40).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    rest.restart();
+    let outage = stopped.elapsed();
+    for _ in 0..10 {
+        produced.extend(produce(&t.brokers, &topic, produced.len(), 40).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        instance.exited().is_none(),
+        "the run gave up during the outage:\n{}",
+        instance.log()
+    );
+    instance.signal(libc::SIGTERM);
+    let status = instance.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{}", instance.log());
+    let warnings: Vec<String> = instance
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    println!(
+        "during the outage: {} warnings, e.g. {:?}",
+        warnings.len(),
+        warnings.first()
+    );
+    wait_for_high_watermarks(&t.brokers, &topic, PARTITIONS, produced.len() as i64);
+    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, output, &flags);
+    assert!(ok, "{stderr}");
+    let read = read_rest(&rest.url(), &topic, "2");
+    let label = format!("catalog down {:.1} s mid-run", outage.as_secs_f64());
+    assert_every_offset_once(&label, &read, &produced_offsets(&produced));
+    let table = out.path().canonicalize().unwrap().join(&topic);
+    assert_eq!(planned(&read, &table), parquet_files(&table));
 }

@@ -27,6 +27,15 @@ pub fn hubcap_at(program: &Path) -> Command {
 
 /// Runs `cmd` to completion within `timeout`, returning (success, stdout, stderr).
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (bool, String, String) {
+    let (status, stdout, stderr) = run_status(cmd, timeout);
+    (status.success(), stdout, stderr)
+}
+
+/// Runs `cmd` to completion within `timeout`, returning (its exit status, stdout, stderr).
+pub fn run_status(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> (std::process::ExitStatus, String, String) {
     use std::io::Read;
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -58,11 +67,7 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> (bool, String, 
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    (
-        status.success(),
-        stdout.join().unwrap(),
-        stderr.join().unwrap(),
-    )
+    (status, stdout.join().unwrap(), stderr.join().unwrap())
 }
 
 /// `hubcap run --once` of one topic into `output` with `extra` flags: (success, stdout, stderr).

@@ -180,6 +180,9 @@ impl IcebergWriter {
                         break;
                     }
                     Err(e) if e.is_transient() => {
+                        if attempt % 10 == 0 {
+                            tracing::warn!(table = %self.table.name(), error = %e, attempt = attempt + 1, "cannot read the Iceberg table; trying again");
+                        }
                         failed = Some(Failed::Retry(e.to_string()));
                         backoff(attempt).await;
                         continue;
@@ -220,7 +223,12 @@ impl IcebergWriter {
                     batch = new;
                 }
                 Err(e) if e.is_transient() => {
-                    tracing::debug!(table = %self.table.location.display, error = %e, "Iceberg commit failed; trying again");
+                    // Said once, then every tenth attempt: an outage is seen, not a flood.
+                    if attempt % 10 == 0 {
+                        tracing::warn!(table = %self.table.name(), error = %e, attempt = attempt + 1, "Iceberg commit failed; trying again");
+                    } else {
+                        tracing::debug!(table = %self.table.name(), error = %e, "Iceberg commit failed; trying again");
+                    }
                     failed = Some(Failed::Retry(e.to_string()));
                     batch = new;
                     backoff(attempt).await;
