@@ -17,7 +17,7 @@ use crate::layout::{
 };
 use crate::partition::window::RollPolicy;
 use crate::run::RunConfig;
-use crate::state::iceberg::catalog::{Auth, CatalogConfig, Secret, DEFAULT_SCOPE};
+use crate::state::iceberg::catalog::CatalogConfig;
 use crate::state::sdk::SdkConfig;
 use crate::state::table::{Formats, TableConfig, TABLE_TEMPLATE};
 use crate::units::{ByteSize, HumanDuration};
@@ -520,58 +520,13 @@ impl RunArgs {
                     .into(),
             ));
         }
-        let url = url::Url::parse(uri).map_err(|_| {
-            catalog_error("--iceberg-catalog is not a URL; give the catalog's base URI, e.g. http://127.0.0.1:8181 or https://HOST/api/catalog".into())
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(catalog_error("--iceberg-catalog must be an http:// or https:// URL, e.g. https://HOST/api/catalog".into()));
-        }
-        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
-            return Err(catalog_error("--iceberg-catalog holds credentials or a query; give the catalog's base URI alone and the credentials in HUBCAP_ICEBERG_TOKEN or HUBCAP_ICEBERG_CREDENTIAL".into()));
-        }
-        let namespace: Vec<String> = self
-            .iceberg_namespace
-            .split('.')
-            .map(str::to_string)
-            .collect();
-        let bad = |level: &String| level.is_empty() || level.chars().any(char::is_control);
-        if namespace.iter().any(bad) {
-            return Err(catalog_error("--iceberg-namespace must be a name, or names joined by dots (one per level), e.g. hubcap or lake.events".into()));
-        }
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let auth = match (
-            var("HUBCAP_ICEBERG_TOKEN"),
-            var("HUBCAP_ICEBERG_CREDENTIAL"),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(catalog_error(
-                    "both HUBCAP_ICEBERG_TOKEN and HUBCAP_ICEBERG_CREDENTIAL are set; keep one"
-                        .into(),
-                ))
-            }
-            (Some(token), None) => Auth::Token(Secret(token)),
-            (None, Some(credential)) => {
-                let Some((id, secret)) = credential.split_once(':') else {
-                    return Err(catalog_error(
-                        "HUBCAP_ICEBERG_CREDENTIAL must be CLIENT_ID:CLIENT_SECRET (not shown)"
-                            .into(),
-                    ));
-                };
-                Auth::ClientCredentials {
-                    id: id.to_string(),
-                    secret: Secret(secret.to_string()),
-                    token_uri: var("HUBCAP_ICEBERG_OAUTH_URI"),
-                    scope: var("HUBCAP_ICEBERG_SCOPE").unwrap_or_else(|| DEFAULT_SCOPE.into()),
-                }
-            }
-            (None, None) => Auth::None,
-        };
-        Ok(Some(CatalogConfig {
-            uri: uri.trim_end_matches('/').to_string(),
-            warehouse: self.iceberg_warehouse.clone().filter(|w| !w.is_empty()),
-            namespace,
-            auth,
-        }))
+        CatalogConfig::from_flags(
+            uri,
+            self.iceberg_warehouse.as_deref(),
+            &self.iceberg_namespace,
+        )
+        .map(Some)
+        .map_err(ConfigError::Catalog)
     }
 
     /// `--azure-sdk-checkpoints`: a store that keeps blob metadata, and names the SDKs can split

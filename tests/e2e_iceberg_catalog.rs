@@ -406,3 +406,131 @@ async fn a_catalog_restarted_mid_run_costs_nothing() {
     let table = out.path().canonicalize().unwrap().join(&topic);
     assert_eq!(planned(&read, &table), parquet_files(&table));
 }
+
+/// The table read through the catalog by Spark with Iceberg's runtime, and with `delta` the
+/// Delta table over the same files by delta-spark (tests/py/read_iceberg_spark.py).
+fn read_spark(
+    catalog: &str,
+    table: &str,
+    partition: &str,
+    delta: Option<&std::path::Path>,
+) -> Value {
+    let jars = [
+        "iceberg-spark-runtime-4.1_2.13-1.12.0.jar",
+        "delta-spark_4.1_2.13-4.4.0.jar",
+        "delta-storage-4.4.0.jar",
+    ]
+    .map(|j| tools().join("spark-jars").join(j).display().to_string())
+    .join(",");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(script("read_iceberg_spark.py"))
+        .args([catalog, NAMESPACE, table, partition])
+        .args(delta.map(|d| d.to_str().unwrap()))
+        .env("SPARK_JARS", jars)
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .env("SPARK_LOCAL_DIRS", scratch.path())
+        .env("TMPDIR", scratch.path());
+    let (ok, stdout, stderr) = run_with_timeout(&mut cmd, Duration::from_secs(300));
+    assert!(ok, "read_iceberg_spark.py failed:\n{stderr}");
+    serde_json::from_str(stdout.lines().last().unwrap()).expect("read_iceberg_spark.py prints JSON")
+}
+
+/// Three instances of one group commit to one catalog table while they are killed at random
+/// (`HUBCAP_KILLS`, default 6), with Delta and Iceberg tables over the same files: pyiceberg,
+/// DuckDB and Spark read the Iceberg table through the catalog, delta-rs and Spark the Delta one,
+/// each every offset once, Spark planning one partition's files for a filter on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_killed_at_random_leave_every_offset_once_in_the_catalog_table() {
+    const PARTITIONS: i32 = 6;
+    let rest = IcebergRest::start();
+    let url = rest.url();
+    let flags = [
+        "--table",
+        "delta,iceberg",
+        "--iceberg-catalog",
+        &url,
+        "--iceberg-namespace",
+        NAMESPACE,
+    ];
+    let k = kill_loop(&flags, PARTITIONS).await;
+    let table = k.out.path().canonicalize().unwrap().join(&k.topic);
+    let want = produced_offsets(&k.produced);
+    let label = format!("catalog crash test ({} kills)", k.kills);
+    let read = read_rest(&url, &k.topic, "1");
+    assert_every_offset_once(&label, &read, &want);
+    let files = planned(&read, &table);
+    assert_eq!(files, parquet_files(&table), "every file written, once");
+
+    let spark = read_spark(&url, &k.topic, "1", Some(&table));
+    let names = |list: &Value| -> BTreeSet<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect()
+    };
+    let file_names: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let in_one: BTreeSet<String> = files
+        .iter()
+        .filter(|f| f.starts_with("partition=1/"))
+        .map(|f| f.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let delta: Value = serde_json::from_slice(&run_python(
+        &script("read_delta.py"),
+        &[table.to_str().unwrap(), "1"],
+    ))
+    .unwrap();
+    let delta_rs: Vec<Value> = delta["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!([r["partition"], r["SequenceNumber"]]))
+        .collect();
+    for (reader, list) in [
+        ("Spark (Iceberg, REST)", spark["iceberg"]["rows"].clone()),
+        ("Spark (Delta)", spark["delta"]["rows"].clone()),
+        ("delta-rs", Value::Array(delta_rs)),
+    ] {
+        let (count, seen) = rows(&list, 1);
+        let duplicates = count - seen.len();
+        let missing = want.difference(&seen).count();
+        let extra = seen.difference(&want).count();
+        println!("{label}, {reader}: {count} events, {duplicates} duplicates, {missing} missing");
+        assert_eq!((duplicates, missing, extra), (0, 0, 0), "{reader}");
+    }
+    assert_eq!(
+        names(&spark["delta"]["all"]),
+        file_names,
+        "one copy of the files"
+    );
+    assert_eq!(
+        names(&spark["delta"]["pruned"]),
+        in_one,
+        "Spark's Delta reader prunes"
+    );
+    let iceberg = &spark["iceberg"];
+    assert_eq!(iceberg["files"], files.len(), "Spark plans every file once");
+    assert_eq!(
+        iceberg["pruned_files"],
+        in_one.len(),
+        "Spark's Iceberg reader prunes"
+    );
+    let (clean, report) = audit_cli_with(
+        k.out.path(),
+        &k.group,
+        &["--iceberg-catalog", &url, "--iceberg-namespace", NAMESPACE],
+    );
+    println!(
+        "{label}: {} kills plus 3 at the end, {} events, {} files, {} snapshots kept; audit: {}",
+        k.kills,
+        k.produced.len(),
+        files.len(),
+        read["pyiceberg"]["snapshots"],
+        if clean { "clean" } else { "NOT clean" }
+    );
+    assert!(clean, "{report}");
+}

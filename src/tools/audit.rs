@@ -79,6 +79,7 @@ mod strays;
 mod table;
 mod text;
 
+use crate::state::iceberg::catalog::CatalogConfig;
 use decode::{avro_offsets, parquet_offsets};
 use files::{decode, fetch, list_files, read_file, verify, Stored};
 pub(crate) use kafka::range_reader_config;
@@ -142,6 +143,22 @@ pub struct AuditArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The Iceberg REST catalog that keeps the archive's Iceberg tables, as `run` was given
+    /// it (credentials from the same environment variables); without it an Iceberg table is
+    /// read by its path (`metadata/vN.metadata.json`).
+    #[arg(long, env = "HUBCAP_ICEBERG_CATALOG", value_name = "URL")]
+    pub iceberg_catalog: Option<String>,
+    /// The catalog's warehouse, as `run` was given it.
+    #[arg(long, env = "HUBCAP_ICEBERG_WAREHOUSE", value_name = "NAME")]
+    pub iceberg_warehouse: Option<String>,
+    /// The catalog namespace of the tables, as `run` was given it.
+    #[arg(
+        long,
+        env = "HUBCAP_ICEBERG_NAMESPACE",
+        default_value = "hubcap",
+        value_name = "NAME"
+    )]
+    pub iceberg_namespace: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +187,8 @@ pub enum AuditError {
     NoCheckpoints { checkpoints: String, scope: String },
     #[error("-X {0}")]
     KafkaSetting(String),
+    #[error("{0}")]
+    Catalog(String),
     #[error("cannot read the watermarks from {brokers} (waited {timeout:?}): {source}; check --brokers and the -X security settings")]
     Kafka {
         brokers: String,
@@ -188,7 +207,10 @@ impl AuditError {
     /// Whether the command line is at fault (a template or `-X` setting that cannot be used):
     /// exit 2, as for `run`.
     pub fn is_usage(&self) -> bool {
-        matches!(self, AuditError::Template(_) | AuditError::KafkaSetting(_))
+        matches!(
+            self,
+            AuditError::Template(_) | AuditError::KafkaSetting(_) | AuditError::Catalog(_)
+        )
     }
 }
 
@@ -301,6 +323,8 @@ pub(crate) struct Options {
     allow_gaps: bool,
     allow_stray: bool,
     verify: bool,
+    /// `--iceberg-catalog`: where the Iceberg tables' metadata is.
+    catalog: Option<CatalogConfig>,
 }
 
 impl Options {
@@ -314,6 +338,17 @@ impl Options {
             allow_gaps: args.allow_gaps,
             allow_stray: args.allow_stray,
             verify: args.verify,
+            catalog: match &args.iceberg_catalog {
+                Some(uri) => Some(
+                    CatalogConfig::from_flags(
+                        uri,
+                        args.iceberg_warehouse.as_deref(),
+                        &args.iceberg_namespace,
+                    )
+                    .map_err(AuditError::Catalog)?,
+                ),
+                None => None,
+            },
         })
     }
 
@@ -418,6 +453,7 @@ async fn audit_locations_with_lines(
         &stored.iceberg,
         &archived,
         &report.partitions,
+        opts.catalog.as_ref(),
     )
     .await;
     Ok((report, archived))

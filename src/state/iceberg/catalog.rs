@@ -64,6 +64,37 @@ pub struct CatalogConfig {
 }
 
 impl CatalogConfig {
+    /// `--iceberg-catalog URI`, `--iceberg-warehouse` and `--iceberg-namespace` (dots separate
+    /// levels), with the credentials from the environment (`HUBCAP_ICEBERG_TOKEN`, or
+    /// `HUBCAP_ICEBERG_CREDENTIAL` with `HUBCAP_ICEBERG_OAUTH_URI` and `HUBCAP_ICEBERG_SCOPE`).
+    /// Errors name the flag or variable and the form expected, never a value.
+    pub fn from_flags(
+        uri: &str,
+        warehouse: Option<&str>,
+        namespace: &str,
+    ) -> Result<CatalogConfig, String> {
+        let url = url::Url::parse(uri).map_err(|_| {
+            "--iceberg-catalog is not a URL; give the catalog's base URI, e.g. http://127.0.0.1:8181 or https://HOST/api/catalog".to_string()
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("--iceberg-catalog must be an http:// or https:// URL, e.g. https://HOST/api/catalog".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+            return Err("--iceberg-catalog holds credentials or a query; give the catalog's base URI alone, and the credentials in HUBCAP_ICEBERG_TOKEN or HUBCAP_ICEBERG_CREDENTIAL".into());
+        }
+        let namespace: Vec<String> = namespace.split('.').map(str::to_string).collect();
+        let bad = |level: &String| level.is_empty() || level.chars().any(char::is_control);
+        if namespace.iter().any(bad) {
+            return Err("--iceberg-namespace must be a name, or names joined by dots (one per level), e.g. hubcap or lake.events".into());
+        }
+        Ok(CatalogConfig {
+            uri: uri.trim_end_matches('/').to_string(),
+            warehouse: warehouse.filter(|w| !w.is_empty()).map(str::to_string),
+            namespace,
+            auth: auth_from_env()?,
+        })
+    }
+
     /// The catalog's URI for messages: no user info, no query.
     pub fn shown_uri(&self) -> String {
         crate::store::redact_url(&self.uri)
@@ -74,6 +105,34 @@ impl CatalogConfig {
         let mut parts = self.namespace.clone();
         parts.push(table.to_string());
         parts.join(".")
+    }
+}
+
+/// The credentials in the environment.
+fn auth_from_env() -> Result<Auth, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (
+        var("HUBCAP_ICEBERG_TOKEN"),
+        var("HUBCAP_ICEBERG_CREDENTIAL"),
+    ) {
+        (Some(_), Some(_)) => {
+            Err("both HUBCAP_ICEBERG_TOKEN and HUBCAP_ICEBERG_CREDENTIAL are set; keep one".into())
+        }
+        (Some(token), None) => Ok(Auth::Token(Secret(token))),
+        (None, Some(credential)) => {
+            let Some((id, secret)) = credential.split_once(':') else {
+                return Err(
+                    "HUBCAP_ICEBERG_CREDENTIAL must be CLIENT_ID:CLIENT_SECRET (not shown)".into(),
+                );
+            };
+            Ok(Auth::ClientCredentials {
+                id: id.to_string(),
+                secret: Secret(secret.to_string()),
+                token_uri: var("HUBCAP_ICEBERG_OAUTH_URI"),
+                scope: var("HUBCAP_ICEBERG_SCOPE").unwrap_or_else(|| DEFAULT_SCOPE.into()),
+            })
+        }
+        (None, None) => Ok(Auth::None),
     }
 }
 
@@ -168,13 +227,27 @@ impl RestCatalog {
         format!("{}/tables/{}", self.namespace_url(), encode(table))
     }
 
-    /// Creates the namespace unless it exists.
+    /// Creates the namespace unless it exists. Several instances starting together race to
+    /// create it; a catalog may answer the losers 409 or fail them (a 500 from a SQLite
+    /// backend): a namespace that exists afterwards is all that counts.
     pub async fn ensure_namespace(&self) -> Result<(), IcebergError> {
         let url = format!("{}/namespaces", self.base);
         let body = json!({"namespace": self.config.namespace, "properties": {}});
-        match self.send(reqwest::Method::POST, &url, Some(&body)).await {
-            Answer::Status(s, _) if s == reqwest::StatusCode::CONFLICT => Ok(()),
+        let created = match self.send(reqwest::Method::POST, &url, Some(&body)).await {
+            Answer::Status(s, _) if s == reqwest::StatusCode::CONFLICT => return Ok(()),
             answer => self.expect_ok("create the namespace", answer).map(drop),
+        };
+        match created {
+            Err(e) if !e.is_refused() => {
+                let exists = self
+                    .send(reqwest::Method::GET, &self.namespace_url(), None)
+                    .await;
+                match exists {
+                    Answer::Ok(_) => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            other => other,
         }
     }
 
@@ -217,7 +290,15 @@ impl RestCatalog {
                     reason: format!("{what}: it exists, yet cannot be loaded"),
                     transient: true,
                 }),
-            answer => self.loaded(&what, self.expect_ok(&what, answer)?),
+            answer => match self.expect_ok(&what, answer) {
+                Ok(body) => self.loaded(&what, body),
+                // Another instance's create may have failed this one (see `ensure_namespace`).
+                Err(e) if !e.is_refused() => match self.load_table(table).await {
+                    Ok(Some(loaded)) => Ok(loaded),
+                    _ => Err(e),
+                },
+                Err(e) => Err(e),
+            },
         }
     }
 

@@ -8,6 +8,9 @@ use serde_json::{json, Value};
 use super::catalog::{Loaded, RestCatalog};
 use super::*;
 
+/// Attempts at creating the namespace or the table when the catalog fails.
+const STARTS: u64 = 5;
+
 impl IcebergTable {
     /// Creates the table in the catalog as `metadata` describes it. A path table hubcap kept at
     /// the location before (run without `--iceberg-catalog`) is registered instead, with every
@@ -19,10 +22,26 @@ impl IcebergTable {
         name: &str,
         metadata: TableMetadata,
     ) -> Result<TableState, IcebergError> {
-        catalog.ensure_namespace().await?;
+        // Instances starting together race to create the namespace and the table: a lost race
+        // may fail before the winner's is visible, so a transient failure is tried again.
+        let mut attempt = 0;
+        while let Err(e) = catalog.ensure_namespace().await {
+            attempt += 1;
+            if !e.is_transient() || attempt == STARTS {
+                return Err(e);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+        }
         let by_path = self.by_path();
         let Some(path_table) = by_path.load_path().await? else {
-            let loaded = catalog.create_table(name, &metadata).await?;
+            let mut attempt = 0;
+            let loaded = loop {
+                match catalog.create_table(name, &metadata).await {
+                    Err(e) if e.is_transient() && attempt + 1 < STARTS => attempt += 1,
+                    done => break done?,
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+            };
             let state = self.catalog_state(loaded)?;
             self.check_ids(&metadata, &state.metadata)?;
             tracing::info!(table = %self.name(), location = %self.uri, "created the Iceberg table in the catalog");

@@ -20,7 +20,9 @@
 //! (`hubcap.offsets.<topic>.<partition>`) in place of the set-transaction version.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use crate::state::iceberg::catalog::{CatalogConfig, RestCatalog};
 use crate::state::iceberg::IcebergTable;
 use crate::state::manifest::ManifestEntry;
 use crate::state::table::{app_id, read_table, LoggedFile, TableContents};
@@ -43,8 +45,19 @@ pub(super) async fn audit_tables(
     iceberg: &BTreeSet<String>,
     archived: &Archived,
     partitions: &[PartitionAudit],
+    catalog: Option<&CatalogConfig>,
 ) -> Vec<TableAudit> {
     let mut audits = Vec::new();
+    // Connected once, for every Iceberg table; a catalog that fails fails each table.
+    let catalog = match catalog {
+        Some(c) if !iceberg.is_empty() => Some(
+            RestCatalog::connect(c.clone())
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+        ),
+        _ => None,
+    };
     let roots = delta
         .iter()
         .map(|r| (r, DELTA))
@@ -65,7 +78,16 @@ pub(super) async fn audit_tables(
             continue;
         }
         let contents = if format == ICEBERG {
-            read_iceberg(&output.child(root), root, &tied).await
+            // The catalog's table is named as the topic is.
+            let location = output.child(root);
+            match &catalog {
+                Some(Err(e)) => Err(e.clone()),
+                Some(Ok(c)) => {
+                    let named = (c.clone(), tied[0].topic.as_str());
+                    read_iceberg(&location, root, &tied, Some(named)).await
+                }
+                None => read_iceberg(&location, root, &tied, None).await,
+            }
         } else {
             let apps: Vec<String> = tied.iter().map(|p| app_of(p)).collect();
             let contents = read_table(&output.child(root), &apps).await;
@@ -86,13 +108,22 @@ pub(super) async fn read_iceberg(
     location: &Location,
     root: &str,
     partitions: &[&PartitionAudit],
+    catalog: Option<(Arc<RestCatalog>, &str)>,
 ) -> Result<TableContents, String> {
-    let table = IcebergTable::new(location.clone()).map_err(|e| e.to_string())?;
+    let table = match &catalog {
+        Some((c, name)) => IcebergTable::in_catalog(location.clone(), c.clone(), name),
+        None => IcebergTable::new(location.clone()),
+    }
+    .map_err(|e| e.to_string())?;
+    let missing = match catalog {
+        Some(_) => "the catalog has no such table",
+        None => "it has no path-table metadata (metadata/vN.metadata.json); a table kept by a REST catalog is audited with --iceberg-catalog URL and --iceberg-namespace, as run was given them",
+    };
     let state = table
         .load()
         .await
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| "it has no metadata version".to_string())?;
+        .ok_or_else(|| missing.to_string())?;
     let entries = table.files(&state).await.map_err(|e| e.to_string())?;
     let columns: Vec<String> = state
         .metadata

@@ -214,7 +214,7 @@ async fn an_iceberg_file_added_by_two_commits_fails_the_audit() {
         let p = p.clone();
         let output = output.clone();
         async move {
-            let contents = read_iceberg(&output.child(ROOT), ROOT, &[&p]).await;
+            let contents = read_iceberg(&output.child(ROOT), ROOT, &[&p], None).await;
             judge(ROOT, contents, &archived(), &[&p])
         }
     };
