@@ -123,6 +123,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             .is_some_and(AuditError::is_usage)
         || e.downcast_ref::<RepairError>()
             .is_some_and(RepairError::is_usage)
+        || e.downcast_ref::<hubcap::tools::inspect::InspectError>()
+            .is_some_and(hubcap::tools::inspect::InspectError::is_usage)
     {
         exit::USAGE
     } else {

@@ -116,6 +116,24 @@ async fn a_catalog_table_holds_every_offset_once_across_runs() {
     assert_every_offset_once("second run", &again, &produced_offsets(&produced));
     assert_ne!(again["metadata_location"], read["metadata_location"]);
     assert_eq!(planned(&again, &table), parquet_files(&table));
+
+    // `hubcap inspect` and `hubcap audit` find the table through the catalog.
+    let url = rest.url();
+    let (ok, stdout, stderr) = run_with_timeout(
+        hubcap()
+            .args(["inspect", "--stats", "--iceberg-catalog", &url])
+            .args(["--iceberg-namespace", NAMESPACE, &topic]),
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{stderr}");
+    let totals: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(totals["records"], 900, "{stdout}");
+    let catalog = ["--iceberg-catalog", &url, "--iceberg-namespace", NAMESPACE];
+    let (clean, report) = audit_cli_with(out.path(), &group, &catalog);
+    assert!(clean, "{report}");
+    // Without the catalog, the audit says where the table's metadata is.
+    let (clean, report) = audit_cli(out.path(), &group);
+    assert!(!clean && report.contains("--iceberg-catalog"), "{report}");
 }
 
 /// `hubcap run --once` of `topic` with `flags` and `env`: (exit code, stdout, stderr).

@@ -41,6 +41,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value as Json;
 
+use crate::state::iceberg::catalog::{CatalogConfig, RestCatalog};
 use crate::state::iceberg::IcebergTable;
 use crate::state::table::{read_table, TableError};
 use crate::store::{Location, StoreError};
@@ -62,6 +63,29 @@ pub struct InspectArgs {
     /// Print a summary per file (count, offset range, time range, bytes) instead of records.
     #[arg(long)]
     pub stats: bool,
+    /// Read the Iceberg table TARGET of this REST catalog's --iceberg-namespace (credentials
+    /// from HUBCAP_ICEBERG_TOKEN or HUBCAP_ICEBERG_CREDENTIAL): the files of its current
+    /// snapshot, wherever the catalog says the table is.
+    #[arg(long, env = "HUBCAP_ICEBERG_CATALOG", value_name = "URL")]
+    pub iceberg_catalog: Option<String>,
+    /// The catalog's warehouse, if it asks for one.
+    #[arg(long, env = "HUBCAP_ICEBERG_WAREHOUSE", value_name = "NAME")]
+    pub iceberg_warehouse: Option<String>,
+    /// The catalog namespace TARGET is in.
+    #[arg(
+        long,
+        env = "HUBCAP_ICEBERG_NAMESPACE",
+        default_value = "hubcap",
+        value_name = "NAME"
+    )]
+    pub iceberg_namespace: String,
+}
+
+impl InspectError {
+    /// Whether the command line is at fault: exit 2, as for `run`.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, InspectError::CatalogFlags(_))
+    }
 }
 
 /// What an inspect run read.
@@ -123,6 +147,11 @@ pub enum InspectError {
     },
     #[error(transparent)]
     Table(#[from] TableError),
+    #[error("{0}")]
+    Catalog(String),
+    /// `--iceberg-catalog` and its companions cannot be used.
+    #[error("{0}")]
+    CatalogFlags(String),
     #[error("the Delta table {table} adds {file}, which is not in the store")]
     TableFileMissing { table: String, file: String },
     #[error("cannot write the output: {0}")]
@@ -139,7 +168,10 @@ pub async fn inspect(
     args: &InspectArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<InspectTotals, InspectError> {
-    let target = Target::open(&args.target)?;
+    let target = match &args.iceberg_catalog {
+        Some(uri) => Target::in_catalog(uri, args).await?,
+        None => Target::open(&args.target)?,
+    };
     inspect_target(&target, args, out).await
 }
 
@@ -151,9 +183,48 @@ struct Target {
     display: String,
     /// The prefix as a location, which may hold a Delta table; `None` for a local file.
     location: Option<Location>,
+    /// With `--iceberg-catalog`: the catalog's table at `location`.
+    iceberg: Option<IcebergTable>,
 }
 
 impl Target {
+    /// The catalog's table `args.target`, at the location its metadata names.
+    async fn in_catalog(uri: &str, args: &InspectArgs) -> Result<Target, InspectError> {
+        let config = CatalogConfig::from_flags(
+            uri,
+            args.iceberg_warehouse.as_deref(),
+            &args.iceberg_namespace,
+        )
+        .map_err(InspectError::CatalogFlags)?;
+        let qualified = config.qualified(&args.target);
+        let catalog = Arc::new(
+            RestCatalog::connect(config)
+                .await
+                .map_err(TableError::from)?,
+        );
+        let loaded = catalog
+            .load_table(&args.target)
+            .await
+            .map_err(TableError::from)?
+            .ok_or_else(|| {
+                InspectError::Catalog(format!("the catalog has no table {qualified}"))
+            })?;
+        // A `file:` location is a local directory (`file:/x` and `file:///x` alike).
+        let location = loaded.metadata.location;
+        let spec = match location.strip_prefix("file:") {
+            Some(path) => format!("/{}", path.trim_start_matches('/')),
+            None => location,
+        };
+        let mut target = Target::open(&spec)?;
+        let at = target.location.clone().ok_or_else(|| {
+            InspectError::Catalog(format!("{qualified} is at {spec}, which is not a folder"))
+        })?;
+        let table =
+            IcebergTable::in_catalog(at, catalog, &args.target).map_err(TableError::from)?;
+        target.iceberg = Some(table);
+        Ok(target)
+    }
+
     fn open(spec: &str) -> Result<Target, InspectError> {
         if let Some(local) = local_path(spec) {
             return Self::local(spec, local);
@@ -164,6 +235,7 @@ impl Target {
             path: loc.prefix.clone(),
             display: loc.display.clone(),
             location: Some(loc),
+            iceberg: None,
         })
     }
 
@@ -191,6 +263,7 @@ impl Target {
                 path: loc.prefix.clone(),
                 display: spec.to_string(),
                 location: Some(loc),
+                iceberg: None,
             });
         }
         // Not canonicalized: a symlink is shown by the name it was given.
@@ -216,6 +289,7 @@ impl Target {
             path: name,
             display: spec.to_string(),
             location: None,
+            iceberg: None,
         })
     }
 }
@@ -305,10 +379,12 @@ async fn find_objects(target: &Target) -> Result<Vec<ObjectMeta>, InspectError> 
             (parts.pop()?.as_ref() == "metadata").then(|| Path::from_iter(parts))
         })
         .collect();
-    let mut files: Vec<ObjectMeta> = match (&target.location, table) {
-        (Some(location), true) => table_files(location, listed).await?,
-        (Some(location), false) if iceberg.contains(&target.path) => {
-            iceberg_files(location, listed).await?
+    let mut files: Vec<ObjectMeta> = match (&target.location, &target.iceberg, table) {
+        (Some(location), Some(table), _) => iceberg_files(location, table, listed).await?,
+        (Some(location), None, true) => table_files(location, listed).await?,
+        (Some(location), None, false) if iceberg.contains(&target.path) => {
+            let table = IcebergTable::new(location.clone()).map_err(TableError::from)?;
+            iceberg_files(location, &table, listed).await?
         }
         // An Iceberg table's manifests are Avro files, but the table's, not records.
         _ => listed
@@ -357,12 +433,13 @@ async fn table_files(
         .collect()
 }
 
-/// The data files of the Iceberg table at `location`, as its current snapshot holds them.
+/// The data files of the Iceberg table at `location` (by its path, or in a catalog), as its
+/// current snapshot holds them.
 async fn iceberg_files(
     location: &Location,
+    table: &IcebergTable,
     listed: Vec<ObjectMeta>,
 ) -> Result<Vec<ObjectMeta>, InspectError> {
-    let table = IcebergTable::new(location.clone()).map_err(TableError::from)?;
     let state = table.load().await.map_err(TableError::from)?;
     let entries = match &state {
         Some(state) => table.files(state).await.map_err(TableError::from)?,
@@ -373,7 +450,7 @@ async fn iceberg_files(
         .map(|meta| (meta.location.clone(), meta))
         .collect();
     let version = state.as_ref().map_or(0, |s| s.version);
-    tracing::info!(table = %location.display, version, files = entries.len(), "reading the Iceberg table's files");
+    tracing::info!(table = %table.name(), version, files = entries.len(), "reading the Iceberg table's files");
     let prefix = format!("{}/", table.uri());
     entries
         .iter()
