@@ -552,3 +552,101 @@ async fn three_instances_killed_at_random_leave_every_offset_once_in_the_catalog
     );
     assert!(clean, "{report}");
 }
+
+/// Partition `p`'s file of offsets `first..first + 10` of topic `clicks`, described by hand.
+fn addition(p: i32, first: i64) -> hubcap::state::iceberg::Addition {
+    use hubcap::state::iceberg::{Addition, Committed, DataFile};
+    Addition {
+        file: DataFile {
+            path: format!("partition={p}/{first:020}.parquet"),
+            size: 100,
+            records: 10,
+            partition_values: vec![("partition".into(), p.to_string())],
+            metrics: Default::default(),
+        },
+        committed: Committed {
+            topic: "clicks".into(),
+            partition: p,
+            last_offset: first + 9,
+        },
+    }
+}
+
+/// Two writers (two instances' commit queues) on one catalog table: the one that commits on a
+/// stale snapshot loses the catalog's requirement check (409), reads the table again and
+/// commits on the new snapshot; a file the other committed meanwhile is not added twice. Then
+/// sixteen partitions' files from both at once: every file once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_commit_race_in_the_catalog_never_adds_a_file_twice() {
+    use hubcap::state::iceberg::catalog::{Auth, CatalogConfig, RestCatalog};
+    use hubcap::state::iceberg::{Appended, IcebergTable, IcebergWriter};
+    use std::sync::Arc;
+
+    let rest = IcebergRest::start();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().canonicalize().unwrap();
+    let location = hubcap::store::Location::open(output.to_str().unwrap(), "--output")
+        .unwrap()
+        .child("clicks");
+    let config = CatalogConfig {
+        uri: rest.url(),
+        warehouse: None,
+        namespace: vec![NAMESPACE.into()],
+        auth: Auth::None,
+    };
+    let writer = || async {
+        let catalog = Arc::new(RestCatalog::connect(config.clone()).await.unwrap());
+        let table = IcebergTable::in_catalog(location.clone(), catalog, "clicks").unwrap();
+        Arc::new(
+            IcebergWriter::open(table, &["partition".to_string()])
+                .await
+                .unwrap(),
+        )
+    };
+    let (a, b) = (writer().await, writer().await);
+    let Appended::Committed(first) = a.add(addition(0, 0)).await.unwrap() else {
+        panic!("not committed")
+    };
+    // `b` still holds the table as created: the catalog refuses its commit, it retries.
+    let Appended::Committed(second) = b.add(addition(1, 0)).await.unwrap() else {
+        panic!("not committed")
+    };
+    assert!(second > first);
+    // `a` holds its own commit: `b`'s file is in the table already.
+    assert_eq!(a.add(addition(1, 0)).await.unwrap(), Appended::AlreadyThere);
+
+    let mut tasks = Vec::new();
+    for p in 0..16 {
+        let writers = [a.clone(), b.clone()];
+        tasks.push(tokio::spawn(async move {
+            for first in [10, 20, 30] {
+                let w = &writers[(p as usize + first as usize / 10) % 2];
+                assert_ne!(
+                    w.add(addition(p, first)).await.unwrap(),
+                    Appended::AlreadyThere
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let state = a.table().load().await.unwrap().unwrap();
+    let files: Vec<String> = a
+        .table()
+        .files(&state)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.file_path)
+        .collect();
+    let unique: BTreeSet<&String> = files.iter().collect();
+    assert_eq!((files.len(), unique.len()), (50, 50), "{files:?}");
+    let offsets = state.offsets();
+    assert_eq!(offsets.len(), 16);
+    assert!(offsets.values().all(|o| *o == 39), "{offsets:?}");
+    println!(
+        "two writers, 50 files: {} commits in the catalog",
+        state.metadata.snapshots.len()
+    );
+}
