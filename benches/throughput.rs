@@ -19,8 +19,9 @@
 //!
 //! Knobs (environment): HUBCAP_BENCH_BROKERS (mock,kafka; empty: only the encoding table), HUBCAP_BENCH_PARTITIONS (16,256),
 //! HUBCAP_BENCH_RECORDS_PER_PARTITION (15,000), HUBCAP_BENCH_RUNS (3), HUBCAP_BENCH_CASES
-//! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd,parquet-delta: Parquet
-//! with --table delta, not run by default), HUBCAP_BENCH_WINDOW (--window-size for every case,
+//! (comma-separated subset of baseline,avro-null,avro-deflate,parquet-zstd, and not run by default
+//! parquet-delta, parquet-iceberg, parquet-delta-iceberg: Parquet with --table delta, iceberg or
+//! delta,iceberg), HUBCAP_BENCH_WINDOW (--window-size for every case,
 //! e.g. 256KiB for many files), HUBCAP_BENCH_ARGS (more `hubcap run` arguments for every case,
 //! the baseline's client settings too, e.g. `--memory-limit 1GiB`), HUBCAP_BENCH_WRAP (a
 //! command hubcap runs under, e.g. `perf record -g -o /tmp/perf.data`), HUBCAP_BENCH_KAFKA
@@ -191,6 +192,11 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         "avro-deflate" => ("avro", &["--codec", "deflate"]),
         "parquet-zstd" => ("parquet", &["--compression", "zstd"]),
         "parquet-delta" => ("parquet", &["--compression", "zstd", "--table", "delta"]),
+        "parquet-iceberg" => ("parquet", &["--compression", "zstd", "--table", "iceberg"]),
+        "parquet-delta-iceberg" => (
+            "parquet",
+            &["--compression", "zstd", "--table", "delta,iceberg"],
+        ),
         other => panic!("unknown case {other}"),
     };
     let out = tempfile::tempdir_in(output_parent()).unwrap();
@@ -211,7 +217,8 @@ fn run_case(case: &str, brokers: &str, topic: &str, total: usize) -> Sample {
         peak_rss_mib,
         files: common::list_files(out.path())
             .iter()
-            .filter(|(name, _)| !name.contains("_delta_log"))
+            // Data files only: not a table's log or metadata.
+            .filter(|(name, _)| !name.contains("_delta_log") && !name.contains("/metadata/"))
             .count(),
     }
 }

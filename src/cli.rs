@@ -147,8 +147,8 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_FORMAT", value_enum)]
     pub format: Option<FormatName>,
 
-    /// Also keep each topic as a table: delta (Delta Lake), iceberg (Apache Iceberg, a path
-    /// table without a catalog) or delta,iceberg (both, over one copy of the files). Every
+    /// Also keep each topic as a table: delta (Delta Lake), iceberg (Apache Iceberg: a path
+    /// table, or one in --iceberg-catalog) or delta,iceberg (both, over one copy of the files). Every
     /// archived file is added to each exactly once. Writes Parquet. A list: comma-separated,
     /// or the flag repeated (an array in the configuration file).
     #[arg(

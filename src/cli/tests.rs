@@ -365,6 +365,27 @@ fn an_iceberg_table_or_both_write_parquet_in_the_same_layout() {
         assert_eq!(table.path, "{EventHub}");
         assert_eq!(table.partition_columns, ["partition", "date"]);
     }
+    // A catalog keeps Iceberg tables only.
+    let catalog = ["--iceberg-catalog", "http://127.0.0.1:8181"];
+    let lone = run(&[&catalog[..], &["--table", "delta"]].concat()).unwrap_err();
+    assert!(lone.to_string().contains("add --table iceberg"), "{lone}");
+    let kept = run(&[
+        &catalog[..],
+        &["--table", "iceberg", "--iceberg-namespace", "a.b"],
+    ]
+    .concat())
+    .unwrap()
+    .table
+    .unwrap()
+    .catalog
+    .unwrap();
+    assert_eq!(
+        (kept.uri.as_str(), kept.namespace),
+        (
+            "http://127.0.0.1:8181",
+            vec!["a".to_string(), "b".to_string()]
+        )
+    );
     let avro = run(&["--table", "delta,iceberg", "--format", "avro"])
         .unwrap_err()
         .to_string();

@@ -570,3 +570,6 @@ fn encode(s: &str) -> String {
         .collect::<String>()
         .replace('+', "%20")
 }
+
+#[cfg(test)]
+mod tests;

@@ -347,3 +347,70 @@ async fn load_looks_past_a_stale_version_hint_and_refuses_a_wrong_one() {
     assert!(matches!(err, IcebergError::Unreadable { .. }), "{err}");
     assert!(!err.is_transient());
 }
+
+/// A commit as a REST catalog takes it: the snapshot added, the branch moved, the snapshots
+/// removed and the properties changed, guarded by the table's UUID and the branch's snapshot.
+#[test]
+fn a_commit_becomes_the_catalogs_updates_and_requirements() {
+    use super::metadata::Snapshot;
+    let snapshot = |id: i64| Snapshot {
+        snapshot_id: id,
+        parent_snapshot_id: None,
+        sequence_number: id,
+        timestamp_ms: 0,
+        manifest_list: format!("file:///t/metadata/snap-{id}.avro"),
+        summary: BTreeMap::from([("operation".to_string(), "append".to_string())]),
+        schema_id: Some(0),
+    };
+    let base_json = serde_json::json!({
+        "format-version": 2, "table-uuid": "u-1", "location": "file:///t",
+        "last-sequence-number": 2, "last-updated-ms": 0, "last-column-id": 7,
+        "current-schema-id": 0, "schemas": [], "default-spec-id": 0, "partition-specs": [],
+        "last-partition-id": 999, "default-sort-order-id": 0, "sort-orders": [],
+        "properties": {"a": "1", "gone": "x"}, "current-snapshot-id": 2,
+    });
+    let mut base: TableMetadata = serde_json::from_value(base_json).unwrap();
+    base.snapshots = vec![snapshot(1), snapshot(2)];
+    let mut after = base.clone();
+    after.snapshots = vec![snapshot(2), snapshot(3)];
+    after.current_snapshot_id = Some(3);
+    after.properties = BTreeMap::from([("a".into(), "2".into())]);
+    let (requirements, updates) = changes(&base, &after);
+    assert_eq!(
+        requirements,
+        [
+            serde_json::json!({"type": "assert-table-uuid", "uuid": "u-1"}),
+            serde_json::json!({"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": 2}),
+        ]
+    );
+    let actions: Vec<&str> = updates
+        .iter()
+        .map(|u| u["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "add-snapshot",
+            "set-snapshot-ref",
+            "remove-snapshots",
+            "set-properties",
+            "remove-properties"
+        ]
+    );
+    assert_eq!(updates[0]["snapshot"]["snapshot-id"], 3);
+    assert_eq!(updates[1]["snapshot-id"], 3);
+    assert_eq!(updates[2]["snapshot-ids"], serde_json::json!([1]));
+    assert_eq!(updates[3]["updates"], serde_json::json!({"a": "2"}));
+    assert_eq!(updates[4]["removals"], serde_json::json!(["gone"]));
+    // A table without a snapshot yet: the branch must still be absent.
+    base.current_snapshot_id = None;
+    let (requirements, _) = changes(&base, &after);
+    assert_eq!(requirements[1]["snapshot-id"], serde_json::Value::Null);
+}
+
+#[test]
+fn file_uris_compare_in_one_form() {
+    assert_eq!(file_uri("file:/tmp/x/"), "file:///tmp/x");
+    assert_eq!(file_uri("file:///tmp/x"), "file:///tmp/x");
+    assert_eq!(file_uri("s3://b/x/"), "s3://b/x");
+}

@@ -203,6 +203,9 @@ impl Archive {
             brokers: None,
             kafka: vec![],
             json: false,
+            iceberg_catalog: None,
+            iceberg_warehouse: None,
+            iceberg_namespace: "hubcap".into(),
         }
     }
 

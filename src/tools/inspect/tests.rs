@@ -35,6 +35,9 @@ fn args(target: &str, limit: Option<u64>, stats: bool) -> InspectArgs {
         target: target.to_string(),
         limit,
         stats,
+        iceberg_catalog: None,
+        iceberg_warehouse: None,
+        iceberg_namespace: "hubcap".into(),
     }
 }
 
@@ -388,6 +391,7 @@ async fn object_store_prefix_and_single_objects() {
         path: Path::from(path),
         display: format!("memory:///{path}"),
         location: None,
+        iceberg: None,
     };
 
     let lines = run_store(&target("archive"), true).await.unwrap();
