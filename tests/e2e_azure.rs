@@ -22,6 +22,52 @@ async fn azure_blob_archive_and_checkpoint_cas_on_azurite() {
     let loc = Location::open(&format!("az://{container}/conformance"), "--checkpoints").unwrap();
     hubcap::store::conformance::check(&loc).await;
     archive_round_trips(&az, &container).await;
+    iceberg_table_names_abfss_uris(&container).await;
+}
+
+/// `--table iceberg` on Azure: the table's location and files are abfss:// URIs (what Spark on
+/// Databricks, Synapse and Fabric open), and hubcap reads its own table back through them.
+async fn iceberg_table_names_abfss_uris(container: &str) {
+    let t = Kafka::shared();
+    let topic = unique("ledger");
+    let group = unique("g");
+    t.create_topic(&topic, 2).await;
+    produce(&t.brokers, &topic, 0, 200).await;
+    wait_for_high_watermarks(&t.brokers, &topic, 2, 200);
+    let output = format!("az://{container}/lake");
+    let flags = ["--table", "iceberg", "--window-size", "8KiB"];
+    let (ok, _, stderr) = run_once(&t.brokers, &topic, &group, &output, &flags);
+    assert!(ok, "--table iceberg to Azurite failed:\n{stderr}");
+    let table = Location::open(&format!("{output}/{topic}"), "--output").unwrap();
+    let read = |name: &str| {
+        let table = table.clone();
+        let name = name.to_string();
+        async move {
+            use object_store::ObjectStoreExt;
+            let got = table.store.get(&table.path(&name)).await.unwrap();
+            String::from_utf8(got.bytes().await.unwrap().to_vec()).unwrap()
+        }
+    };
+    let version = read("metadata/version-hint.text").await;
+    let metadata = read(&format!("metadata/v{}.metadata.json", version.trim())).await;
+    let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap();
+    let want = format!("abfss://{container}@devstoreaccount1.dfs.core.windows.net/lake/{topic}");
+    assert_eq!(metadata["location"], want.as_str());
+    let list = metadata["snapshots"].as_array().unwrap().last().unwrap()["manifest-list"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(list.starts_with(&format!("{want}/metadata/")), "{list}");
+    let (ok, report, stderr) = run_with_timeout(
+        hubcap().args(["audit", "--output", &output, "--group", &group]),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(ok, "audit of the Azure table:\n{report}\n{stderr}");
+    assert!(
+        report.contains("(iceberg)") || report.contains("table"),
+        "{report}"
+    );
+    println!("azurite: Iceberg table at {want}, audit clean");
 }
 
 /// The emulator's address reaches hubcap through the environment set at the start of the test.

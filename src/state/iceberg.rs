@@ -185,10 +185,57 @@ pub fn table_uri(location: &Location) -> Result<String, String> {
             .map(|u| u.to_string().trim_end_matches('/').to_string())
             .map_err(|()| format!("{} is not an absolute path", location.display)),
         StoreKind::Memory => Ok(format!("memory:///{}", location.prefix.as_ref())),
-        StoreKind::S3 | StoreKind::Azure | StoreKind::Gcs => {
-            Ok(location.display.trim_end_matches('/').to_string())
-        }
+        StoreKind::Azure => abfss_uri(&location.display, azure_account_from_env()),
+        StoreKind::S3 | StoreKind::Gcs => Ok(location.display.trim_end_matches('/').to_string()),
     }
+}
+
+/// The storage account object_store takes from the environment when the URL names none.
+fn azure_account_from_env() -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let emulator = var("AZURE_STORAGE_USE_EMULATOR").is_some_and(|v| v == "true");
+    var("AZURE_STORAGE_ACCOUNT_NAME")
+        .or_else(|| var("AZURE_STORAGE_ACCOUNT"))
+        .or_else(|| emulator.then(|| "devstoreaccount1".to_string()))
+}
+
+/// An Azure location (`az://`, `azure://`, `adl://`, `abfs[s]://`, or an `https://` account
+/// URL) as readers of Iceberg open Azure files: `abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH`
+/// (Java's ADLSFileIO, pyiceberg, Spark on Databricks, Synapse and Fabric), with `account` for a
+/// URL that names none.
+pub fn abfss_uri(display: &str, account: Option<String>) -> Result<String, String> {
+    let url = url::Url::parse(display).map_err(|e| format!("{display}: {e}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let path = url.path().trim_end_matches('/');
+    let no_account = || {
+        format!("{display} names no storage account: set AZURE_STORAGE_ACCOUNT_NAME, or give --output as abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH, so that readers can open the table's files")
+    };
+    let (container, account, path) = match url.scheme() {
+        "https" | "http" => {
+            let account = host.split('.').next().unwrap_or_default().to_string();
+            let mut parts = path.trim_start_matches('/').splitn(2, '/');
+            let container = parts.next().unwrap_or_default().to_string();
+            let rest = parts.next().map(|p| format!("/{p}")).unwrap_or_default();
+            (container, account, rest)
+        }
+        _ => match url.username() {
+            "" => (
+                host.to_string(),
+                account.ok_or_else(no_account)?,
+                path.to_string(),
+            ),
+            container => {
+                let account = host.split('.').next().unwrap_or_default().to_string();
+                (container.to_string(), account, path.to_string())
+            }
+        },
+    };
+    if container.is_empty() || account.is_empty() {
+        return Err(no_account());
+    }
+    Ok(format!(
+        "abfss://{container}@{account}.dfs.core.windows.net{path}"
+    ))
 }
 
 /// One Iceberg table at a location (a folder under the output).
@@ -291,9 +338,14 @@ impl IcebergTable {
 
     /// A file of the table by its absolute URI, as the metadata names it.
     async fn get_uri(&self, uri: &str) -> Result<Bytes, IcebergError> {
-        let relative = file_uri(uri)
-            .strip_prefix(&format!("{}/", file_uri(&self.uri)))
-            .map(str::to_string)
+        // A table written before Azure locations became abfss:// URIs names its files by the
+        // location as given.
+        let relative = [&self.uri, &self.location.display]
+            .iter()
+            .find_map(|root| {
+                let root = format!("{}/", file_uri(root));
+                file_uri(uri).strip_prefix(&root).map(str::to_string)
+            })
             .ok_or_else(|| self.unreadable(uri, "not a file of this table"))?;
         let relative = relative.as_str();
         self.get(relative)

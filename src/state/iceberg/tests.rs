@@ -414,3 +414,35 @@ fn file_uris_compare_in_one_form() {
     assert_eq!(file_uri("file:///tmp/x"), "file:///tmp/x");
     assert_eq!(file_uri("s3://b/x/"), "s3://b/x");
 }
+
+/// Readers open Azure files by their abfss:// URI, whatever form `--output` took.
+#[test]
+fn azure_locations_become_abfss_uris() {
+    let want = "abfss://lake@acct.dfs.core.windows.net/archive/clicks";
+    for (display, account) in [
+        ("az://lake/archive/clicks", Some("acct")),
+        ("azure://lake/archive/clicks/", Some("acct")),
+        ("abfss://lake/archive/clicks", Some("acct")),
+        (
+            "abfss://lake@acct.dfs.core.windows.net/archive/clicks",
+            None,
+        ),
+        (
+            "abfs://lake@acct.blob.core.windows.net/archive/clicks",
+            None,
+        ),
+        (
+            "https://acct.blob.core.windows.net/lake/archive/clicks",
+            None,
+        ),
+        (
+            "https://acct.dfs.core.windows.net/lake/archive/clicks",
+            Some("other"),
+        ),
+    ] {
+        let got = abfss_uri(display, account.map(str::to_string));
+        assert_eq!(got.as_deref(), Ok(want), "{display}");
+    }
+    let err = abfss_uri("az://lake/archive", None).unwrap_err();
+    assert!(err.contains("AZURE_STORAGE_ACCOUNT_NAME"), "{err}");
+}
