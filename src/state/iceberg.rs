@@ -18,6 +18,8 @@
 //! - **Races**: two writers that commit on the same version race for `v{N+1}.metadata.json`; the
 //!   loser gets [`IcebergError::Conflict`] and must read the table again (its offsets may now
 //!   cover its files) before retrying.
+//! - **Small metadata**: commits merge manifests, keep a bounded number of snapshots and
+//!   previous versions, and delete what only the dropped ones referenced ([`properties`]).
 
 mod decode;
 pub mod manifest;
@@ -179,6 +181,9 @@ pub struct IcebergTable {
 }
 
 mod commit;
+mod expire;
+mod merge;
+pub mod properties;
 mod queue;
 
 pub use queue::{Addition, Appended, IcebergWriter};
@@ -254,13 +259,14 @@ impl IcebergTable {
                 field_id,
             })
             .collect();
-        let properties = BTreeMap::from([
+        let mut properties = BTreeMap::from([
             (
                 "schema.name-mapping.default".to_string(),
                 schema.name_mapping.to_string(),
             ),
             ("write.format.default".to_string(), "parquet".to_string()),
         ]);
+        properties.extend(properties::on_create());
         let metadata = TableMetadata {
             format_version: FORMAT_VERSION,
             table_uuid: new_uuid(),
@@ -401,20 +407,7 @@ impl IcebergTable {
             .unwrap_or_default();
         let mut files = Vec::new();
         for m in self.manifests(&snapshot.manifest_list).await? {
-            let data = self.get_uri(&m.manifest_path).await?;
-            let entries = decode::read_manifest(&data, &names)
-                .map_err(|e| self.unreadable(&m.manifest_path, e))?;
-            files.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| e.status != DELETED)
-                    .map(|mut e| {
-                        // Inherited from the manifest list entry when null (v2).
-                        e.snapshot_id.get_or_insert(m.added_snapshot_id);
-                        e.sequence_number.get_or_insert(m.sequence_number);
-                        e
-                    }),
-            );
+            files.extend(self.live_entries(&m, &names).await?);
         }
         Ok(files)
     }
