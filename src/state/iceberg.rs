@@ -350,7 +350,8 @@ impl IcebergTable {
     }
 
     /// The table's latest version, `None` when it has none. The version hint is where to
-    /// start; versions after it (a hint not yet rewritten) are looked for too.
+    /// start; versions after it (a hint not yet rewritten) are looked for too, and when its
+    /// version was deleted (or there is no hint), the highest listed is.
     pub async fn load(&self) -> Result<Option<TableState>, IcebergError> {
         let hint = match self.get(VERSION_HINT).await? {
             Some(b) => std::str::from_utf8(&b)
@@ -361,24 +362,36 @@ impl IcebergTable {
         };
         let mut found = None;
         let mut version = hint;
+        let mut listed = false;
         loop {
             let name = format!("metadata/{}", metadata_name(version));
             match self.get(&name).await? {
                 Some(body) => found = Some((version, body)),
                 None if found.is_some() => break,
-                None if hint == 1 => return Ok(None),
-                // The hint is written after its version: that version cannot be missing.
-                None => {
-                    return Err(self.unreadable(
-                        VERSION_HINT,
-                        format!("it names version {hint}, which does not exist"),
-                    ))
+                // Versions out of the metadata log are deleted (`expire`): a hint not rewritten
+                // since (or none, naming version 1) may name one. The latest is listed.
+                None if !listed => {
+                    listed = true;
+                    match self.latest_listed_version().await? {
+                        Some(latest) if latest > version => version = latest,
+                        _ => break,
+                    }
+                    continue;
                 }
+                None => break,
             }
             version += 1;
         }
         let Some((version, body)) = found else {
-            return Ok(None);
+            if hint == 1 {
+                return Ok(None);
+            }
+            // Neither the hint's version, nor a later one, nor any listed after it: the hint
+            // is wrong (it is written after its version; versions are deleted oldest first).
+            return Err(self.unreadable(
+                VERSION_HINT,
+                format!("it names version {hint}, which does not exist"),
+            ));
         };
         let name = format!("metadata/{}", metadata_name(version));
         let metadata: TableMetadata =
@@ -393,6 +406,28 @@ impl IcebergTable {
             ));
         }
         Ok(Some(TableState { version, metadata }))
+    }
+
+    /// The highest `N` of the `metadata/vN.metadata.json` files listed, `None` without any.
+    async fn latest_listed_version(&self) -> Result<Option<u64>, IcebergError> {
+        let folder = self.location.path("metadata");
+        let listed = self
+            .location
+            .store
+            .list_with_delimiter(Some(&folder))
+            .await
+            .map_err(self.store_err("metadata/"))?;
+        Ok(listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename())
+            .filter_map(|n| {
+                n.strip_prefix('v')?
+                    .strip_suffix(".metadata.json")?
+                    .parse()
+                    .ok()
+            })
+            .max())
     }
 
     /// The data files of `state`'s current snapshot (none before the first commit).

@@ -238,6 +238,39 @@ async fn merging_and_retention_turned_off() {
     assert_eq!(last.metadata.snapshots.len(), 120);
 }
 
+/// Versions dropped from the log are deleted; `load` finds the latest through a hint that
+/// names a deleted version, and without a hint at all.
+#[tokio::test]
+async fn old_versions_are_deleted_and_load_still_finds_the_latest() {
+    let (table, state) = small_table("versions").await;
+    let (last, _) = commit_files(&table, state, 0, 10).await;
+    assert_eq!(last.version, 12);
+    let versions: Vec<String> = metadata_files(&table)
+        .await
+        .into_iter()
+        .filter(|n| n.ends_with(".metadata.json"))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            "v10.metadata.json",
+            "v11.metadata.json",
+            "v12.metadata.json"
+        ]
+    );
+    assert_eq!(last.metadata.snapshots.len(), 3);
+
+    let hint = table.location.path(VERSION_HINT);
+    table.location.put(&hint, "3".into()).await.unwrap();
+    assert_eq!(table.load().await.unwrap(), Some(last.clone()));
+    table.location.store.delete(&hint).await.unwrap();
+    assert_eq!(table.load().await.unwrap(), Some(last.clone()));
+    // A hint past every version is still wrong.
+    table.location.put(&hint, "40".into()).await.unwrap();
+    let err = table.load().await.unwrap_err();
+    assert!(matches!(err, IcebergError::Unreadable { .. }), "{err}");
+}
+
 /// A commit that loses the race for its version deletes nothing of the table's, though it
 /// would have expired a snapshot and a version had it won; only its own files stay behind.
 #[tokio::test]
