@@ -2,7 +2,9 @@
 //! read by pyiceberg (`StaticTable`) and DuckDB's `iceberg_scan`, not by hubcap: every offset
 //! exactly once across two commits, the partition columns filled from the partition values,
 //! a partition filter that plans only that partition's files, timestamps in microseconds, and
-//! the committed offsets in the current snapshot's summary. No Kafka needed.
+//! the committed offsets in the current snapshot's summary; and a table whose manifests were
+//! merged and whose old snapshots and versions were expired and deleted, every offset once
+//! still. No Kafka needed.
 
 mod common;
 
@@ -13,6 +15,9 @@ use common::*;
 use hubcap::encode::format::Format;
 use hubcap::encode::parquet::ParquetCompression;
 use hubcap::record::Event;
+use hubcap::state::iceberg::properties::{
+    MAX_SNAPSHOTS, MIN_COUNT_TO_MERGE, PREVIOUS_VERSIONS_MAX,
+};
 use hubcap::state::iceberg::{Committed, DataFile, IcebergTable};
 use hubcap::store::Location;
 use serde_json::Value;
@@ -187,4 +192,101 @@ async fn pyiceberg_and_duckdb_read_every_offset_once() {
     assert_eq!(duck["sum"], total);
     assert_eq!(duck["in_partition"], 70);
     assert_eq!(duck["by_dir"], expected.len());
+}
+
+/// 30 commits on a table that merges at 4 manifests, keeps 3 snapshots and 2 previous
+/// versions: the current snapshot's files are mostly EXISTING entries of merged manifests,
+/// written with their own sequence numbers, and the versions and manifests of the expired
+/// snapshots are gone. pyiceberg and DuckDB (by the metadata file and through the version
+/// hint) read every offset exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_and_expired_table_reads_every_offset_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Location::open(dir.path().to_str().unwrap(), "--output").unwrap();
+    let table_dir = dir.path().canonicalize().unwrap().join("clicks");
+    let table = IcebergTable::new(output.child("clicks")).unwrap();
+    let v1 = table
+        .create(&["partition".to_string(), "date".to_string()])
+        .await
+        .unwrap();
+    let bounds = [
+        (MIN_COUNT_TO_MERGE, "4"),
+        (MAX_SNAPSHOTS, "3"),
+        (PREVIOUS_VERSIONS_MAX, "2"),
+    ];
+    let mut state = table.set_properties(&v1, &bounds).await.unwrap();
+    // Commit k (sequence number k + 1) adds the next 5 offsets of partition k % 3.
+    let mut added = BTreeMap::new();
+    for k in 0..30i64 {
+        let (p, first) = ((k % 3) as i32, k / 3 * 5);
+        let file = parquet_file(&table_dir, p, first..first + 5);
+        state = table
+            .append(
+                &state,
+                std::slice::from_ref(&file),
+                &[committed(p, first + 4)],
+            )
+            .await
+            .unwrap();
+        let snapshot_id = state.metadata.current_snapshot_id.unwrap();
+        added.insert(
+            format!("{}/{}", table.uri(), file.path),
+            (snapshot_id, k + 1),
+        );
+    }
+    assert_eq!(state.version, 32);
+    assert_eq!(state.metadata.snapshots.len(), 3);
+    assert!(!table_dir.join("metadata/v1.metadata.json").exists());
+    assert_eq!(table.files(&state).await.unwrap().len(), 30);
+
+    let metadata = table_dir.join("metadata/v32.metadata.json");
+    let out = run_python(
+        &script("read_iceberg.py"),
+        &[metadata.to_str().unwrap(), table_dir.to_str().unwrap(), "0"],
+    );
+    let read: Value = serde_json::from_slice(&out).expect("read_iceberg.py prints JSON");
+    let expected: Vec<(String, i64)> = (0..3)
+        .flat_map(|p| (0..50).map(move |o| (p.to_string(), o)))
+        .collect();
+    let py = &read["pyiceberg"];
+    let mut rows: Vec<(String, i64)> = py["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[2].as_i64().unwrap()))
+        .collect();
+    rows.sort();
+    assert_eq!(rows, expected, "pyiceberg: every offset once");
+    assert_eq!(py["files"].as_array().unwrap().len(), 30);
+    assert_eq!(py["pruned"]["files"].as_array().unwrap().len(), 10);
+    // Each file with the snapshot and sequence numbers of the commit that added it, whether
+    // its entry was merged (EXISTING, 0: written out) or not (ADDED, 1: inherited).
+    let mut statuses = Vec::new();
+    let entries: BTreeMap<String, (i64, i64)> = py["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let (sequence, file_sequence) = (e[3].as_i64().unwrap(), e[4].as_i64().unwrap());
+            assert_eq!(sequence, file_sequence, "{e}");
+            statuses.push(e[1].as_i64().unwrap());
+            let path = e[0].as_str().unwrap().to_string();
+            (path, (e[2].as_i64().unwrap(), sequence))
+        })
+        .collect();
+    let existing = statuses.iter().filter(|s| **s == 0).count();
+    assert!(existing >= 25, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s <= 1), "{statuses:?}");
+    assert_eq!(entries, added);
+
+    let duck = &read["duckdb"];
+    let rows: Vec<(String, i64)> = duck["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_i64().unwrap()))
+        .collect();
+    assert_eq!(rows, expected, "DuckDB: every offset once");
+    assert_eq!(duck["by_dir"], expected.len());
+    assert_eq!(duck["in_partition"], 50);
 }

@@ -18,6 +18,8 @@
 //! - **Races**: two writers that commit on the same version race for `v{N+1}.metadata.json`; the
 //!   loser gets [`IcebergError::Conflict`] and must read the table again (its offsets may now
 //!   cover its files) before retrying.
+//! - **Small metadata**: commits merge manifests, keep a bounded number of snapshots and
+//!   previous versions, and delete what only the dropped ones referenced ([`properties`]).
 
 pub mod catalog;
 mod decode;
@@ -253,7 +255,10 @@ pub struct IcebergTable {
 const MOVED_TO: &str = "hubcap.moved-to-catalog";
 
 mod commit;
+mod expire;
 mod in_catalog;
+mod merge;
+pub mod properties;
 mod queue;
 
 use in_catalog::{changes, file_uri};
@@ -374,13 +379,14 @@ impl IcebergTable {
                 field_id,
             })
             .collect();
-        let properties = BTreeMap::from([
+        let mut properties = BTreeMap::from([
             (
                 "schema.name-mapping.default".to_string(),
                 schema.name_mapping.to_string(),
             ),
             ("write.format.default".to_string(), "parquet".to_string()),
         ]);
+        properties.extend(properties::on_create());
         let metadata = TableMetadata {
             format_version: FORMAT_VERSION,
             table_uuid: new_uuid(),
@@ -496,7 +502,8 @@ impl IcebergTable {
     }
 
     /// The path table's latest version, `None` when it has none. The version hint is where
-    /// to start; versions after it (a hint not yet rewritten) are looked for too.
+    /// to start; versions after it (a hint not yet rewritten) are looked for too, and when its
+    /// version was deleted (or there is no hint), the highest listed is.
     async fn load_path(&self) -> Result<Option<TableState>, IcebergError> {
         let hint = match self.get(VERSION_HINT).await? {
             Some(b) => std::str::from_utf8(&b)
@@ -507,24 +514,36 @@ impl IcebergTable {
         };
         let mut found = None;
         let mut version = hint;
+        let mut listed = false;
         loop {
             let name = format!("metadata/{}", metadata_name(version));
             match self.get(&name).await? {
                 Some(body) => found = Some((version, body)),
                 None if found.is_some() => break,
-                None if hint == 1 => return Ok(None),
-                // The hint is written after its version: that version cannot be missing.
-                None => {
-                    return Err(self.unreadable(
-                        VERSION_HINT,
-                        format!("it names version {hint}, which does not exist"),
-                    ))
+                // Versions out of the metadata log are deleted (`expire`): a hint not rewritten
+                // since (or none, naming version 1) may name one. The latest is listed.
+                None if !listed => {
+                    listed = true;
+                    match self.latest_listed_version().await? {
+                        Some(latest) if latest > version => version = latest,
+                        _ => break,
+                    }
+                    continue;
                 }
+                None => break,
             }
             version += 1;
         }
         let Some((version, body)) = found else {
-            return Ok(None);
+            if hint == 1 {
+                return Ok(None);
+            }
+            // Neither the hint's version, nor a later one, nor any listed after it: the hint
+            // is wrong (it is written after its version; versions are deleted oldest first).
+            return Err(self.unreadable(
+                VERSION_HINT,
+                format!("it names version {hint}, which does not exist"),
+            ));
         };
         let name = format!("metadata/{}", metadata_name(version));
         let metadata: TableMetadata =
@@ -541,6 +560,28 @@ impl IcebergTable {
         Ok(Some(TableState { version, metadata }))
     }
 
+    /// The highest `N` of the `metadata/vN.metadata.json` files listed, `None` without any.
+    async fn latest_listed_version(&self) -> Result<Option<u64>, IcebergError> {
+        let folder = self.location.path("metadata");
+        let listed = self
+            .location
+            .store
+            .list_with_delimiter(Some(&folder))
+            .await
+            .map_err(self.store_err("metadata/"))?;
+        Ok(listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename())
+            .filter_map(|n| {
+                n.strip_prefix('v')?
+                    .strip_suffix(".metadata.json")?
+                    .parse()
+                    .ok()
+            })
+            .max())
+    }
+
     /// The data files of `state`'s current snapshot (none before the first commit).
     pub async fn files(&self, state: &TableState) -> Result<Vec<ManifestEntry>, IcebergError> {
         let Some(snapshot) = state.snapshot() else {
@@ -553,20 +594,7 @@ impl IcebergTable {
             .unwrap_or_default();
         let mut files = Vec::new();
         for m in self.manifests(&snapshot.manifest_list).await? {
-            let data = self.get_uri(&m.manifest_path).await?;
-            let entries = decode::read_manifest(&data, &names)
-                .map_err(|e| self.unreadable(&m.manifest_path, e))?;
-            files.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| e.status != DELETED)
-                    .map(|mut e| {
-                        // Inherited from the manifest list entry when null (v2).
-                        e.snapshot_id.get_or_insert(m.added_snapshot_id);
-                        e.sequence_number.get_or_insert(m.sequence_number);
-                        e
-                    }),
-            );
+            files.extend(self.live_entries(&m, &names).await?);
         }
         Ok(files)
     }

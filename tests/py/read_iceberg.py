@@ -7,7 +7,10 @@ Prints one JSON document:
   pyiceberg:  rows: every row's (partition, date, SequenceNumber, EnqueuedTime in epoch µs);
               files: the data files a full scan plans; pruned: for row_filter
               partition == PARTITION_VALUE, the files planned and the SequenceNumbers returned;
-              offsets: the current snapshot's hubcap.offsets.* summary entries
+              offsets: the current snapshot's hubcap.offsets.* summary entries;
+              entries: the current snapshot's manifest entries, as pyiceberg reads them
+              (sequence numbers inherited where null): [file_path, status, snapshot_id,
+              sequence_number, file_sequence_number], by file path
   duckdb:     iceberg_scan of METADATA_JSON: count and sum(SequenceNumber), the count in
               PARTITION_VALUE; and the same count by the table directory (version-hint.text);
               rows: every row's [partition, SequenceNumber]
@@ -27,6 +30,7 @@ def main():
     rows = table.scan().to_arrow().to_pylist()
     pruned_scan = table.scan(row_filter=EqualTo("partition", value))
     snapshot = table.current_snapshot()
+    entries = table.inspect.entries().to_pylist()
     out = {
         "pyiceberg": {
             "rows": [
@@ -46,6 +50,16 @@ def main():
             "offsets": {
                 k: v for k, v in snapshot.summary.additional_properties.items() if k.startswith("hubcap.offsets.")
             },
+            "entries": sorted(
+                [
+                    e["data_file"]["file_path"],
+                    e["status"],
+                    e["snapshot_id"],
+                    e["sequence_number"],
+                    e["file_sequence_number"],
+                ]
+                for e in entries
+            ),
         }
     }
     con = duckdb.connect()

@@ -1,8 +1,11 @@
-//! One append commit: a manifest of the new files, a manifest list of the previous snapshot's
-//! manifests plus the new one, and the next metadata version, created put-if-absent.
+//! One append commit: a manifest of the new files (or one merged with earlier small ones), a
+//! manifest list of the snapshot's manifests, and the next metadata version, created
+//! put-if-absent; then the files it no longer references are deleted.
 
 use std::collections::BTreeMap;
 
+use super::merge::NewSnapshot;
+use super::properties::Upkeep;
 use super::*;
 
 /// Totals a snapshot summary carries forward.
@@ -17,6 +20,10 @@ impl IcebergTable {
     /// `offsets` (merged with those the table holds: each partition keeps its highest). Another
     /// writer having committed on `base` first is [`IcebergError::Conflict`]: nothing of this
     /// commit is in the table; read it again, drop what its offsets cover, and retry.
+    ///
+    /// The commit keeps the metadata small as the table's properties say ([`Upkeep`]): it may
+    /// merge manifests, and it drops the oldest snapshots and previous versions beyond the
+    /// bounds, then deletes the files only those referenced.
     pub async fn append(
         &self,
         base: &TableState,
@@ -28,94 +35,107 @@ impl IcebergTable {
             table: self.location.display.clone(),
             reason,
         };
+        let upkeep = Upkeep::of(&before.properties).map_err(invalid)?;
         let spec = before
             .default_spec()
             .ok_or_else(|| invalid("no default partition spec".into()))?;
-        let snapshot_id = new_snapshot_id(before);
-        let sequence_number = before.last_sequence_number + 1;
+        self.refuse_stale_base(base).await?;
+        let new = NewSnapshot {
+            metadata: before,
+            spec,
+            snapshot_id: new_snapshot_id(before),
+            sequence_number: before.last_sequence_number + 1,
+        };
+        let entries = files
+            .iter()
+            .map(|f| self.entry(f, &spec.fields, new.snapshot_id))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(invalid)?;
+        let summary = summary(before.current_snapshot(), files, &entries, offsets);
+        let previous = match before.current_snapshot() {
+            Some(s) => self.manifests(&s.manifest_list).await?,
+            None => Vec::new(),
+        };
+        let manifests = self
+            .next_manifests(&new, previous, entries, upkeep.merge)
+            .await?;
+        let manifest_list = self.write_list(&new, &manifests).await?;
+        // The names of what this attempt wrote hold its own snapshot id: no one else refers
+        // to them, and a lost race leaves them to no one.
+        let mut written: Vec<String> = manifests
+            .iter()
+            .filter(|m| m.added_snapshot_id == new.snapshot_id)
+            .map(|m| m.manifest_path.clone())
+            .collect();
+        written.push(manifest_list.clone());
         // Never before the version it follows: readers order snapshots by time.
         let now = chrono::Utc::now()
             .timestamp_millis()
             .max(before.last_updated_ms);
-        let entries = files
-            .iter()
-            .map(|f| self.entry(f, &spec.fields, snapshot_id))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(invalid)?;
-
-        let mut manifests = match before.current_snapshot() {
-            Some(s) => self.manifests(&s.manifest_list).await?,
-            None => Vec::new(),
+        let snapshot = Snapshot {
+            snapshot_id: new.snapshot_id,
+            parent_snapshot_id: before.current_snapshot_id,
+            sequence_number: new.sequence_number,
+            timestamp_ms: now,
+            manifest_list,
+            summary,
+            schema_id: Some(before.current_schema_id),
         };
-        if !entries.is_empty() {
-            let name = format!("metadata/{snapshot_id}-m0.avro");
-            let body = self.manifest_bytes(before, spec, &entries)?;
-            let length = body.len() as i64;
-            self.write(&name, body).await?;
-            manifests.push(ManifestFile {
-                manifest_path: format!("{}/{name}", self.uri),
-                manifest_length: length,
-                partition_spec_id: spec.spec_id,
-                sequence_number,
-                min_sequence_number: sequence_number,
-                added_snapshot_id: snapshot_id,
-                added_files_count: entries.len() as i32,
-                existing_files_count: 0,
-                deleted_files_count: 0,
-                added_rows_count: entries.iter().map(|e| e.record_count).sum(),
-                existing_rows_count: 0,
-                deleted_rows_count: 0,
-                partitions: (0..spec.fields.len())
-                    .map(|i| field_summary(&entries, i))
-                    .collect(),
-            });
+        let mut after = before.clone();
+        self.log_previous_version(&mut after, base, upkeep.previous_versions_max);
+        add_snapshot(&mut after, snapshot);
+        expire::expire_snapshots(&mut after, upkeep.max_snapshots);
+        let state = match self.commit(base, after).await {
+            Err(e @ IcebergError::Conflict { .. }) => {
+                self.delete_files(written, "a lost commit's manifests")
+                    .await;
+                return Err(e);
+            }
+            committed => committed?,
+        };
+        self.clean_up(base, &state).await;
+        Ok(state)
+    }
+
+    /// Deletes what `base` referenced and `after`, now committed, does not: expired
+    /// snapshots' manifest lists and manifests, and dropped metadata versions. Only after a
+    /// commit that succeeded: after a lost race the table is another writer's, as it left it.
+    /// With a catalog, which deletes its own metadata files, only the former would be ours.
+    pub(super) async fn clean_up(&self, base: &TableState, after: &TableState) {
+        self.delete_expired_snapshot_files(base, after).await;
+        if self.catalog.is_none() {
+            self.delete_old_metadata_files(base, after).await;
         }
-        let list_name = format!("metadata/snap-{snapshot_id}.avro");
-        let parent = before.current_snapshot_id;
+    }
+
+    /// Writes the new snapshot's manifest list (`metadata/snap-{snapshot_id}.avro`) of
+    /// `manifests`, and returns its URI.
+    async fn write_list(
+        &self,
+        new: &NewSnapshot<'_>,
+        manifests: &[ManifestFile],
+    ) -> Result<String, IcebergError> {
+        let name = format!("metadata/snap-{}.avro", new.snapshot_id);
+        let parent = new.metadata.current_snapshot_id;
         let list_meta = [
-            ("snapshot-id", snapshot_id.to_string()),
+            ("snapshot-id", new.snapshot_id.to_string()),
             (
                 "parent-snapshot-id",
                 parent.map_or("null".into(), |p| p.to_string()),
             ),
-            ("sequence-number", sequence_number.to_string()),
+            ("sequence-number", new.sequence_number.to_string()),
             ("format-version", FORMAT_VERSION.to_string()),
         ];
         let values = manifests.iter().map(manifest::list_value).collect();
-        let list = manifest::container(&manifest::list_schema(), &list_meta, values)
-            .map_err(|e| invalid(format!("encoding the manifest list: {e}")))?;
-        self.write(&list_name, list).await?;
-
-        let snapshot = Snapshot {
-            snapshot_id,
-            parent_snapshot_id: parent,
-            sequence_number,
-            timestamp_ms: now,
-            manifest_list: format!("{}/{list_name}", self.uri),
-            summary: summary(before.current_snapshot(), files, &entries, offsets),
-            schema_id: Some(before.current_schema_id),
-        };
-        let mut after = before.clone();
-        after.metadata_log.push(MetadataLogEntry {
-            metadata_file: format!("{}/metadata/{}", self.uri, metadata_name(base.version)),
-            timestamp_ms: before.last_updated_ms,
-        });
-        after.snapshot_log.push(SnapshotLogEntry {
-            snapshot_id,
-            timestamp_ms: now,
-        });
-        after.snapshots.push(snapshot);
-        after.current_snapshot_id = Some(snapshot_id);
-        after.refs.insert(
-            "main".into(),
-            SnapshotRef {
-                snapshot_id,
-                kind: "branch".into(),
-            },
-        );
-        after.last_sequence_number = sequence_number;
-        after.last_updated_ms = now;
-        self.commit(base, after).await
+        let list =
+            manifest::container(&manifest::list_schema(), &list_meta, values).map_err(|e| {
+                IcebergError::Invalid {
+                    table: self.location.display.clone(),
+                    reason: format!("encoding the manifest list: {e}"),
+                }
+            })?;
+        self.write(&name, list).await?;
+        Ok(format!("{}/{name}", self.uri))
     }
 
     fn entry(
@@ -140,6 +160,7 @@ impl IcebergTable {
             snapshot_id: Some(snapshot_id),
             // Inherited from the manifest list entry: the commit's sequence number.
             sequence_number: None,
+            file_sequence_number: None,
             file_path: format!("{}/{}", self.uri, file.path.trim_start_matches('/')),
             partition,
             record_count: long(file.records)?,
@@ -148,7 +169,7 @@ impl IcebergTable {
         })
     }
 
-    fn manifest_bytes(
+    pub(super) fn manifest_bytes(
         &self,
         metadata: &TableMetadata,
         spec: &PartitionSpec,
@@ -177,12 +198,32 @@ impl IcebergTable {
 
     /// Writes a manifest or manifest list: its name holds the new snapshot's random id, so no
     /// other commit writes it.
-    async fn write(&self, name: &str, body: Vec<u8>) -> Result<(), IcebergError> {
+    pub(super) async fn write(&self, name: &str, body: Vec<u8>) -> Result<(), IcebergError> {
         self.location
             .put(&self.location.path(name), body.into())
             .await
             .map_err(self.store_err(name))
     }
+}
+
+/// Makes `snapshot` the current snapshot of `metadata` (and of its `main` branch).
+fn add_snapshot(metadata: &mut TableMetadata, snapshot: Snapshot) {
+    let id = snapshot.snapshot_id;
+    metadata.snapshot_log.push(SnapshotLogEntry {
+        snapshot_id: id,
+        timestamp_ms: snapshot.timestamp_ms,
+    });
+    metadata.last_sequence_number = snapshot.sequence_number;
+    metadata.last_updated_ms = snapshot.timestamp_ms;
+    metadata.snapshots.push(snapshot);
+    metadata.current_snapshot_id = Some(id);
+    metadata.refs.insert(
+        "main".into(),
+        SnapshotRef {
+            snapshot_id: id,
+            kind: "branch".into(),
+        },
+    );
 }
 
 /// A snapshot summary: what was added, the totals, and every partition's last committed offset

@@ -12,8 +12,12 @@ use serde_json::{json, Value};
 use super::metadata::PartitionField;
 
 /// `status` of a manifest entry.
+pub const EXISTING: i32 = 0;
 pub const ADDED: i32 = 1;
 pub const DELETED: i32 = 2;
+
+/// `content` of a manifest (a manifest list entry): data files, not delete files.
+pub const DATA: i32 = 0;
 
 /// One data file as a manifest entry describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,14 +25,32 @@ pub struct ManifestEntry {
     pub status: i32,
     /// `None`: inherited from the manifest list entry (the snapshot that added the manifest).
     pub snapshot_id: Option<i64>,
-    /// `None`: inherited from the manifest list entry's sequence number.
+    /// The data sequence number; `None`: inherited from the manifest list entry's sequence
+    /// number, which only an entry `ADDED` by the manifest's own snapshot may do (v2).
     pub sequence_number: Option<i64>,
+    /// When the file was added; inherited as `sequence_number` is.
+    pub file_sequence_number: Option<i64>,
     pub file_path: String,
     /// One value per partition field, in the spec's order.
     pub partition: Vec<Option<String>>,
     pub record_count: i64,
     pub file_size_in_bytes: i64,
     pub metrics: Metrics,
+}
+
+impl ManifestEntry {
+    /// The entry with what it leaves null taken from `manifest`, its manifest list entry: the
+    /// snapshot id always, the sequence numbers only for an entry the manifest's own snapshot
+    /// added (the spec's inheritance, as Java's `InheritableMetadataFactory` applies it).
+    pub fn inherit(mut self, manifest: &ManifestFile) -> ManifestEntry {
+        self.snapshot_id.get_or_insert(manifest.added_snapshot_id);
+        if self.status == ADDED {
+            self.sequence_number.get_or_insert(manifest.sequence_number);
+            self.file_sequence_number
+                .get_or_insert(manifest.sequence_number);
+        }
+        self
+    }
 }
 
 /// Per-column metrics of a data file, by Iceberg field id.
@@ -48,6 +70,8 @@ pub struct ManifestFile {
     pub manifest_path: String,
     pub manifest_length: i64,
     pub partition_spec_id: i32,
+    /// [`DATA`], or delete files (another writer's): never merged with data manifests.
+    pub content: i32,
     pub sequence_number: i64,
     pub min_sequence_number: i64,
     pub added_snapshot_id: i64,
@@ -231,8 +255,10 @@ pub fn entry_value(e: &ManifestEntry, fields: &[PartitionField]) -> Avro {
         ("status", Avro::Int(e.status)),
         ("snapshot_id", opt(e.snapshot_id, Avro::Long)),
         ("sequence_number", opt(e.sequence_number, Avro::Long)),
-        // A data file's sequence number is the one it was added with: inherited too.
-        ("file_sequence_number", opt(e.sequence_number, Avro::Long)),
+        (
+            "file_sequence_number",
+            opt(e.file_sequence_number, Avro::Long),
+        ),
         ("data_file", data_file),
     ])
 }
@@ -255,7 +281,7 @@ pub fn list_value(m: &ManifestFile) -> Avro {
         ("manifest_path", Avro::String(m.manifest_path.clone())),
         ("manifest_length", Avro::Long(m.manifest_length)),
         ("partition_spec_id", Avro::Int(m.partition_spec_id)),
-        ("content", Avro::Int(0)),
+        ("content", Avro::Int(m.content)),
         ("sequence_number", Avro::Long(m.sequence_number)),
         ("min_sequence_number", Avro::Long(m.min_sequence_number)),
         ("added_snapshot_id", Avro::Long(m.added_snapshot_id)),

@@ -97,6 +97,10 @@ async fn create_is_version_one_and_round_trips() {
     assert_eq!(m.partition_specs[0].fields[1].name, "date");
     assert_eq!(m.partition_specs[0].fields[1].source_id, 9);
     assert!(m.properties["schema.name-mapping.default"].contains("SequenceNumber"));
+    // The upkeep hubcap does is in the table's properties, for users to see and change.
+    assert_eq!(m.properties[properties::MAX_SNAPSHOTS], "100");
+    assert_eq!(m.properties[properties::PREVIOUS_VERSIONS_MAX], "100");
+    assert_eq!(m.properties[properties::DELETE_AFTER_COMMIT], "true");
     // The JSON says "no snapshot" as Java does, and reads back.
     let json: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
     assert_eq!(json["current-snapshot-id"], serde_json::Value::Null);
@@ -223,6 +227,7 @@ fn manifest_and_list_read_back_with_their_field_ids() {
         status: ADDED,
         snapshot_id: Some(42),
         sequence_number: None,
+        file_sequence_number: None,
         file_path: "file:///t/partition=3/a.parquet".into(),
         partition: vec![Some("3".into())],
         record_count: 7,
@@ -259,6 +264,7 @@ fn manifest_and_list_read_back_with_their_field_ids() {
         manifest_path: "file:///t/metadata/42-m0.avro".into(),
         manifest_length: bytes.len() as i64,
         partition_spec_id: 0,
+        content: manifest::DATA,
         sequence_number: 3,
         min_sequence_number: 3,
         added_snapshot_id: 42,
@@ -446,3 +452,5 @@ fn azure_locations_become_abfss_uris() {
     let err = abfss_uri("az://lake/archive", None).unwrap_err();
     assert!(err.contains("AZURE_STORAGE_ACCOUNT_NAME"), "{err}");
 }
+
+mod upkeep;
