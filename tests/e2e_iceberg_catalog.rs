@@ -604,6 +604,19 @@ async fn a_lost_commit_race_in_the_catalog_never_adds_a_file_twice() {
         )
     };
     let (a, b) = (writer().await, writer().await);
+    // Small bounds, so that the commits below merge manifests and expire snapshots through
+    // the catalog's updates too.
+    let created = a.table().load().await.unwrap().unwrap();
+    a.table()
+        .set_properties(
+            &created,
+            &[
+                ("commit.manifest.min-count-to-merge", "4"),
+                ("hubcap.snapshots.max", "3"),
+            ],
+        )
+        .await
+        .unwrap();
     let Appended::Committed(first) = a.add(addition(0, 0)).await.unwrap() else {
         panic!("not committed")
     };
@@ -645,8 +658,18 @@ async fn a_lost_commit_race_in_the_catalog_never_adds_a_file_twice() {
     let offsets = state.offsets();
     assert_eq!(offsets.len(), 16);
     assert!(offsets.values().all(|o| *o == 39), "{offsets:?}");
+    assert!(state.metadata.snapshots.len() <= 3, "snapshots expired");
+    let manifests = std::fs::read_dir(output.join("clicks/metadata"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_str().unwrap();
+            name.ends_with(".avro") && !name.starts_with("snap-")
+        })
+        .count();
     println!(
-        "two writers, 50 files: {} commits in the catalog",
+        "two writers, 50 files: {} commits in the catalog, {} snapshots kept, {manifests} manifest files",
+        state.version,
         state.metadata.snapshots.len()
     );
 }
