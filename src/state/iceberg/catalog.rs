@@ -398,10 +398,8 @@ impl RestCatalog {
                 Ok(token) => token,
                 Err(answer) => return answer,
             };
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header("X-Iceberg-Access-Delegation", "vended-credentials");
+            // No `X-Iceberg-Access-Delegation`: hubcap writes with its own store credentials.
+            let mut request = self.http.request(method.clone(), url);
             if let Some(token) = &token {
                 request = request.bearer_auth(token);
             }

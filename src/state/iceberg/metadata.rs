@@ -118,9 +118,11 @@ impl TableMetadata {
             .find(|s| s["schema-id"].as_i64() == Some(i64::from(self.current_schema_id)))
     }
 
-    /// The JSON written to the store. Serializing these types cannot fail (string keys only).
+    /// The JSON written to the store, compact: a version holds up to `hubcap.snapshots.max`
+    /// snapshots with every partition's offset, and each commit writes it whole. Serializing
+    /// these types cannot fail (string keys only).
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+        serde_json::to_vec(self).unwrap_or_default()
     }
 }
 
