@@ -71,6 +71,9 @@ pub enum Command {
     /// Re-archive files the audit finds missing from the records Kafka still holds, under
     /// their names and with the blocks their manifest lines give; never moves a checkpoint.
     Repair(crate::tools::repair::RepairArgs),
+    /// Produce an archive's events (hubcap's, or Event Hubs Capture's files) into a Kafka topic,
+    /// exactly once for read_committed consumers, in archived order per partition.
+    Replay(crate::tools::replay::ReplayArgs),
 }
 
 /// `--config PATH` is not a field: [`crate::cli::file::parse`] has applied the file by the time

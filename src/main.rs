@@ -117,6 +117,8 @@ fn error_text(e: &anyhow::Error) -> String {
 fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(run) = e.downcast_ref::<RunError>() {
         run.exit_code()
+    } else if let Some(replay) = e.downcast_ref::<hubcap::tools::replay::ReplayError>() {
+        replay.exit_code()
     } else if e.is::<ConfigError>()
         || e.is::<hubcap::tools::demo::DemoError>()
         || e.downcast_ref::<AuditError>()
@@ -191,6 +193,11 @@ async fn dispatch(
                 "{} missing files cannot be restored from Kafka (see the report above)",
                 report.unrecoverable.len()
             );
+            Ok(())
+        }
+        Command::Replay(args) => {
+            let summary = hubcap::tools::replay::replay(&args).await?;
+            print!("{}", summary.table());
             Ok(())
         }
         Command::Inspect(args) => {

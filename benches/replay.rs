@@ -1,0 +1,96 @@
+//! Replay speed against a bare producer: preloads a topic on Apache Kafka, archives it with
+//! `hubcap run --once` (Avro, under /dev/shm), then in the same run, round by round, produces
+//! the same records from memory with a bare rdkafka producer (this binary, `--producer-child`:
+//! the preloader's records, linger 20 ms) into one new topic and replays the archive with
+//! `hubcap replay` (transactional, reading and decoding the files) into another. Each in a
+//! process of its own; medians; the ratio is replay / bare producer of the same broker.
+//!
+//!   cargo bench --bench replay
+//!   HUBCAP_BENCH_RECORDS=400000 HUBCAP_BENCH_RUNS=1 cargo bench --bench replay
+//!
+//! Knobs: HUBCAP_BENCH_RECORDS (200,000 records of about 1 KiB), HUBCAP_BENCH_RUNS (3),
+//! HUBCAP_BENCH_ARGS (more `hubcap replay` arguments, e.g. `--no-transactions`). Needs the test
+//! tools (scripts/setup-test-env): it starts its own broker.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+
+use common::{hubcap, preload_kib_records, unique, Kafka};
+
+const PARTITIONS: i32 = 16;
+
+/// (seconds, CPU seconds, peak RSS MiB) of each run of a case.
+type Samples = Vec<(f64, f64, f64)>;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--producer-child") {
+        let records = args[4].parse().unwrap();
+        return preload_kib_records(&args[2], &args[3], PARTITIONS, records);
+    }
+    let records: usize = std::env::var("HUBCAP_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let runs: usize = std::env::var("HUBCAP_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = Kafka::start();
+    let topic = unique("source");
+    rt.block_on(t.create_topic(&topic, PARTITIONS));
+    preload_kib_records(&t.brokers, &topic, PARTITIONS, records);
+    let held = common::stable_high_watermarks(&t.brokers, &topic, PARTITIONS);
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let output = out.path().to_str().unwrap();
+    let (ok, _, stderr) = common::run_once(&t.brokers, &topic, &unique("g"), output, &[]);
+    assert!(ok, "archiving failed: {stderr}");
+    let mib = held as f64 * 0.95 / 1024.0;
+    println!("{held} records (~{mib:.0} MiB) in {PARTITIONS} partitions, archived as Avro; {runs} run(s) per case, medians");
+
+    let (mut bare, mut replay): (Samples, Samples) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let target = unique("bare");
+        rt.block_on(t.create_topic(&target, PARTITIONS));
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--producer-child", &t.brokers, &target, &held.to_string()]);
+        bare.push(common::measure(cmd));
+
+        let target = unique("replayed");
+        rt.block_on(t.create_topic(&target, PARTITIONS));
+        let mut cmd = hubcap();
+        cmd.env("HUBCAP_LOG", "warn")
+            .args(["replay", "--from", output, "--to-topic", &target])
+            .args(["--brokers", &t.brokers])
+            .args(std::env::var("HUBCAP_BENCH_ARGS").unwrap_or_default().split_whitespace());
+        replay.push(common::measure(cmd));
+        let got = common::stable_high_watermarks(&t.brokers, &target, PARTITIONS);
+        // Transaction markers take an offset each: the topic holds at least the records.
+        assert!(got >= held, "the replay produced {got} offsets for {held} records");
+    }
+    println!(
+        "{:<14} {:>10} {:>8} {:>8} {:>9} {:>13}",
+        "case", "events/s", "MB/s", "ratio", "CPU s", "peak RSS MiB"
+    );
+    let rate = |s: &Samples| median(s.iter().map(|x| held as f64 / x.0).collect());
+    let base = rate(&bare);
+    for (name, samples) in [("bare producer", &bare), ("hubcap replay", &replay)] {
+        let r = rate(samples);
+        println!(
+            "{name:<14} {r:>10.0} {:>8.1} {:>8.2} {:>9.1} {:>13.1}",
+            r * 0.95 * 1024.0 / 1e6,
+            r / base,
+            median(samples.iter().map(|x| x.1).collect()),
+            median(samples.iter().map(|x| x.2).collect()),
+        );
+    }
+}

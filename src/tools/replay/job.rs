@@ -1,0 +1,497 @@
+//! `hubcap replay`'s command line and its run: list the archive's files for the selection, and
+//! produce each partition's events in archived order, one transaction per batch with the
+//! partition's progress, skipping what earlier runs of the same job committed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate};
+use rdkafka::ClientConfig;
+
+use super::progress::{self, Progress};
+use super::source::{self, Selection, SourceFile};
+use super::target::{Outgoing, Target};
+use super::ReplayError;
+use crate::kafka::eventhubs::{self, Secret};
+use crate::kafka::{parse_settings, KafkaArg};
+use crate::record::Event;
+use crate::store::Location;
+
+/// Events per transaction at most (fewer at a file's end): large enough that a commit's round
+/// trips cost little, small enough that a killed replay redoes little.
+const BATCH_EVENTS: usize = 20_000;
+/// Record bytes (keys, values, headers) per transaction at most.
+const BATCH_BYTES: usize = 16 << 20;
+
+/// `hubcap replay`: produce an archive's events into a Kafka topic, exactly once.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// The archive: a local directory or URL (file://, az://, abfss://, s3://, gs://), written by
+    /// hubcap (Avro, Parquet, a Delta or Iceberg table) or by Event Hubs Capture.
+    #[arg(long, env = "HUBCAP_REPLAY_FROM", value_name = "URL")]
+    pub from: String,
+    /// How the archive's files are named, when not by hubcap's default or Capture's own layout
+    /// (the --path-format the archive was written with, or a Capture archive name format).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub path_format: Option<String>,
+    /// An archived topic to replay (repeatable); default: every topic in the archive.
+    #[arg(long = "topic", value_name = "NAME")]
+    pub topics: Vec<String>,
+    /// An archived partition to replay (repeatable); default: every partition.
+    #[arg(long = "partition", value_name = "N")]
+    pub partitions: Vec<i32>,
+    /// Only events enqueued at or after this time: RFC 3339 (2026-12-07T13:00:00Z) or a day
+    /// (2026-12-07, midnight UTC).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events enqueued before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only events at this offset or after.
+    #[arg(long, value_name = "OFFSET")]
+    pub from_offset: Option<i64>,
+    /// Only events before this offset.
+    #[arg(long, value_name = "OFFSET")]
+    pub to_offset: Option<i64>,
+    /// The topic to produce into, which must exist; {EventHub} stands for the archived topic
+    /// (e.g. restored-{EventHub}).
+    #[arg(long, value_name = "TOPIC")]
+    pub to_topic: String,
+    /// Kafka bootstrap servers of the target (or --eventhubs-connection-string).
+    #[arg(long, env = "HUBCAP_BROKERS", default_value = "")]
+    pub brokers: String,
+    /// An Event Hubs namespace's connection string: sets the brokers and SASL; a secret.
+    #[arg(
+        long,
+        env = "HUBCAP_EVENTHUBS_CONNECTION_STRING",
+        hide_env_values = true,
+        value_parser = eventhubs::secret
+    )]
+    pub eventhubs_connection_string: Option<Secret>,
+    /// same: each event to its archived partition number (the target needs at least as many
+    /// partitions); key: Kafka's default partitioner on the key (murmur2, as Java clients), so
+    /// each key's events stay in order; events without a key are spread.
+    #[arg(long, value_enum, default_value = "same")]
+    pub partitioning: Partitioning,
+    /// archived: each event keeps its archived timestamp; now: the producer stamps it.
+    #[arg(long, value_enum, default_value = "archived")]
+    pub timestamp: TimestampMode,
+    /// Do not add the hubcap.source header (TOPIC/PARTITION/OFFSET of the archived event).
+    #[arg(long)]
+    pub no_source_header: bool,
+    /// The replay's name: its transactional id is hubcap-replay-JOB and its progress is kept
+    /// under it, so the same job run again carries on where it stopped. Default: derived from
+    /// the archive, the selection and the target.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// The compacted topic the progress is kept in (created when missing).
+    #[arg(long, value_name = "TOPIC", default_value = "hubcap-replay-progress")]
+    pub progress_topic: String,
+    /// For targets without transactions (Event Hubs Standard): at least once, each batch's
+    /// progress written after its events are acknowledged; the hubcap.source header tells
+    /// duplicates apart.
+    #[arg(long)]
+    pub no_transactions: bool,
+    /// Print what would be produced (files, events, bytes per partition) and produce nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A librdkafka setting for the target, key=value (security, SASL, TLS); repeatable.
+    #[arg(
+        short = 'X',
+        value_name = "KEY=VALUE",
+        env = "HUBCAP_KAFKA_CONFIG",
+        value_delimiter = '\n',
+        hide_env_values = true,
+        value_parser = crate::kafka::kafka_arg
+    )]
+    pub kafka: Vec<KafkaArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Partitioning {
+    Same,
+    Key,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimestampMode {
+    Archived,
+    Now,
+}
+
+/// What a replay did (or, with `--dry-run`, would do) for one archived partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionReplay {
+    pub topic: String,
+    pub partition: i32,
+    pub target: String,
+    pub files: u64,
+    pub events: u64,
+    /// Events an earlier run of the job produced already.
+    pub skipped: u64,
+    /// Keys, values and headers, in bytes.
+    pub bytes: u64,
+    /// The first archived offset not replayed, after this run.
+    pub next_offset: Option<i64>,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReplaySummary {
+    pub job: String,
+    pub dry_run: bool,
+    pub partitions: Vec<PartitionReplay>,
+}
+
+impl ReplaySummary {
+    pub fn events(&self) -> u64 {
+        self.partitions.iter().map(|p| p.events).sum()
+    }
+
+    /// One line per partition, then the totals.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let verb = if self.dry_run {
+            "would produce"
+        } else {
+            "produced"
+        };
+        let _ = writeln!(s, "replay job {} ({verb})", self.job);
+        let _ = writeln!(
+            s,
+            "{:<24} {:>9} {:<24} {:>6} {:>10} {:>10} {:>12}",
+            "topic", "partition", "into", "files", "events", "skipped", "bytes"
+        );
+        for p in &self.partitions {
+            let _ = writeln!(
+                s,
+                "{:<24} {:>9} {:<24} {:>6} {:>10} {:>10} {:>12}",
+                p.topic, p.partition, p.target, p.files, p.events, p.skipped, p.bytes
+            );
+        }
+        let sum = |f: fn(&PartitionReplay) -> u64| -> u64 { self.partitions.iter().map(f).sum() };
+        let _ = writeln!(
+            s,
+            "{:<24} {:>9} {:<24} {:>6} {:>10} {:>10} {:>12}",
+            "total",
+            "",
+            "",
+            sum(|p| p.files),
+            sum(|p| p.events),
+            sum(|p| p.skipped),
+            sum(|p| p.bytes)
+        );
+        s
+    }
+}
+
+/// The arguments, checked.
+struct Plan {
+    selection: Selection,
+    job: String,
+    settings: Vec<(String, String)>,
+    brokers: String,
+}
+
+impl ReplayArgs {
+    fn plan(&self) -> Result<Plan, ReplayError> {
+        let usage = |m: String| ReplayError::Usage(m);
+        if self.to_topic.trim().is_empty() {
+            return Err(usage("--to-topic is empty; name the topic to produce into, e.g. --to-topic restored-{EventHub}".into()));
+        }
+        let selection = Selection {
+            topics: self.topics.clone(),
+            partitions: self.partitions.clone(),
+            since_ms: self
+                .since
+                .as_deref()
+                .map(|t| parse_time("--since", t))
+                .transpose()?,
+            until_ms: self
+                .until
+                .as_deref()
+                .map(|t| parse_time("--until", t))
+                .transpose()?,
+            from_offset: self.from_offset,
+            to_offset: self.to_offset,
+        };
+        if let (Some(a), Some(b)) = (selection.since_ms, selection.until_ms) {
+            if a >= b {
+                return Err(usage("--since must be before --until".into()));
+            }
+        }
+        if let (Some(a), Some(b)) = (self.from_offset, self.to_offset) {
+            if a >= b {
+                return Err(usage("--from-offset must be below --to-offset".into()));
+            }
+        }
+        let job = match &self.job {
+            Some(job) => job.clone(),
+            None => self.default_job(),
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        };
+        if !valid(&job) {
+            return Err(usage(
+                "--job must be letters, digits, '.', '_' and '-' (it names a transactional id)"
+                    .into(),
+            ));
+        }
+        let mut settings = Vec::new();
+        let mut brokers = self.brokers.clone();
+        if let Some(secret) = &self.eventhubs_connection_string {
+            let conn = eventhubs::parse(&secret.0)
+                .map_err(|e| usage(format!("--eventhubs-connection-string: {e}")))?;
+            if brokers.trim().is_empty() {
+                brokers = conn.bootstrap_servers();
+            }
+            settings = eventhubs::Connection::kafka_settings(secret);
+        }
+        settings.extend(
+            parse_settings(self.kafka.iter().map(|a| &a.0))
+                .map_err(|e| usage(format!("-X {e}")))?,
+        );
+        if brokers.trim().is_empty() && !self.dry_run {
+            return Err(usage("--brokers is empty; give the target's HOST:PORT, or --eventhubs-connection-string (--dry-run needs neither)".into()));
+        }
+        Ok(Plan {
+            selection,
+            job,
+            settings,
+            brokers,
+        })
+    }
+
+    /// A name that is the same for the same replay: the target and a checksum of what is
+    /// replayed where.
+    fn default_job(&self) -> String {
+        let described = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}",
+            crate::store::redact_url(&self.from),
+            self.topics,
+            self.partitions,
+            self.since,
+            self.until,
+            self.from_offset,
+            self.to_offset,
+            self.to_topic,
+            self.partitioning
+        );
+        let sum = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, described.as_bytes());
+        let target: String = self
+            .to_topic
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .collect();
+        format!("{target}-{sum:08x}")
+    }
+}
+
+/// `--since`/`--until`: RFC 3339, or a day (midnight UTC); epoch milliseconds.
+fn parse_time(flag: &str, text: &str) -> Result<i64, ReplayError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(day
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default()
+            .and_utc()
+            .timestamp_millis());
+    }
+    Err(ReplayError::Usage(format!(
+        "{flag} is not a time; give RFC 3339 (2026-12-07T13:00:00Z) or a day (2026-12-07)"
+    )))
+}
+
+/// Runs the replay `args` describe.
+pub async fn replay(args: &ReplayArgs) -> Result<ReplaySummary, ReplayError> {
+    let plan = args.plan()?;
+    let root = open_archive(&args.from)?;
+    let files = source::list(&root, args.path_format.as_deref(), &plan.selection).await?;
+    let mut by_partition: BTreeMap<(String, i32), Vec<SourceFile>> = BTreeMap::new();
+    for f in files {
+        by_partition
+            .entry((f.topic.clone(), f.partition))
+            .or_default()
+            .push(f);
+    }
+    let mut summary = ReplaySummary {
+        job: plan.job.clone(),
+        dry_run: args.dry_run,
+        partitions: Vec::new(),
+    };
+    if args.dry_run {
+        for ((topic, partition), files) in &by_partition {
+            let mut p = partition_replay(args, topic, *partition, files);
+            for f in files {
+                let events = source::read(&root, f, &plan.selection).await?;
+                p.events += events.len() as u64;
+                p.bytes += events.iter().map(event_bytes).sum::<u64>();
+                p.next_offset = events.last().map(|e| e.offset + 1).or(p.next_offset);
+            }
+            summary.partitions.push(p);
+        }
+        return Ok(summary);
+    }
+
+    let mut config = ClientConfig::new();
+    config.set("client.id", "hubcap-replay");
+    for (k, v) in &plan.settings {
+        config.set(k, v);
+    }
+    config.set("bootstrap.servers", &plan.brokers);
+    progress::ensure_topic(&config, &args.progress_topic).await?;
+    let (target, done) = tokio::task::block_in_place(|| -> Result<_, ReplayError> {
+        // Fences an earlier run of the job and ends its transaction first, so that the
+        // progress read next is final.
+        let target = Target::open(
+            &config,
+            &plan.job,
+            &args.progress_topic,
+            !args.no_transactions,
+        )?;
+        let done = progress::read(&config, &args.progress_topic, &plan.job)?;
+        Ok((target, done))
+    })?;
+    check_partitions(args, &target, &by_partition)?;
+    for ((topic, partition), files) in &by_partition {
+        let p =
+            replay_partition(args, &plan, &root, &target, &done, topic, *partition, files).await?;
+        tracing::info!(topic = %topic, partition, events = p.events, skipped = p.skipped, target = %p.target, "replayed the partition");
+        summary.partitions.push(p);
+    }
+    Ok(summary)
+}
+
+/// The archive at `spec`, which must exist (a local directory is not created).
+fn open_archive(spec: &str) -> Result<Location, ReplayError> {
+    let local = !spec.contains("://") || spec.starts_with("file://");
+    let path = spec.strip_prefix("file://").unwrap_or(spec);
+    if local && !std::path::Path::new(path).is_dir() {
+        return Err(ReplayError::Usage(format!(
+            "--from {path}: no such directory; give the archive's directory or URL"
+        )));
+    }
+    Ok(Location::open(spec, "--from")?)
+}
+
+fn partition_replay(
+    args: &ReplayArgs,
+    topic: &str,
+    partition: i32,
+    files: &[SourceFile],
+) -> PartitionReplay {
+    PartitionReplay {
+        topic: topic.to_string(),
+        partition,
+        target: args.to_topic.replace("{EventHub}", topic),
+        files: files.len() as u64,
+        ..Default::default()
+    }
+}
+
+/// With `--partitioning same`, every archived partition must exist in its target.
+fn check_partitions(
+    args: &ReplayArgs,
+    target: &Target,
+    by_partition: &BTreeMap<(String, i32), Vec<SourceFile>>,
+) -> Result<(), ReplayError> {
+    let mut highest: BTreeMap<String, i32> = BTreeMap::new();
+    for (topic, partition) in by_partition.keys() {
+        let t = args.to_topic.replace("{EventHub}", topic);
+        let h = highest.entry(t).or_insert(*partition);
+        *h = (*h).max(*partition);
+    }
+    for (topic, partition) in highest {
+        let count = tokio::task::block_in_place(|| target.partitions(&topic))?;
+        if args.partitioning == Partitioning::Same && partition >= count {
+            return Err(ReplayError::Usage(format!(
+                "the target topic {topic} has {count} partitions, the archive has partition {partition}: with --partitioning same each event keeps its partition number, so give the topic at least {} partitions, or replay with --partitioning key",
+                partition + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Replays one archived partition's files in order, one transaction per batch.
+#[allow(clippy::too_many_arguments)]
+async fn replay_partition(
+    args: &ReplayArgs,
+    plan: &Plan,
+    root: &Location,
+    target: &Target,
+    done: &Progress,
+    topic: &str,
+    partition: i32,
+    files: &[SourceFile],
+) -> Result<PartitionReplay, ReplayError> {
+    let mut p = partition_replay(args, topic, partition, files);
+    let mut next = done.next.get(&(topic.to_string(), partition)).copied();
+    p.next_offset = next;
+    for f in files {
+        let mut events = source::read(root, f, &plan.selection).await?;
+        // What an earlier run committed, and offsets already produced from an earlier file.
+        let before = events.len();
+        events.retain(|e| next.is_none_or(|n| e.offset >= n));
+        p.skipped += (before - events.len()) as u64;
+        for batch in batches(&events) {
+            tokio::task::block_in_place(|| -> Result<(), ReplayError> {
+                target.begin()?;
+                for e in batch {
+                    target.send(&Outgoing {
+                        topic: &p.target,
+                        partition: (args.partitioning == Partitioning::Same).then_some(partition),
+                        event: e,
+                        timestamp_ms: match args.timestamp {
+                            TimestampMode::Archived => e.timestamp_ms,
+                            TimestampMode::Now => None,
+                        },
+                        source: (!args.no_source_header)
+                            .then(|| format!("{topic}/{partition}/{}", e.offset)),
+                    })?;
+                }
+                let last = batch.last().map_or(0, |e| e.offset);
+                target.commit(&p.target, &[(topic.to_string(), partition, last + 1)])
+            })?;
+            p.events += batch.len() as u64;
+            p.bytes += batch.iter().map(event_bytes).sum::<u64>();
+            next = batch.last().map(|e| e.offset + 1);
+            p.next_offset = next;
+        }
+    }
+    Ok(p)
+}
+
+/// `events` cut into transactions of at most [`BATCH_EVENTS`] and about [`BATCH_BYTES`].
+fn batches(events: &[Event]) -> Vec<&[Event]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, e) in events.iter().enumerate() {
+        bytes += event_bytes(e) as usize;
+        if i + 1 - start >= BATCH_EVENTS || bytes >= BATCH_BYTES {
+            out.push(&events[start..=i]);
+            start = i + 1;
+            bytes = 0;
+        }
+    }
+    if start < events.len() {
+        out.push(&events[start..]);
+    }
+    out
+}
+
+/// An event's key, value and header bytes.
+fn event_bytes(e: &Event) -> u64 {
+    let headers: usize = e
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    (e.key.as_ref().map_or(0, Vec::len) + e.value.as_ref().map_or(0, Vec::len) + headers) as u64
+}
