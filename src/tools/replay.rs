@@ -2,3 +2,6 @@
 
 mod avro;
 pub mod source;
+
+#[cfg(test)]
+mod tests;
