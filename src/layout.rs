@@ -215,6 +215,23 @@ pub struct NameParts<'a> {
 impl PathTemplate {
     /// Parses `template`; `extension` (like `avro`) is appended after a dot.
     pub fn parse(template: &str, extension: &'static str) -> Result<Self, PathError> {
+        let mut parsed = Self::parse_as_given(template, extension)?;
+        if !parsed.pieces.contains(&Piece::Token(Token::Offset)) {
+            parsed.pieces.push(Piece::Literal("-".into()));
+            parsed.pieces.push(Piece::Token(Token::Offset));
+        }
+        Ok(parsed)
+    }
+
+    /// Parses `template` as Event Hubs Capture itself names its `.avro` files: as given, with
+    /// no `-{Offset}` appended, since Capture's names carry no offset. Only for reading such
+    /// names back ([`parse_capture_name`](Self::parse_capture_name)): without an offset, two windows
+    /// opened in the same second would get one name, so hubcap never writes with it.
+    pub fn parse_capture(template: &str) -> Result<Self, PathError> {
+        Self::parse_as_given(template, "avro")
+    }
+
+    fn parse_as_given(template: &str, extension: &'static str) -> Result<Self, PathError> {
         let mut pieces = Vec::new();
         let mut rest = template;
         while let Some(open) = rest.find('{') {
@@ -255,10 +272,6 @@ impl PathTemplate {
             });
         }
         check_segments(template)?;
-        if !pieces.contains(&Piece::Token(Token::Offset)) {
-            pieces.push(Piece::Literal("-".into()));
-            pieces.push(Piece::Token(Token::Offset));
-        }
         Ok(PathTemplate { pieces, extension })
     }
 
@@ -296,6 +309,17 @@ impl PathTemplate {
     }
 }
 
+/// What a name without an offset (Event Hubs Capture's own) says about its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureName {
+    pub topic: String,
+    pub partition: i32,
+    /// The digits of the time tokens, year to second (`20221209165012`), whatever order the
+    /// template writes them in (Capture allows any): a partition's names sort by it in time
+    /// order.
+    pub time: String,
+}
+
 /// What an object name says about its file: the inverse of [`PathTemplate::render`] for the
 /// parts that identify it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,15 +341,49 @@ impl PathTemplate {
     /// `{EventHub}-{PartitionId}`) are resolved by backtracking. Should a template still be
     /// ambiguous (`{Namespace}-{EventHub}` with dashes in both), the longest earlier token wins.
     pub fn parse_name(&self, name: &str) -> Option<ParsedName> {
-        let stem = name.strip_suffix(self.extension)?.strip_suffix('.')?;
-        let found = match_pieces(&self.pieces, stem, [None; TOKENS])?;
-        let get = |t: Token| found[t as usize];
+        let found = self.match_name(name)?;
+        let (topic, partition) = topic_and_partition(&found)?;
         Some(ParsedName {
-            topic: topic_from_folder(get(Token::EventHub)?)?.to_string(),
-            partition: get(Token::PartitionId)?.parse().ok()?,
-            first_offset: get(Token::Offset)?.parse().ok()?,
+            topic,
+            partition,
+            first_offset: found[Token::Offset as usize]?.parse().ok()?,
         })
     }
+
+    /// Reads the topic, partition and time back out of a name without an offset, as Event
+    /// Hubs Capture writes them ([`parse_capture`](Self::parse_capture)); `None` when the name
+    /// does not fit. Tokens match as in [`parse_name`](Self::parse_name).
+    pub fn parse_capture_name(&self, name: &str) -> Option<CaptureName> {
+        let found = self.match_name(name)?;
+        let (topic, partition) = topic_and_partition(&found)?;
+        let time = [
+            Token::Year,
+            Token::Month,
+            Token::Day,
+            Token::Hour,
+            Token::Minute,
+            Token::Second,
+        ]
+        .iter()
+        .filter_map(|&t| found[t as usize])
+        .collect();
+        Some(CaptureName {
+            topic,
+            partition,
+            time,
+        })
+    }
+
+    fn match_name<'a>(&self, name: &'a str) -> Option<Found<'a>> {
+        let stem = name.strip_suffix(self.extension)?.strip_suffix('.')?;
+        match_pieces(&self.pieces, stem, [None; TOKENS])
+    }
+}
+
+fn topic_and_partition(found: &Found<'_>) -> Option<(String, i32)> {
+    let topic = topic_from_folder(found[Token::EventHub as usize]?)?;
+    let partition = found[Token::PartitionId as usize]?.parse().ok()?;
+    Some((topic.to_string(), partition))
 }
 
 const TOKENS: usize = Token::Offset as usize + 1;

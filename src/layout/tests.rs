@@ -210,6 +210,58 @@ fn parse_name_backtracks_over_literals_inside_tokens() {
     assert_eq!(t.parse_name("a/1/b-00000000000000000005.avro"), None);
 }
 
+#[test]
+fn capture_names_without_offsets_read_back_partition_and_time() {
+    let capture = |topic: &str, partition, time: &str| {
+        Some(CaptureName {
+            topic: topic.into(),
+            partition,
+            time: time.into(),
+        })
+    };
+    // Capture's native layout: the second is the last segment, no offset follows it.
+    let t = PathTemplate::parse_capture(DEFAULT_TEMPLATE).unwrap();
+    let name = "mynamespace/myeventhub/0/2017/12/08/03/03/17.avro";
+    assert_eq!(
+        t.parse_capture_name(name),
+        capture("myeventhub", 0, "20171208030317")
+    );
+    assert_eq!(t.parse_name(name), None, "no offset to read");
+    for name in [
+        "ns/hub/0/2017/12/08/03/03/17-00000000000000000042.avro",
+        "ns/hub/0/2017/12/08/03/03/17.parquet",
+        "ns/hub/0/2017/12/8/03/03/17.avro",
+    ] {
+        assert_eq!(t.parse_capture_name(name), None, "{name}");
+    }
+    // The same template as hubcap reads it wants the offset it appends.
+    let hubcap = PathTemplate::parse(DEFAULT_TEMPLATE, "avro").unwrap();
+    assert_eq!(hubcap.parse_name(name), None);
+    // A custom format (microsoft/metered-billing-accelerator's), and one with the time tokens
+    // out of order: the time still reads year to second.
+    let t = PathTemplate::parse_capture(
+        "{Namespace}/{EventHub}/p{PartitionId}--{Year}-{Month}-{Day}--{Hour}-{Minute}-{Second}",
+    )
+    .unwrap();
+    assert_eq!(
+        t.parse_capture_name("ns/metering/p9--2022-12-09--16-50-12.avro"),
+        capture("metering", 9, "20221209165012")
+    );
+    let t = PathTemplate::parse_capture(
+        "{EventHub}/{Day}.{Month}.{Year}/{PartitionId}/{Second}{Minute}{Hour}-{Namespace}",
+    )
+    .unwrap();
+    assert_eq!(
+        t.parse_capture_name("hub/09.12.2022/3/120516-ns.avro"),
+        capture("hub", 3, "20221209160512")
+    );
+    // Capture templates are checked like hubcap's.
+    assert!(matches!(
+        PathTemplate::parse_capture("{Namespace}/{Year}"),
+        Err(PathError::Missing { .. })
+    ));
+}
+
 proptest! {
     /// Names are a function of their parts, and distinct first offsets give distinct names
     /// even within one second.

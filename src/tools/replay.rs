@@ -3,6 +3,7 @@
 //! Capture's own files); [`job`] selects, maps and produces them through a transactional
 //! producer ([`target`]) whose transactions carry the replay's progress ([`progress`]).
 
+mod avro;
 pub mod job;
 mod progress;
 pub mod source;
@@ -56,3 +57,6 @@ impl From<rdkafka::error::RDKafkaError> for KafkaFailure {
         KafkaFailure(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -50,7 +50,7 @@ pub struct ReplayArgs {
     /// Only events at this offset or after.
     #[arg(long, value_name = "OFFSET")]
     pub from_offset: Option<i64>,
-    /// Only events before this offset.
+    /// Only events at this offset or before.
     #[arg(long, value_name = "OFFSET")]
     pub to_offset: Option<i64>,
     /// The topic to produce into, which must exist; {EventHub} stands for the archived topic
@@ -221,8 +221,8 @@ impl ReplayArgs {
             }
         }
         if let (Some(a), Some(b)) = (self.from_offset, self.to_offset) {
-            if a >= b {
-                return Err(usage("--from-offset must be below --to-offset".into()));
+            if a > b {
+                return Err(usage("--from-offset must not be above --to-offset".into()));
             }
         }
         let job = match &self.job {
