@@ -71,11 +71,18 @@ fn main() {
         cmd.env("HUBCAP_LOG", "warn")
             .args(["replay", "--from", output, "--to-topic", &target])
             .args(["--brokers", &t.brokers])
-            .args(std::env::var("HUBCAP_BENCH_ARGS").unwrap_or_default().split_whitespace());
+            .args(
+                std::env::var("HUBCAP_BENCH_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            );
         replay.push(common::measure(cmd));
         let got = common::stable_high_watermarks(&t.brokers, &target, PARTITIONS);
         // Transaction markers take an offset each: the topic holds at least the records.
-        assert!(got >= held, "the replay produced {got} offsets for {held} records");
+        assert!(
+            got >= held,
+            "the replay produced {got} offsets for {held} records"
+        );
     }
     println!(
         "{:<14} {:>10} {:>8} {:>8} {:>9} {:>13}",

@@ -495,3 +495,101 @@ fn event_bytes(e: &Event) -> u64 {
         .sum();
     (e.key.as_ref().map_or(0, Vec::len) + e.value.as_ref().map_or(0, Vec::len) + headers) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ReplayArgs,
+    }
+
+    fn args(words: &[&str]) -> ReplayArgs {
+        let mut all = vec![
+            "replay",
+            "--from",
+            "/tmp/archive",
+            "--to-topic",
+            "t",
+            "--brokers",
+            "b:1",
+        ];
+        all.extend_from_slice(words);
+        Cli::try_parse_from(all).unwrap().args
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_a_day() {
+        assert_eq!(parse_time("--since", "1970-01-01T00:00:01Z").unwrap(), 1000);
+        assert_eq!(parse_time("--since", "1970-01-02").unwrap(), 86_400_000);
+        assert_eq!(
+            parse_time("--since", "2026-12-07T13:00:00+01:00").unwrap(),
+            1_796_644_800_000
+        );
+        let err = parse_time("--until", "yesterday").unwrap_err().to_string();
+        assert!(err.contains("--until") && err.contains("RFC 3339"), "{err}");
+    }
+
+    #[test]
+    fn a_job_is_named_the_same_for_the_same_replay_and_otherwise_not() {
+        let a = args(&["--topic", "clicks"]).plan().unwrap().job;
+        assert_eq!(a, args(&["--topic", "clicks"]).plan().unwrap().job);
+        assert_ne!(a, args(&["--topic", "views"]).plan().unwrap().job);
+        assert!(a.starts_with("t-"), "{a}");
+        let named = args(&["--job", "restore-1"]).plan().unwrap().job;
+        assert_eq!(named, "restore-1");
+    }
+
+    #[test]
+    fn unusable_flags_say_what_to_give() {
+        for (words, says) in [
+            (&["--job", "a/b"][..], "--job"),
+            (
+                &["--since", "2026-12-08", "--until", "2026-12-07"],
+                "--since must be before --until",
+            ),
+            (&["--from-offset", "9", "--to-offset", "3"], "--from-offset"),
+        ] {
+            let err = args(words).plan().err().unwrap().to_string();
+            assert!(err.contains(says), "{words:?}: {err}");
+        }
+        let mut blank = args(&[]);
+        blank.to_topic = " ".into();
+        let err = blank.plan().err().unwrap().to_string();
+        assert!(err.contains("--to-topic is empty"), "{err}");
+        let mut no_brokers = args(&[]);
+        no_brokers.brokers = String::new();
+        assert!(no_brokers
+            .plan()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("--brokers"));
+        no_brokers.dry_run = true;
+        assert!(no_brokers.plan().is_ok(), "a dry run needs no Kafka");
+    }
+
+    #[test]
+    fn batches_stop_at_their_count_or_size() {
+        let event = |offset: i64, size: usize| Event {
+            offset,
+            timestamp_ms: None,
+            key: None,
+            headers: Vec::new(),
+            value: Some(vec![0; size]),
+        };
+        let many: Vec<Event> = (0..BATCH_EVENTS as i64 * 2 + 5)
+            .map(|o| event(o, 1))
+            .collect();
+        let sizes: Vec<usize> = batches(&many).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [BATCH_EVENTS, BATCH_EVENTS, 5]);
+        let big: Vec<Event> = (0..5).map(|o| event(o, BATCH_BYTES / 2)).collect();
+        let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        assert!(batches(&[]).is_empty());
+    }
+}
