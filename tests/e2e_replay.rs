@@ -158,6 +158,47 @@ async fn replayed_records_come_back_as_they_were_from_avro_and_parquet() {
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(read_topic(&t.brokers, &target).len(), 600, "{stdout}");
     }
+    // Without transactions (Event Hubs Standard), by key into a topic of another size: every
+    // record once when nothing fails, each key's records in archived order in one partition.
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().to_str().unwrap();
+    let (ok, _, stderr) = run_once(&t.brokers, &topic, &unique("g"), output, &[]);
+    assert!(ok, "{stderr}");
+    let target = unique("rekeyed");
+    t.create_topic(&target, 5).await;
+    let (code, _, stderr) = replay(&[
+        "--from",
+        output,
+        "--to-topic",
+        &target,
+        "--brokers",
+        &t.brokers,
+        "--no-transactions",
+        "--partitioning",
+        "key",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let records = read_topic(&t.brokers, &target);
+    assert_eq!(records.len(), 600);
+    let mut by_key: BTreeMap<String, (i64, Vec<(i32, i64)>)> = BTreeMap::new();
+    for r in records.iter().filter(|r| !r["key"].is_null()) {
+        let (_, partition, offset) = source_of(r);
+        let seen = by_key
+            .entry(r["key"].to_string())
+            .or_insert((r["partition"].as_i64().unwrap(), Vec::new()));
+        seen.1.push((partition, offset));
+        assert_eq!(seen.0, r["partition"], "one key, one target partition");
+    }
+    for (key, (_, sources)) in &by_key {
+        let mut sorted = sources.clone();
+        sorted.sort();
+        assert_eq!(sources, &sorted, "key {key}: archived order");
+    }
+    let partitions: std::collections::BTreeSet<i64> = by_key.values().map(|v| v.0).collect();
+    assert!(
+        partitions.len() > 1,
+        "keys spread over the target's partitions"
+    );
 }
 
 /// A replay killed with SIGKILL at random moments, five times, then run to the end: every
