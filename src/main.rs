@@ -198,6 +198,10 @@ async fn dispatch(
         Command::Replay(args) => {
             let summary = hubcap::tools::replay::replay(&args).await?;
             print!("{}", summary.table());
+            anyhow::ensure!(
+                summary.clean(),
+                "the target topic differs from the archive (see the report above)"
+            );
             Ok(())
         }
         Command::Inspect(args) => {

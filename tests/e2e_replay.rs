@@ -233,12 +233,20 @@ async fn a_replay_killed_five_times_leaves_every_event_once() {
         "--brokers",
         &t.brokers,
     ];
+    // Each run is killed a random moment after the target grew (so it is killed in the
+    // middle of producing, with transactions committed before and open at that moment).
+    let offsets =
+        |t: &Kafka| -> i64 { t.watermarks(&target, PARTITIONS).iter().map(|w| w.1).sum() };
     let mut killed = 0;
     for _ in 0..5 {
+        let before = offsets(t);
         let mut cmd = hubcap();
         cmd.args(args);
         let mut instance = Instance::spawn("replay", cmd);
-        std::thread::sleep(Duration::from_millis(rand::random_range(300..1500)));
+        while offsets(t) == before && instance.exited().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rand::random_range(0..400)));
         if instance.exited().is_none() {
             instance.kill();
             killed += 1;
@@ -249,8 +257,19 @@ async fn a_replay_killed_five_times_leaves_every_event_once() {
     let records = read_topic(&t.brokers, &target);
     let label = format!("replay killed {killed} times");
     assert_replayed_exactly(&label, &records, &produced);
+    let (code, report, stderr) = replay(&[&args[1..], &["--verify"]].concat());
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    println!("{report}");
     println!("{label}: the last run's summary:\n{stdout}");
     assert!(killed >= 3, "the replays ended before they could be killed");
+    // The last run carried on from the killed ones' committed progress.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("total")
+                && !l.split_whitespace().nth(3).is_some_and(|s| s == "0")),
+        "{stdout}"
+    );
 }
 
 /// Real Capture files (Azure's own output, ../shared/capture-samples) in Capture's layout:
@@ -384,4 +403,24 @@ async fn a_time_range_replays_exactly_its_events() {
     assert!(dry.contains("200"), "the dry run counts them: {dry}");
     let records = read_topic(&t.brokers, &target);
     assert_replayed_exactly("time range", &records, &want);
+    // `--verify` agrees for the range, and finds the rest missing for the whole archive.
+    let (code, report, stderr) = replay(&[&args[..], &["--verify"]].concat());
+    assert_eq!(code, 0, "{report}\n{stderr}");
+    assert!(report.contains("every archived event once"), "{report}");
+    let whole = [
+        "--from",
+        output,
+        "--to-topic",
+        &target,
+        "--brokers",
+        &t.brokers,
+        "--verify",
+    ];
+    let (code, report, _) = replay(&whole);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("FAILED") && report.contains("DIFFERS"),
+        "{report}"
+    );
+    println!("verify of the whole archive against the range:\n{report}");
 }

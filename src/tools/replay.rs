@@ -8,6 +8,7 @@ pub mod job;
 mod progress;
 pub mod source;
 mod target;
+pub mod verify;
 
 pub use job::{replay, ReplayArgs, ReplaySummary};
 

@@ -11,6 +11,7 @@ use rdkafka::ClientConfig;
 use super::progress::{self, Progress};
 use super::source::{self, Selection, SourceFile};
 use super::target::{Outgoing, Target};
+use super::verify::{self, Compared};
 use super::ReplayError;
 use crate::kafka::eventhubs::{self, Secret};
 use crate::kafka::{parse_settings, KafkaArg};
@@ -95,6 +96,11 @@ pub struct ReplayArgs {
     /// Print what would be produced (files, events, bytes per partition) and produce nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Produce nothing: compare the target topic (read_committed, to its end) with the
+    /// archive's selection, by the hubcap.source header: per archived partition the events,
+    /// duplicates, missing ones and a content hash of each side. Exits 1 unless they agree.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub verify: bool,
     /// A librdkafka setting for the target, key=value (security, SASL, TLS); repeatable.
     #[arg(
         short = 'X',
@@ -141,6 +147,8 @@ pub struct ReplaySummary {
     pub job: String,
     pub dry_run: bool,
     pub partitions: Vec<PartitionReplay>,
+    /// With `--verify`: each archived partition compared with the target.
+    pub verified: Option<Vec<Compared>>,
 }
 
 impl ReplaySummary {
@@ -148,8 +156,18 @@ impl ReplaySummary {
         self.partitions.iter().map(|p| p.events).sum()
     }
 
+    /// Whether a `--verify` found the target as the archive (true without one).
+    pub fn clean(&self) -> bool {
+        self.verified
+            .as_ref()
+            .is_none_or(|v| v.iter().all(Compared::clean))
+    }
+
     /// One line per partition, then the totals.
     pub fn table(&self) -> String {
+        if let Some(verified) = &self.verified {
+            return verify_table(verified);
+        }
         let mut s = String::new();
         let verb = if self.dry_run {
             "would produce"
@@ -183,6 +201,40 @@ impl ReplaySummary {
         );
         s
     }
+}
+
+/// `--verify`'s report: one line per archived partition, then the verdict.
+fn verify_table(verified: &[Compared]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<24} {:>9} {:>10} {:>10} {:>10} {:>8} {:>8}",
+        "topic", "partition", "archived", "replayed", "duplicate", "missing", "content"
+    );
+    for c in verified {
+        let _ = writeln!(
+            s,
+            "{:<24} {:>9} {:>10} {:>10} {:>10} {:>8} {:>8}",
+            c.topic,
+            c.partition,
+            c.archived,
+            c.replayed,
+            c.duplicates,
+            c.missing,
+            if c.same_content { "same" } else { "DIFFERS" }
+        );
+    }
+    let clean = verified.iter().all(Compared::clean);
+    let _ = writeln!(
+        s,
+        "verify: {}",
+        if clean {
+            "the target holds every archived event once, as archived"
+        } else {
+            "FAILED: the target differs from the archive (see above)"
+        }
+    );
+    s
 }
 
 /// The arguments, checked.
@@ -323,6 +375,7 @@ pub async fn replay(args: &ReplayArgs) -> Result<ReplaySummary, ReplayError> {
         job: plan.job.clone(),
         dry_run: args.dry_run,
         partitions: Vec::new(),
+        verified: None,
     };
     if args.dry_run {
         for ((topic, partition), files) in &by_partition {
@@ -344,6 +397,10 @@ pub async fn replay(args: &ReplayArgs) -> Result<ReplaySummary, ReplayError> {
         config.set(k, v);
     }
     config.set("bootstrap.servers", &plan.brokers);
+    if args.verify {
+        summary.verified = Some(verify(args, &plan, &root, &config, &by_partition).await?);
+        return Ok(summary);
+    }
     progress::ensure_topic(&config, &args.progress_topic).await?;
     let (target, done) = tokio::task::block_in_place(|| -> Result<_, ReplayError> {
         // Fences an earlier run of the job and ends its transaction first, so that the
@@ -377,6 +434,59 @@ fn open_archive(spec: &str) -> Result<Location, ReplayError> {
         )));
     }
     Ok(Location::open(spec, "--from")?)
+}
+
+/// `--verify`: the archive's selection against the target topics' records.
+async fn verify(
+    args: &ReplayArgs,
+    plan: &Plan,
+    root: &Location,
+    config: &ClientConfig,
+    by_partition: &BTreeMap<(String, i32), Vec<SourceFile>>,
+) -> Result<Vec<Compared>, ReplayError> {
+    let timestamps = args.timestamp == TimestampMode::Archived;
+    let targets: std::collections::BTreeSet<String> = by_partition
+        .keys()
+        .map(|(topic, _)| args.to_topic.replace("{EventHub}", topic))
+        .collect();
+    let mut found = verify::Found::new();
+    for target in &targets {
+        let (read, unsourced) =
+            tokio::task::block_in_place(|| verify::read_target(config, target, timestamps))?;
+        if unsourced > 0 {
+            tracing::warn!(topic = %target, records = unsourced, "records without a hubcap.source header are not compared (replayed with --no-source-header, or not by hubcap)");
+        }
+        for (key, offsets) in read {
+            found.entry(key).or_default().extend(offsets);
+        }
+    }
+    let mut compared = Vec::new();
+    for ((topic, partition), files) in by_partition {
+        let mut archived = Vec::new();
+        for f in files {
+            for e in source::read(root, f, &plan.selection).await? {
+                let d = if timestamps {
+                    verify::event_digest(&e)
+                } else {
+                    verify::event_digest(&Event {
+                        timestamp_ms: None,
+                        ..e.clone()
+                    })
+                };
+                archived.push((e.offset, d));
+            }
+        }
+        archived.sort_by_key(|(o, _)| *o);
+        archived.dedup_by_key(|(o, _)| *o);
+        let key = (topic.clone(), *partition);
+        compared.push(verify::compare(
+            topic,
+            *partition,
+            &archived,
+            found.get(&key),
+        ));
+    }
+    Ok(compared)
 }
 
 fn partition_replay(
