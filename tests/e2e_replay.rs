@@ -224,6 +224,7 @@ async fn a_replay_killed_five_times_leaves_every_event_once() {
     assert!(ok, "{stderr}");
     let target = unique("restored");
     t.create_topic(&target, PARTITIONS).await;
+    // Small transactions, so that each run commits some before it is killed.
     let args = [
         "replay",
         "--from",
@@ -232,6 +233,8 @@ async fn a_replay_killed_five_times_leaves_every_event_once() {
         &target,
         "--brokers",
         &t.brokers,
+        "--transaction-events",
+        "2000",
     ];
     // Each run is killed a random moment after the target grew (so it is killed in the
     // middle of producing, with transactions committed before and open at that moment).

@@ -12,17 +12,35 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use super::ReplayError;
 
 /// How long reading the progress topic to its end may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A consumer context that does not log a partition's end as an error: the readers of a
+/// replay (the progress, `--verify`) read to the end and ask to be told.
+pub struct EndsExpected;
+
+impl ClientContext for EndsExpected {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let end = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !end {
+            tracing::warn!(error = %crate::kafka::client_error(&error), reason, "Kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for EndsExpected {}
 
 /// One progress record's value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +100,9 @@ pub fn read(config: &ClientConfig, topic: &str, job: &str) -> Result<Progress, R
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer = config.create().map_err(ReplayError::kafka)?;
+    let consumer: BaseConsumer<EndsExpected> = config
+        .create_with_context(EndsExpected)
+        .map_err(ReplayError::kafka)?;
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(topic, 0, Offset::Beginning)

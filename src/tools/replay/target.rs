@@ -20,6 +20,8 @@ use crate::record::Event;
 
 /// How long transaction calls (init, commit, abort) may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+/// The producer's queue of unacknowledged events, in KiB.
+const QUEUE_KBYTES: usize = 64 << 10;
 /// The header that names where an event came from, `TOPIC/PARTITION/OFFSET`.
 pub const SOURCE_HEADER: &str = "hubcap.source";
 
@@ -75,12 +77,23 @@ impl Target {
         progress_topic: &str,
         transactional: bool,
     ) -> Result<Target, ReplayError> {
+        // hubcap's defaults, which `-X` may change.
         let mut config = config.clone();
+        let defaults = [
+            ("linger.ms", "20".to_string()),
+            // What waits for acknowledgement (librdkafka's default is 1 GiB): sending waits
+            // when it is full, so memory follows this, not the transaction's size.
+            ("queue.buffering.max.kbytes", QUEUE_KBYTES.to_string()),
+        ];
+        for (key, value) in defaults {
+            if config.get(key).is_none() {
+                config.set(key, value);
+            }
+        }
         config
             .set("enable.idempotence", "true")
             // Java's default partitioner: a key lands where Java clients would put it.
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "20");
+            .set("partitioner", "murmur2_random");
         if transactional {
             config.set("transactional.id", format!("hubcap-replay-{job}"));
         }
@@ -171,23 +184,20 @@ impl Target {
         }
     }
 
-    /// Ends the batch: the progress records of `advanced` (source topic, partition, next
-    /// offset), then the commit (or, without transactions, a flush, then the progress).
-    pub fn commit(
-        &self,
-        target_topic: &str,
-        advanced: &[(String, i32, i64)],
-    ) -> Result<(), ReplayError> {
+    /// Ends the batch: the progress records of `advanced` (target topic, source topic,
+    /// partition, next offset), then the commit (or, without transactions, a flush, then the
+    /// progress).
+    pub fn commit(&self, advanced: &[(String, String, i32, i64)]) -> Result<(), ReplayError> {
         let records: Vec<(String, Vec<u8>)> = advanced
             .iter()
-            .map(|(topic, partition, next)| {
+            .map(|(target_topic, topic, partition, next)| {
                 let entry = Entry {
                     version: 1,
                     job: self.job.clone(),
                     source_topic: topic.clone(),
                     source_partition: *partition,
                     next_offset: *next,
-                    target_topic: target_topic.to_string(),
+                    target_topic: target_topic.clone(),
                 };
                 let value = serde_json::to_vec(&entry).unwrap_or_default();
                 (progress::key(&self.job, topic, *partition), value)

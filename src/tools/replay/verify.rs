@@ -13,6 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use super::progress::EndsExpected;
 use super::target::SOURCE_HEADER;
 use super::ReplayError;
 use crate::record::Event;
@@ -106,7 +107,9 @@ pub fn read_target(
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = config.create().map_err(ReplayError::kafka)?;
+    let consumer: BaseConsumer<EndsExpected> = config
+        .create_with_context(EndsExpected)
+        .map_err(ReplayError::kafka)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
         .map_err(ReplayError::kafka)?;
