@@ -61,8 +61,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "TOPIC")]
     pub to_topic: String,
     /// Kafka bootstrap servers of the target (or --eventhubs-connection-string).
-    #[arg(long, env = "HUBCAP_BROKERS", default_value = "")]
-    pub brokers: String,
+    #[arg(long, env = "HUBCAP_BROKERS")]
+    pub brokers: Option<String>,
     /// An Event Hubs namespace's connection string: sets the brokers and SASL; a secret.
     #[arg(
         long,
@@ -302,7 +302,7 @@ impl ReplayArgs {
             ));
         }
         let mut settings = Vec::new();
-        let mut brokers = self.brokers.clone();
+        let mut brokers = self.brokers.clone().unwrap_or_default();
         if let Some(secret) = &self.eventhubs_connection_string {
             let conn = eventhubs::parse(&secret.0)
                 .map_err(|e| usage(format!("--eventhubs-connection-string: {e}")))?;
@@ -732,7 +732,7 @@ mod tests {
         let err = blank.plan().err().unwrap().to_string();
         assert!(err.contains("--to-topic is empty"), "{err}");
         let mut no_brokers = args(&[]);
-        no_brokers.brokers = String::new();
+        no_brokers.brokers = None;
         assert!(no_brokers
             .plan()
             .err()
