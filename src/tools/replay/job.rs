@@ -23,6 +23,8 @@ use crate::store::Location;
 /// replayed at 0.24 of a bare producer's speed, 200,000 at 0.41-0.47); a killed replay redoes at
 /// most this much.
 const BATCH_EVENTS: usize = 200_000;
+/// How often a replay says how far it got (a line between files).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Record bytes (keys, values, headers) per transaction at most.
 const BATCH_BYTES: usize = 128 << 20;
 
@@ -570,7 +572,21 @@ async fn produce_all(
     };
     let mut pending = files.first().map(|f| read(f));
     let mut txn = Txn::default();
+    let started = std::time::Instant::now();
+    let mut said = started;
+    let mut sent = 0u64;
     for (i, f) in files.iter().enumerate() {
+        if said.elapsed() >= PROGRESS_EVERY {
+            said = std::time::Instant::now();
+            let rate = sent as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            tracing::info!(
+                files = i,
+                of = files.len(),
+                events = sent,
+                events_per_s = rate as u64,
+                "replaying"
+            );
+        }
         let Some(reading) = pending.take() else { break };
         pending = files.get(i + 1).map(|f| read(f));
         let mut events = reading
@@ -585,6 +601,7 @@ async fn produce_all(
             .get_mut(&key)
             .expect("every file's partition is reported");
         p.skipped += (before - events.len()) as u64;
+        sent += events.len() as u64;
         let target_topic = p.target.clone();
         // One blocking section per file: librdkafka's calls block (on a full queue, a commit).
         tokio::task::block_in_place(|| -> Result<(), ReplayError> {
