@@ -17,7 +17,7 @@ use crate::layout::{
 };
 use crate::partition::window::RollPolicy;
 use crate::run::RunConfig;
-use crate::state::iceberg::catalog::CatalogConfig;
+use crate::state::iceberg::catalog::{CatalogArgs, CatalogConfig};
 use crate::state::sdk::SdkConfig;
 use crate::state::table::{Formats, TableConfig, TABLE_TEMPLATE};
 use crate::units::{ByteSize, HumanDuration};
@@ -169,28 +169,8 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_TABLE_PATH", default_value = "{EventHub}")]
     pub table_path: String,
 
-    /// With --table iceberg: keep the Iceberg tables in this REST catalog (Polaris, Lakekeeper,
-    /// Unity, S3 Tables, Glue, Apache Iceberg's server), e.g. http://127.0.0.1:8181 or
-    /// https://HOST/api/catalog, as table TOPIC of --iceberg-namespace. Credentials come from
-    /// the environment only: HUBCAP_ICEBERG_TOKEN (a bearer token) or HUBCAP_ICEBERG_CREDENTIAL
-    /// (CLIENT_ID:CLIENT_SECRET for OAuth2, with HUBCAP_ICEBERG_OAUTH_URI and
-    /// HUBCAP_ICEBERG_SCOPE when the catalog needs them).
-    #[arg(long, env = "HUBCAP_ICEBERG_CATALOG", value_name = "URL")]
-    pub iceberg_catalog: Option<String>,
-
-    /// The catalog's warehouse, if it asks for one (Polaris: the catalog's name; Lakekeeper: the
-    /// warehouse's; S3 Tables: the table bucket's ARN).
-    #[arg(long, env = "HUBCAP_ICEBERG_WAREHOUSE", value_name = "NAME")]
-    pub iceberg_warehouse: Option<String>,
-
-    /// The catalog namespace of the tables, created when missing; dots separate levels.
-    #[arg(
-        long,
-        env = "HUBCAP_ICEBERG_NAMESPACE",
-        default_value = "hubcap",
-        value_name = "NAME"
-    )]
-    pub iceberg_namespace: String,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 
     /// Avro codec: null (what Capture writes) or deflate.
     #[arg(long, env = "HUBCAP_CODEC", value_enum, default_value = "null")]
@@ -513,23 +493,14 @@ impl RunArgs {
         &self,
         formats: Option<Formats>,
     ) -> Result<Option<CatalogConfig>, ConfigError> {
-        let Some(uri) = &self.iceberg_catalog else {
-            return Ok(None);
-        };
-        let catalog_error = |reason: String| ConfigError::Catalog(reason);
-        if !formats.is_some_and(|f| f.iceberg) {
-            return Err(catalog_error(
+        let catalog = self.catalog.config().map_err(ConfigError::Catalog)?;
+        if catalog.is_some() && !formats.is_some_and(|f| f.iceberg) {
+            return Err(ConfigError::Catalog(
                 "--iceberg-catalog keeps Iceberg tables: add --table iceberg (or delta,iceberg)"
                     .into(),
             ));
         }
-        CatalogConfig::from_flags(
-            uri,
-            self.iceberg_warehouse.as_deref(),
-            &self.iceberg_namespace,
-        )
-        .map(Some)
-        .map_err(ConfigError::Catalog)
+        Ok(catalog)
     }
 
     /// `--azure-sdk-checkpoints`: a store that keeps blob metadata, and names the SDKs can split

@@ -272,17 +272,7 @@ impl Options {
             allow_gaps: args.allow_gaps,
             allow_stray: args.allow_stray,
             verify: args.verify,
-            catalog: match &args.iceberg_catalog {
-                Some(uri) => Some(
-                    CatalogConfig::from_flags(
-                        uri,
-                        args.iceberg_warehouse.as_deref(),
-                        &args.iceberg_namespace,
-                    )
-                    .map_err(AuditError::Catalog)?,
-                ),
-                None => None,
-            },
+            catalog: args.catalog.config().map_err(AuditError::Catalog)?,
         })
     }
 

@@ -41,7 +41,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value as Json;
 
-use crate::state::iceberg::catalog::{CatalogConfig, RestCatalog};
+use crate::state::iceberg::catalog::{CatalogArgs, CatalogConfig, RestCatalog};
 use crate::state::iceberg::IcebergTable;
 use crate::state::table::{read_table, TableError};
 use crate::store::{Location, StoreError};
@@ -63,22 +63,10 @@ pub struct InspectArgs {
     /// Print a summary per file (count, offset range, time range, bytes) instead of records.
     #[arg(long)]
     pub stats: bool,
-    /// Read the Iceberg table TARGET of this REST catalog's --iceberg-namespace (credentials
-    /// from HUBCAP_ICEBERG_TOKEN or HUBCAP_ICEBERG_CREDENTIAL): the files of its current
-    /// snapshot, wherever the catalog says the table is.
-    #[arg(long, env = "HUBCAP_ICEBERG_CATALOG", value_name = "URL")]
-    pub iceberg_catalog: Option<String>,
-    /// The catalog's warehouse, if it asks for one.
-    #[arg(long, env = "HUBCAP_ICEBERG_WAREHOUSE", value_name = "NAME")]
-    pub iceberg_warehouse: Option<String>,
-    /// The catalog namespace TARGET is in.
-    #[arg(
-        long,
-        env = "HUBCAP_ICEBERG_NAMESPACE",
-        default_value = "hubcap",
-        value_name = "NAME"
-    )]
-    pub iceberg_namespace: String,
+    /// With --iceberg-catalog, TARGET is a table of the catalog's --iceberg-namespace: the
+    /// files of its current snapshot are read, wherever the catalog says the table is.
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 impl InspectError {
@@ -168,8 +156,8 @@ pub async fn inspect(
     args: &InspectArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<InspectTotals, InspectError> {
-    let target = match &args.iceberg_catalog {
-        Some(uri) => Target::in_catalog(uri, args).await?,
+    let target = match args.catalog.config().map_err(InspectError::CatalogFlags)? {
+        Some(config) => Target::in_catalog(config, &args.target).await?,
         None => Target::open(&args.target)?,
     };
     inspect_target(&target, args, out).await
@@ -188,22 +176,16 @@ struct Target {
 }
 
 impl Target {
-    /// The catalog's table `args.target`, at the location its metadata names.
-    async fn in_catalog(uri: &str, args: &InspectArgs) -> Result<Target, InspectError> {
-        let config = CatalogConfig::from_flags(
-            uri,
-            args.iceberg_warehouse.as_deref(),
-            &args.iceberg_namespace,
-        )
-        .map_err(InspectError::CatalogFlags)?;
-        let qualified = config.qualified(&args.target);
+    /// The catalog's table `name`, at the location its metadata names.
+    async fn in_catalog(config: CatalogConfig, name: &str) -> Result<Target, InspectError> {
+        let qualified = config.qualified(name);
         let catalog = Arc::new(
             RestCatalog::connect(config)
                 .await
                 .map_err(TableError::from)?,
         );
         let loaded = catalog
-            .load_table(&args.target)
+            .load_table(name)
             .await
             .map_err(TableError::from)?
             .ok_or_else(|| {
@@ -219,8 +201,7 @@ impl Target {
         let at = target.location.clone().ok_or_else(|| {
             InspectError::Catalog(format!("{qualified} is at {spec}, which is not a folder"))
         })?;
-        let table =
-            IcebergTable::in_catalog(at, catalog, &args.target).map_err(TableError::from)?;
+        let table = IcebergTable::in_catalog(at, catalog, name).map_err(TableError::from)?;
         target.iceberg = Some(table);
         Ok(target)
     }

@@ -49,7 +49,52 @@ pub enum Auth {
     },
 }
 
-/// `--iceberg-catalog` and its companions.
+/// `--iceberg-catalog`, `--iceberg-warehouse` and `--iceberg-namespace`, the same for `run`,
+/// `audit` and `inspect`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CatalogArgs {
+    /// Keep (or, for audit and inspect, read) the Iceberg tables in this REST catalog
+    /// (Polaris, Lakekeeper, Unity, Apache Iceberg's server), e.g. http://127.0.0.1:8181 or
+    /// https://HOST/api/catalog, as table TOPIC of --iceberg-namespace; run needs --table
+    /// iceberg. Credentials come from the environment only: HUBCAP_ICEBERG_TOKEN (a bearer
+    /// token) or HUBCAP_ICEBERG_CREDENTIAL (CLIENT_ID:CLIENT_SECRET for OAuth2, with
+    /// HUBCAP_ICEBERG_OAUTH_URI and HUBCAP_ICEBERG_SCOPE when the catalog needs them).
+    #[arg(long, env = "HUBCAP_ICEBERG_CATALOG", value_name = "URL")]
+    pub iceberg_catalog: Option<String>,
+
+    /// The catalog's warehouse, if it asks for one (Polaris: the catalog's name; Lakekeeper: the
+    /// warehouse's; S3 Tables: the table bucket's ARN).
+    #[arg(long, env = "HUBCAP_ICEBERG_WAREHOUSE", value_name = "NAME")]
+    pub iceberg_warehouse: Option<String>,
+
+    /// The catalog namespace of the tables, created by run when missing; dots separate levels.
+    #[arg(
+        long,
+        env = "HUBCAP_ICEBERG_NAMESPACE",
+        default_value = "hubcap",
+        value_name = "NAME"
+    )]
+    pub iceberg_namespace: String,
+}
+
+impl CatalogArgs {
+    /// The catalog the flags name (`None` without `--iceberg-catalog`), with the credentials
+    /// from the environment; an error names the flag or variable at fault.
+    pub fn config(&self) -> Result<Option<CatalogConfig>, String> {
+        self.iceberg_catalog
+            .as_deref()
+            .map(|uri| {
+                CatalogConfig::from_flags(
+                    uri,
+                    self.iceberg_warehouse.as_deref(),
+                    &self.iceberg_namespace,
+                )
+            })
+            .transpose()
+    }
+}
+
+/// `--iceberg-catalog` and its companions, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogConfig {
     /// The catalog's base URI, before `/v1` (`http://127.0.0.1:8181`,

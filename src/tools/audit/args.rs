@@ -50,20 +50,6 @@ pub struct AuditArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// The Iceberg REST catalog that keeps the archive's Iceberg tables, as `run` was given
-    /// it (credentials from the same environment variables); without it an Iceberg table is
-    /// read by its path (`metadata/vN.metadata.json`).
-    #[arg(long, env = "HUBCAP_ICEBERG_CATALOG", value_name = "URL")]
-    pub iceberg_catalog: Option<String>,
-    /// The catalog's warehouse, as `run` was given it.
-    #[arg(long, env = "HUBCAP_ICEBERG_WAREHOUSE", value_name = "NAME")]
-    pub iceberg_warehouse: Option<String>,
-    /// The catalog namespace of the tables, as `run` was given it.
-    #[arg(
-        long,
-        env = "HUBCAP_ICEBERG_NAMESPACE",
-        default_value = "hubcap",
-        value_name = "NAME"
-    )]
-    pub iceberg_namespace: String,
+    #[command(flatten)]
+    pub catalog: crate::state::iceberg::catalog::CatalogArgs,
 }

@@ -203,9 +203,7 @@ impl Archive {
             brokers: None,
             kafka: vec![],
             json: false,
-            iceberg_catalog: None,
-            iceberg_warehouse: None,
-            iceberg_namespace: "hubcap".into(),
+            catalog: Default::default(),
         }
     }
 

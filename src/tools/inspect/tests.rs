@@ -35,9 +35,7 @@ fn args(target: &str, limit: Option<u64>, stats: bool) -> InspectArgs {
         target: target.to_string(),
         limit,
         stats,
-        iceberg_catalog: None,
-        iceberg_warehouse: None,
-        iceberg_namespace: "hubcap".into(),
+        catalog: Default::default(),
     }
 }
 
