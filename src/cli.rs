@@ -234,6 +234,12 @@ pub struct RunArgs {
     #[arg(long, env = "HUBCAP_METRICS_ADDR", value_name = "IP:PORT")]
     pub metrics_addr: Option<std::net::SocketAddr>,
 
+    /// How often each topic's completeness watermark (_watermarks/GROUP/TOPIC.json under
+    /// --output: up to which time every partition's events are archived) is brought up to
+    /// date; also at the start and at the end of a run.
+    #[arg(long, env = "HUBCAP_WATERMARK_INTERVAL", default_value = "30s")]
+    pub watermark_interval: HumanDuration,
+
     /// No live progress bars: on a terminal, --once then reports its progress in periodic log
     /// lines, as it always does off a terminal (HUBCAP_LOG=warn hides those too).
     #[arg(long, short = 'q', env = "HUBCAP_QUIET")]
@@ -384,6 +390,11 @@ impl RunArgs {
                 flag: "window-time",
             });
         }
+        if self.watermark_interval.0.is_zero() {
+            return Err(ConfigError::Zero {
+                flag: "watermark-interval",
+            });
+        }
         if self.progress_interval.0.is_zero() {
             return Err(ConfigError::Zero {
                 flag: "progress-interval",
@@ -479,6 +490,7 @@ impl RunArgs {
             retry_for: self.retry_for.0,
             shutdown_timeout: self.shutdown_timeout.0,
             progress_interval: self.progress_interval.0,
+            watermark_interval: self.watermark_interval.0,
             metrics_addr: self.metrics_addr,
             memory_limit: self.memory_limit.0,
             sdk_checkpoints,

@@ -33,6 +33,8 @@ use crate::store::retry::RetryPolicy;
 use crate::store::{Location, StoreError};
 use crate::units::{ByteSize, HumanDuration};
 
+mod watermarks;
+
 /// How long to wait for Kafka metadata before calling the brokers unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 /// Beyond the time window, how long a partition with records behind may go without archiving a
@@ -70,6 +72,8 @@ pub struct RunConfig {
     pub sdk_checkpoints: Option<SdkConfig>,
     /// Keep each topic as a table too: Delta, Iceberg or both (`TableConfig::formats`).
     pub table: Option<TableConfig>,
+    /// How often each topic's completeness watermark is brought up to date.
+    pub watermark_interval: Duration,
 }
 
 impl std::fmt::Debug for RunConfig {
@@ -90,6 +94,7 @@ impl std::fmt::Debug for RunConfig {
             .field("retry_for", &self.retry_for)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("progress_interval", &self.progress_interval)
+            .field("watermark_interval", &self.watermark_interval)
             .field("metrics_addr", &self.metrics_addr)
             .field("memory_limit", &self.memory_limit)
             .field(
@@ -392,6 +397,13 @@ pub async fn run_observed(
         workers: Default::default(),
         metrics: metrics.clone(),
     });
+    let keeper = Arc::new(watermarks::Keeper::new(
+        kafka.create().map_err(RunError::Client)?,
+        shared.clone(),
+        &cfg.kafka.group,
+        &cfg.kafka.topics,
+    ));
+    let checking = keeper.clone().spawn(cfg.watermark_interval);
     let progress = cfg
         .once
         .then(|| Progress::start(metrics.clone(), view, cfg.progress_interval));
@@ -448,6 +460,9 @@ pub async fn run_observed(
     if let Some(p) = progress {
         p.finish().await;
     }
+    // Once more, with what the last files moved.
+    drop(checking);
+    keeper.check_all().await;
     if !errors.is_empty() {
         Err(RunError::Failed(errors))
     } else if interrupted {

@@ -309,6 +309,8 @@ pub struct TopicStats {
     kafka_down: AtomicBool,
     /// Partitions stopped because another instance took them over (checkpoint fenced).
     fenced: AtomicU64,
+    /// The stored completeness watermark (ms since the epoch), 0 until one is known.
+    watermark_ms: AtomicI64,
 }
 
 impl TopicStats {
@@ -320,6 +322,10 @@ impl TopicStats {
     }
     pub fn fenced(&self) {
         self.fenced.fetch_add(1, Relaxed);
+    }
+    /// The topic's completeness watermark is `ms` (see `state::watermark`).
+    pub fn watermark(&self, ms: i64) {
+        self.watermark_ms.fetch_max(ms, Relaxed);
     }
 }
 
@@ -426,6 +432,7 @@ impl Metrics {
                 joined: t.joined.load(Relaxed),
                 kafka_down: t.kafka_down.load(Relaxed),
                 fenced: t.fenced.load(Relaxed),
+                watermark_ms: Some(t.watermark_ms.load(Relaxed)).filter(|ms| *ms > 0),
             })
             .collect()
     }
@@ -541,6 +548,18 @@ impl Metrics {
             let up = u8::from(!t.kafka_down);
             let _ = writeln!(out, "{name}{{topic=\"{}\"}} {up}", escape(&t.name));
         }
+        let name = "hubcap_watermark_timestamp_seconds";
+        header(
+            &mut out,
+            name,
+            "The topic's completeness watermark: every event before this time (Unix seconds) is archived, in every partition.",
+            "gauge",
+        );
+        for t in &topics {
+            if let Some(ms) = t.watermark_ms {
+                let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", escape(&t.name), secs(ms));
+            }
+        }
         let name = "hubcap_retries_total";
         header(
             &mut out,
@@ -586,6 +605,7 @@ struct TopicSnapshot {
     joined: bool,
     kafka_down: bool,
     fenced: u64,
+    watermark_ms: Option<i64>,
 }
 
 /// Ready: every topic's consumer joined the group (an assignment arrived, even an empty one),

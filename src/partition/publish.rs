@@ -101,6 +101,9 @@ impl PartitionWorker {
         }
 
         // 3. Commit: only now does the checkpoint move past the file.
+        if let Some(c) = self.checkpoint.as_mut() {
+            c.last_time_ms = f.last_time_ms.or(c.last_time_ms);
+        }
         self.save_checkpoint(f.last_offset + 1, None).await?;
         self.replay = None;
         self.shared

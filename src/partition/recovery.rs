@@ -172,6 +172,7 @@ async fn roll_forward(
         tables.add(topic, partition, p, now).await?;
     }
     c.next_offset = p.last_offset + 1;
+    c.last_time_ms = p.last_time_ms.or(c.last_time_ms);
     c.pending = None;
     Ok(())
 }

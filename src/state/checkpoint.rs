@@ -46,6 +46,10 @@ pub struct Checkpoint {
     /// on at the next claim) and with brokers that give no id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<String>,
+    /// The Kafka timestamp (epoch ms) of the last archived record, for the completeness
+    /// watermark (`state::watermark`). Absent in older checkpoints and until a file is archived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_time_ms: Option<i64>,
     /// When it was written (RFC 3339, UTC).
     pub updated_at: String,
 }
@@ -288,6 +292,7 @@ impl CheckpointStore {
             pending: None,
             owner: owner.into(),
             topic_id: None,
+            last_time_ms: None,
             updated_at: self.clock.rfc3339(),
         }
     }
@@ -374,6 +379,7 @@ mod tests {
             }),
             owner: "o".into(),
             topic_id: Some("MTIzNDU2Nzg5MGFiY2RlZg".into()),
+            last_time_ms: Some(1_767_225_600_000),
             updated_at: "2026-01-01T00:00:00.000Z".into(),
         };
         let json = serde_json::to_value(Persisted::V1(c)).unwrap();
@@ -381,6 +387,7 @@ mod tests {
         assert_eq!(json["next_offset"], 5);
         assert_eq!(json["pending"]["last_offset"], 9);
         assert_eq!(json["topic_id"], "MTIzNDU2Nzg5MGFiY2RlZg");
+        assert_eq!(json["last_time_ms"], 1_767_225_600_000_i64);
         assert!(
             json["pending"].get("topic_id").is_none(),
             "absent ids are left out"

@@ -189,6 +189,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<Summary> {
         retry_for: Duration::from_secs(60),
         shutdown_timeout: Duration::from_secs(30),
         progress_interval: Duration::from_secs(10),
+        watermark_interval: Duration::from_secs(30),
         metrics_addr: None,
         memory_limit: 256 << 20,
         sdk_checkpoints: None,

@@ -23,6 +23,7 @@
 //! Objects are fetched and decoded one at a time, so memory stays at about one object.
 
 mod decode;
+mod watermarks;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -63,6 +64,10 @@ pub struct InspectArgs {
     /// Print a summary per file (count, offset range, time range, bytes) instead of records.
     #[arg(long)]
     pub stats: bool,
+    /// Print the archive's completeness watermarks instead (TARGET is --output): per consumer
+    /// group and topic, up to which time every partition's events are archived, as JSON lines.
+    #[arg(long, conflicts_with_all = ["stats", "limit"])]
+    pub watermarks: bool,
     /// With --iceberg-catalog, TARGET is a table of the catalog's --iceberg-namespace: the
     /// files of its current snapshot are read, wherever the catalog says the table is.
     #[command(flatten)]
@@ -133,6 +138,10 @@ pub enum InspectError {
         field: &'static str,
         found: String,
     },
+    #[error("no completeness watermarks under {target}/_watermarks/; pass the --output of a run (a run writes them every --watermark-interval)")]
+    NoWatermarks { target: String },
+    #[error("{0}")]
+    Watermark(String),
     #[error(transparent)]
     Table(#[from] TableError),
     #[error("{0}")]
@@ -160,6 +169,10 @@ pub async fn inspect(
         Some(config) => Target::in_catalog(config, &args.target).await?,
         None => Target::open(&args.target)?,
     };
+    if args.watermarks {
+        let now = chrono::Utc::now().timestamp_millis();
+        return watermarks::print(&target, now, out).await;
+    }
     inspect_target(&target, args, out).await
 }
 

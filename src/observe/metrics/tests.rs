@@ -9,6 +9,8 @@ const NOW: i64 = 1_800_000_000_000;
 fn registry() -> Metrics {
     let m = Metrics::new(Duration::from_secs(60));
     m.topic("orders").joined();
+    m.topic("orders").watermark(NOW - 90_000);
+    m.topic("orders").watermark(NOW - 95_000);
     let p0 = m.partition("orders", 0);
     p0.assigned(100, Some(100), None);
     p0.checkpointed(150, true);
@@ -61,6 +63,12 @@ fn counters_and_gauges_are_exposed_per_partition() {
             Some(0.0),
         ),
         ("hubcap_kafka_reachable", "{topic=\"orders\"}", Some(1.0)),
+        // The later of the two: a watermark only moves forward.
+        (
+            "hubcap_watermark_timestamp_seconds",
+            "{topic=\"orders\"}",
+            Some((NOW - 90_000) as f64 / 1000.0),
+        ),
         (
             "hubcap_upload_duration_seconds_bucket",
             "{le=\"0.05\"}",
@@ -129,6 +137,7 @@ fn every_metric_has_help_and_type_and_every_line_parses() {
         "hubcap_checkpoint_age_seconds",
         "hubcap_assigned_partitions",
         "hubcap_fenced_partitions_total",
+        "hubcap_watermark_timestamp_seconds",
     ] {
         assert!(typed.contains(name), "{name} missing");
     }

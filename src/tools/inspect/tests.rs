@@ -12,6 +12,7 @@ use crate::encode::parquet::ParquetCompression;
 use crate::record::{Event, Header};
 
 mod samples;
+mod watermarks;
 
 const COURSELABS_13: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -35,6 +36,7 @@ fn args(target: &str, limit: Option<u64>, stats: bool) -> InspectArgs {
         target: target.to_string(),
         limit,
         stats,
+        watermarks: false,
         catalog: Default::default(),
     }
 }
