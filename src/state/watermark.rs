@@ -15,7 +15,8 @@
 //! in the store and the brokers' end offsets only, never from what a process holds in memory,
 //! so a crash cannot move it past what is durable; and it only moves forward: each write is a
 //! compare-and-swap that keeps the later of the stored and the computed time, so any number of
-//! instances may compute it.
+//! instances may compute it. Records produced later with older timestamps (`CreateTime` set by
+//! a producer) may land before it: it is a promise about the past as the brokers stamp it.
 
 use bytes::Bytes;
 use chrono::DateTime;
@@ -51,7 +52,8 @@ pub struct Watermark {
     pub complete_until: Option<String>,
     /// The same, in milliseconds since the epoch.
     pub complete_until_ms: Option<i64>,
-    /// Each partition's part, as of `updated_at`.
+    /// Each partition's part, as of `updated_at` (a part may be earlier than
+    /// `complete_until`, which never moves back).
     pub partitions: Vec<PartitionMark>,
     /// When the check that wrote this document started (RFC 3339, UTC).
     pub updated_at: String,
@@ -184,8 +186,10 @@ impl Watermarks {
     }
 
     /// Computes `topic`'s watermark from its checkpoints and `ends` (each partition's first
-    /// and end offsets, asked for after `checked_ms`) and stores it if it is later than the
-    /// stored one. Returns the stored document afterwards (the later of the two).
+    /// and end offsets, asked for after `checked_ms`) and stores it when a partition's part
+    /// changed, keeping the later of the stored and the computed time: records that arrive
+    /// stamped before the stored time (late `CreateTime`s) do not take it back. Returns the
+    /// stored document afterwards.
     pub async fn advance(
         &self,
         checkpoints: &CheckpointStore,
@@ -219,32 +223,32 @@ impl Watermarks {
         };
         let path = self.path(topic);
         for _ in 0..ATTEMPTS {
-            let stored = self.load(topic).await?;
-            let expected = match stored {
-                Some((w, _)) if !moves(w.complete_until_ms, until) => return Ok(w),
-                Some((_, version)) => Some(version),
-                None => None,
+            let (doc, expected) = match self.load(topic).await? {
+                Some((stored, version)) => {
+                    let until = stored.complete_until_ms.max(until);
+                    if until == stored.complete_until_ms && stored.partitions == computed.partitions
+                    {
+                        return Ok(stored);
+                    }
+                    let doc = Watermark {
+                        complete_until: time_text(until),
+                        complete_until_ms: until,
+                        ..computed.clone()
+                    };
+                    (doc, Some(version))
+                }
+                None => (computed.clone(), None),
             };
-            let body = serde_json::to_vec_pretty(&Persisted::V1(computed.clone()))
+            let body = serde_json::to_vec_pretty(&Persisted::V1(doc.clone()))
                 .map_err(|e| store_err(&path, CasError::Io(e.into())))?;
             match put_cas(&self.location, &path, Bytes::from(body), expected).await {
-                Ok(_) => return Ok(computed),
+                Ok(_) => return Ok(doc),
                 Err(CasError::Conflict) => continue,
                 Err(e) => return Err(store_err(&path, e)),
             }
         }
         // Others kept writing: theirs stands for this round.
         Ok(self.load(topic).await?.map_or(computed, |(w, _)| w))
-    }
-}
-
-/// Whether `computed` is later than `stored` (a document without a time is replaced by one
-/// with a time, and by a newer computation without one only if it had none either).
-fn moves(stored: Option<i64>, computed: Option<i64>) -> bool {
-    match (stored, computed) {
-        (Some(s), Some(c)) => c > s,
-        (None, Some(_)) => true,
-        (_, None) => false,
     }
 }
 

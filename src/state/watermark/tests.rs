@@ -130,14 +130,30 @@ async fn it_is_stored_and_only_moves_forward() {
         .unwrap();
     assert_eq!(later.complete_until_ms, Some(CHECK + 1_000));
 
-    // New records arrive: the computation falls back to the last archived record, the stored
-    // watermark stays where it was.
+    // New records arrive: partition 0's part falls back to its last archived record, the
+    // topic's time stays where it was.
     let ends = [(0, 0, 12), (1, 0, 10)];
     let after = w
         .advance(&c, "t", &ends, CHECK + 2_000, "other")
         .await
         .unwrap();
-    assert_eq!(after, later);
+    assert_eq!(after.complete_until_ms, Some(CHECK + 1_000));
+    assert_eq!(after.partitions[0].complete_until_ms, Some(CHECK - 100));
+    assert_eq!(w.load("t").await.unwrap().unwrap().0, after);
+    // Both behind, twice: the second check changes nothing and writes nothing.
+    let ends = [(0, 0, 12), (1, 0, 11)];
+    let behind = w
+        .advance(&c, "t", &ends, CHECK + 3_000, "other")
+        .await
+        .unwrap();
+    assert_eq!(behind.complete_until_ms, Some(CHECK + 1_000));
+    assert_eq!(behind.partitions[1].basis, Basis::Behind);
+    let again = w
+        .advance(&c, "t", &ends, CHECK + 4_000, "third")
+        .await
+        .unwrap();
+    assert_eq!(again, behind);
+    assert_eq!(w.load("t").await.unwrap().unwrap().0.writer, "other");
 }
 
 #[tokio::test]
