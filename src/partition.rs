@@ -125,8 +125,9 @@ impl<T> PartitionQueue<T> {
 pub enum Input {
     /// Records, with their count against the memory budget.
     Records(Batch, Charge),
-    /// The consumer reached the partition's end (as far as the broker knew then).
-    Eof,
+    /// The consumer reached the partition's end (as far as the broker knew then), at this
+    /// position when known: past the transaction markers and aborted records at the end.
+    Eof(Option<i64>),
     /// The consumer moved back to the offset a worker asked for in the [`RewindQueue`]; what
     /// follows starts there.
     Rewound,

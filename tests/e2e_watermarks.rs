@@ -374,3 +374,59 @@ async fn a_killed_run_never_leaves_a_watermark_past_what_is_durable() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_partition_whose_last_write_was_a_transaction_counts_as_caught_up() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let t = Kafka::shared();
+    let topic = unique("wm-txn");
+    t.create_topic(&topic, 1).await;
+    let group = unique("g");
+    let out = tempfile::tempdir().unwrap();
+    let (dir, output) = (out.path(), out.path().to_str().unwrap());
+
+    // Ten records in a committed transaction: the commit marker takes offset 10, so the end
+    // offset is 11 and the last record is 9.
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &t.brokers)
+        .set("transactional.id", unique("txn"))
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    producer.begin_transaction().unwrap();
+    for _ in 0..10 {
+        let rec = BaseRecord::<(), _>::to(&topic).partition(0).payload("x");
+        producer.send(rec).map_err(|(e, _)| e).unwrap();
+    }
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .unwrap();
+    // The coordinator writes the marker after the commit returns.
+    wait_for_high_watermarks(&t.brokers, &topic, 1, 11);
+
+    let mut run = Instance::spawn("archiver", {
+        let mut cmd = hubcap();
+        cmd.args(["run", "--brokers", &t.brokers, "--topic", &topic])
+            .args(["--group", &group, "--output", output, "--namespace", "ns"])
+            .args(["--window-time", "1s", "--watermark-interval", "200ms"]);
+        cmd
+    });
+    let w = wait_watermark(
+        dir,
+        &group,
+        &topic,
+        &run,
+        Duration::from_secs(30),
+        "the partition caught up",
+        |w| part(w, 0)["basis"] == "caught-up",
+    );
+    assert_eq!(part(&w, 0)["next_offset"], 11, "{w:#}");
+    assert_eq!(local_next_offset(dir, &group, &topic, 0), 11);
+    assert_eq!(archived(dir, &topic)[&0].len(), 10);
+    run.signal(libc::SIGTERM);
+    assert!(
+        run.wait_exit(Duration::from_secs(60)).success(),
+        "{}",
+        run.log()
+    );
+}

@@ -496,7 +496,9 @@ fn poll_batch(consumer: &BaseConsumer<SourceContext>, mut timeout: Duration) {
         match consumer.poll(timeout) {
             None => break,
             Some(Ok(m)) => ctx.push_message(&m),
-            Some(Err(KafkaError::PartitionEOF(p))) => ctx.push(p, Input::Eof),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                ctx.push(p, Input::Eof(position(consumer, &ctx.opts.topic, p)))
+            }
             Some(Err(e)) => {
                 if !ctx.broker_trouble(&e) {
                     warn!(topic = %ctx.opts.topic, error = %e, "consumer error");
@@ -512,6 +514,16 @@ fn poll_batch(consumer: &BaseConsumer<SourceContext>, mut timeout: Duration) {
         }
         timeout = Duration::ZERO;
     }
+}
+
+/// The consumer's position in `partition`: at its end, past the transaction markers.
+fn position(consumer: &BaseConsumer<SourceContext>, topic: &str, partition: i32) -> Option<i64> {
+    let positions = consumer.position().ok()?;
+    let at = positions
+        .find_partition(topic, partition)?
+        .offset()
+        .to_raw()?;
+    (at >= 0).then_some(at)
 }
 
 fn commit(consumer: &BaseConsumer<SourceContext>) {

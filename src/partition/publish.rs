@@ -141,6 +141,28 @@ impl PartitionWorker {
         Ok(())
     }
 
+    /// Continuous mode at the end of the partition (EOF) with no file open: every record the
+    /// consumer passed is archived, and the offsets between the checkpoint and the consumer's
+    /// position `at` hold no records (transaction markers, aborted or compacted records). The
+    /// checkpoint moves to `at`, so that an idle partition whose last write was a transaction
+    /// counts as caught up (consumer lag 0, the completeness watermark).
+    pub(super) async fn skip_to_position(&mut self, at: i64) -> Result<(), WorkerError> {
+        let pending = self
+            .checkpoint
+            .as_ref()
+            .is_some_and(|c| c.pending.is_some());
+        if self.open.is_some() || self.replay.is_some() || pending {
+            return Ok(());
+        }
+        if self.next.unwrap_or(self.low) >= at {
+            return Ok(());
+        }
+        self.save_checkpoint(at, None).await?;
+        debug!(topic = %self.topic, partition = self.partition, at, "no records between the last file and the end; checkpoint moved to the end");
+        self.next = Some(at);
+        Ok(())
+    }
+
     /// Writes this partition's checkpoint (creating it the first time) with compare-and-swap on
     /// the version last read or written.
     pub(super) async fn save_checkpoint(

@@ -303,6 +303,31 @@ async fn idle_windows_write_empty_capture_files_only_when_asked() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn at_eof_with_nothing_open_the_checkpoint_skips_the_trailing_markers() {
+    let s = shared(1 << 30, Duration::from_secs(60), false);
+    let (tx, run) = start(&s, Resume::default(), None);
+    tx.send(events((0..5).map(|o| ev(o, 10)))).await.unwrap();
+    // A file is open: EOF at 6 (a commit marker at 5) changes nothing yet.
+    tx.send(Input::Eof(Some(6))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(checkpoint(&s).await.is_none());
+    // The window closes by time: the checkpoint moves past the file and the marker.
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let c = checkpoint(&s).await.unwrap();
+    assert_eq!(
+        (c.next_offset, c.last_time_ms),
+        (6, Some(1_700_000_004_000))
+    );
+    tx.send(Input::Eof(None)).await.unwrap();
+    // Records after the marker go on from there.
+    tx.send(events((6..8).map(|o| ev(o, 10)))).await.unwrap();
+    drop(tx);
+    let (report, result) = run.await.unwrap();
+    result.unwrap();
+    assert_eq!((report.events, report.next_offset), (7, Some(8)));
+}
+
 #[tokio::test]
 async fn once_stops_at_the_end_offset_and_at_eof() {
     let s = shared(1 << 30, Duration::from_secs(3600), false);
@@ -317,7 +342,7 @@ async fn once_stops_at_the_end_offset_and_at_eof() {
     let s = shared(1 << 30, Duration::from_secs(3600), false);
     let (tx, run) = start(&s, Resume::default(), Some((0, 10)));
     tx.send(events((0..9).map(|o| ev(o, 10)))).await.unwrap();
-    tx.send(Input::Eof).await.unwrap();
+    tx.send(Input::Eof(None)).await.unwrap();
     let (report, result) = run.await.unwrap();
     result.unwrap();
     assert_eq!((report.events, report.next_offset), (9, Some(10)));
@@ -330,7 +355,7 @@ async fn once_stops_at_the_end_offset_and_at_eof() {
     // Only transaction markers, no checkpoint yet: EOF creates the checkpoint at the end.
     let s2 = shared(1 << 30, Duration::from_secs(3600), false);
     let (tx2, run) = start(&s2, Resume::default(), Some((0, 3)));
-    tx2.send(Input::Eof).await.unwrap();
+    tx2.send(Input::Eof(None)).await.unwrap();
     run.await.unwrap().1.unwrap();
     assert_eq!(checkpoint(&s2).await.unwrap().next_offset, 3);
     assert!(files(&s2).await.is_empty());

@@ -110,11 +110,14 @@ impl PartitionWorker {
         if self.at_end() {
             return Ok(());
         }
+        // Where the consumer last reached the partition's end, if no record came since.
+        let mut eof_at = None;
         loop {
             let deadline = self.shared.files.policy.deadline(self.opened);
             tokio::select! {
                 input = self.input.recv() => match input {
                     Some(Input::Records(batch, charge)) => {
+                        eof_at = None;
                         let flow = self.accept_all(&batch).await;
                         self.shared.batches.give_back(batch);
                         drop(charge);
@@ -123,15 +126,22 @@ impl PartitionWorker {
                         }
                         self.observe_window();
                     }
-                    Some(Input::Eof) if self.end.is_some() => {
+                    Some(Input::Eof(_)) if self.end.is_some() => {
                         self.close(RollReason::End).await?;
                         return self.skip_to_end().await;
                     }
-                    Some(Input::Eof | Input::Rewound) => {}
+                    Some(Input::Eof(Some(at))) => {
+                        eof_at = Some(at);
+                        self.skip_to_position(at).await?;
+                    }
+                    Some(Input::Eof(None) | Input::Rewound) => {}
                     None => return self.close(RollReason::Stop).await,
                 },
                 () = sleep_until(deadline) => {
                     self.close(RollReason::Time).await?;
+                    if let Some(at) = eof_at {
+                        self.skip_to_position(at).await?;
+                    }
                     self.observe_window();
                 }
             }
