@@ -23,6 +23,7 @@ use chrono::DateTime;
 use object_store::path::Path;
 use object_store::UpdateVersion;
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use crate::state::checkpoint::{CheckpointError, CheckpointStore};
 use crate::state::manifest::time_text;
@@ -33,6 +34,9 @@ pub const DIR: &str = "_watermarks";
 
 /// Compare-and-swap attempts before a write gives up for this round (others wrote meanwhile).
 const ATTEMPTS: usize = 5;
+/// How far ahead of a check's time a stored watermark may be (another instance's clock) before
+/// it is taken for a mistake and computed again.
+const FUTURE: i64 = 5 * 60 * 1000;
 
 /// A watermark document as stored, tagged with its format version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,7 +72,9 @@ pub struct PartitionMark {
     /// Every event of the partition before this time (ms since the epoch) is archived.
     pub complete_until_ms: Option<i64>,
     /// Why: `caught-up` (the checkpoint is at the end offset; complete up to the check),
-    /// `behind` (records wait; complete up to the last archived one) or `not-started`.
+    /// `behind` (records wait; complete up to the last archived one), `not-started`, or
+    /// `past-the-end` (the checkpoint is past the end offset: a re-created or truncated topic;
+    /// complete up to the last archived record).
     pub basis: Basis,
     /// The checkpoint's next offset, if there is a checkpoint.
     pub next_offset: Option<i64>,
@@ -82,6 +88,7 @@ pub enum Basis {
     CaughtUp,
     Behind,
     NotStarted,
+    PastTheEnd,
 }
 
 /// What the watermark of one partition is computed from.
@@ -99,7 +106,10 @@ pub struct PartitionState {
 /// One partition's part, from its state at the check that started at `checked_ms`.
 pub fn mark(s: &PartitionState, checked_ms: i64) -> PartitionMark {
     let (basis, until) = match s.next_offset {
-        Some(next) if next >= s.high => (Basis::CaughtUp, Some(checked_ms)),
+        // Past the end: the topic was re-created or truncated under the checkpoint (the run
+        // refuses to go on); its time stays that of its last archived record.
+        Some(next) if next > s.high => (Basis::PastTheEnd, s.last_time_ms),
+        Some(next) if next == s.high => (Basis::CaughtUp, Some(checked_ms)),
         None if s.low >= s.high => (Basis::CaughtUp, Some(checked_ms)),
         Some(_) => (Basis::Behind, s.last_time_ms),
         None => (Basis::NotStarted, None),
@@ -224,7 +234,16 @@ impl Watermarks {
         let path = self.path(topic);
         for _ in 0..ATTEMPTS {
             let (doc, expected) = match self.load(topic).await? {
-                Some((stored, version)) => {
+                Some((mut stored, version)) => {
+                    if stored
+                        .complete_until_ms
+                        .is_some_and(|t| t > checked_ms + FUTURE)
+                    {
+                        // No check can have seen that time yet: edited by hand, or written
+                        // by a clock far ahead. Computed again rather than kept forever.
+                        warn!(%topic, stored = ?stored.complete_until, "the stored watermark is in the future; it is replaced by the computed one");
+                        stored.complete_until_ms = None;
+                    }
                     let until = stored.complete_until_ms.max(until);
                     if until == stored.complete_until_ms && stored.partitions == computed.partitions
                     {

@@ -47,6 +47,12 @@ fn a_partition_behind_is_complete_up_to_its_last_archived_record() {
     assert_eq!((m.basis, m.complete_until_ms), (Basis::Behind, None));
     let m = mark(&state(0, 0, 10, None, None), CHECK);
     assert_eq!((m.basis, m.complete_until_ms), (Basis::NotStarted, None));
+    // The topic was re-created: its end is below the checkpoint. Not "caught up".
+    let m = mark(&state(0, 0, 3, Some(10), Some(CHECK - 9)), CHECK);
+    assert_eq!(
+        (m.basis, m.complete_until_ms),
+        (Basis::PastTheEnd, Some(CHECK - 9))
+    );
 }
 
 #[test]
@@ -192,4 +198,40 @@ async fn a_damaged_or_foreign_document_is_refused_with_its_fix() {
     store.put(&w.path("t"), renamed.into()).await.unwrap();
     let err = w.load("t").await.unwrap_err();
     assert!(matches!(err, WatermarkError::Mismatch { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_watermark_edited_into_the_future_is_computed_again() {
+    let (c, w) = stores();
+    checkpoint(&c, 0, 10, Some(CHECK - 100), false).await;
+    w.advance(&c, "t", &[(0, 0, 10)], CHECK, "me")
+        .await
+        .unwrap();
+    let (mut doc, _) = w.load("t").await.unwrap().unwrap();
+    doc.complete_until_ms = Some(CHECK + 86_400_000);
+    let edited = serde_json::to_vec(&Persisted::V1(doc)).unwrap();
+    c.location()
+        .store
+        .put(&w.path("t"), edited.into())
+        .await
+        .unwrap();
+    let got = w
+        .advance(&c, "t", &[(0, 0, 12)], CHECK + 1_000, "me")
+        .await
+        .unwrap();
+    assert_eq!(got.complete_until_ms, Some(CHECK - 100));
+    // A clock a minute ahead is not a mistake.
+    let (mut doc, _) = w.load("t").await.unwrap().unwrap();
+    doc.complete_until_ms = Some(CHECK + 61_000);
+    let ahead = serde_json::to_vec(&Persisted::V1(doc)).unwrap();
+    c.location()
+        .store
+        .put(&w.path("t"), ahead.into())
+        .await
+        .unwrap();
+    let got = w
+        .advance(&c, "t", &[(0, 0, 12)], CHECK + 2_000, "me")
+        .await
+        .unwrap();
+    assert_eq!(got.complete_until_ms, Some(CHECK + 61_000));
 }
