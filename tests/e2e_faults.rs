@@ -114,7 +114,8 @@ impl ObjectStore for Watch {
     ) -> object_store::Result<PutResult> {
         let data: Bytes = payload.clone().into();
         let r = self.inner.put_opts(location, payload, opts).await?;
-        if location.as_ref().ends_with(".json") {
+        let checkpoint = location.as_ref().contains("_checkpoints/");
+        if checkpoint && location.as_ref().ends_with(".json") {
             self.check(&data).await;
         }
         Ok(r)
