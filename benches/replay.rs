@@ -1,7 +1,8 @@
 //! Replay speed against a bare producer: preloads a topic on Apache Kafka, archives it with
 //! `hubcap run --once` (Avro, under /dev/shm), then in the same run, round by round, produces
 //! the same records from memory with a bare rdkafka producer (this binary, `--producer-child`:
-//! the preloader's records, linger 20 ms) into one new topic and replays the archive with
+//! the preloader's records with the `hubcap.source` header a replay adds, linger 20 ms) into one
+//! new topic and replays the archive with
 //! `hubcap replay` (transactional, reading and decoding the files) into another. Each in a
 //! process of its own; medians; the ratio is replay / bare producer of the same broker.
 //!
@@ -9,7 +10,9 @@
 //!   HUBCAP_BENCH_RECORDS=400000 HUBCAP_BENCH_RUNS=1 cargo bench --bench replay
 //!
 //! Knobs: HUBCAP_BENCH_RECORDS (200,000 records of about 1 KiB), HUBCAP_BENCH_RUNS (3),
-//! HUBCAP_BENCH_ARGS (more `hubcap replay` arguments, e.g. `--no-transactions`). Needs the test
+//! HUBCAP_BENCH_ARGS (more `hubcap replay` arguments, e.g. `--no-transactions`), HUBCAP_BENCH_HOLD
+//! (set: print the broker and the archive and keep them until stdin closes, to profile a
+//! replay by hand). Needs the test
 //! tools (scripts/setup-test-env): it starts its own broker.
 
 #[path = "../tests/common/mod.rs"]
@@ -17,12 +20,26 @@ mod common;
 
 use std::process::Command;
 
-use common::{hubcap, preload_kib_records, unique, Kafka};
+use common::{hubcap, preload_kib_records, preload_kib_records_as, unique, Kafka};
 
 const PARTITIONS: i32 = 16;
 
 /// (seconds, CPU seconds, peak RSS MiB) of each run of a case.
 type Samples = Vec<(f64, f64, f64)>;
+
+/// A new broker creates its transaction log when the first transactional producer starts, a
+/// second or two of the fixture's, not of a replay (any cluster in use has it): started here.
+fn warm_transactions(brokers: &str) {
+    use rdkafka::producer::{BaseProducer, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("transactional.id", unique("warm"))
+        .create()
+        .unwrap();
+    producer
+        .init_transactions(std::time::Duration::from_secs(60))
+        .unwrap();
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -33,7 +50,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--producer-child") {
         let records = args[4].parse().unwrap();
-        return preload_kib_records(&args[2], &args[3], PARTITIONS, records);
+        let source = Some(args[5].as_str());
+        return preload_kib_records_as(&args[2], &args[3], PARTITIONS, records, source);
     }
     let records: usize = std::env::var("HUBCAP_BENCH_RECORDS")
         .ok()
@@ -46,6 +64,7 @@ fn main() {
         .max(1);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let t = Kafka::start();
+    warm_transactions(&t.brokers);
     let topic = unique("source");
     rt.block_on(t.create_topic(&topic, PARTITIONS));
     preload_kib_records(&t.brokers, &topic, PARTITIONS, records);
@@ -56,13 +75,25 @@ fn main() {
     assert!(ok, "archiving failed: {stderr}");
     let mib = held as f64 * 0.95 / 1024.0;
     println!("{held} records (~{mib:.0} MiB) in {PARTITIONS} partitions, archived as Avro; {runs} run(s) per case, medians");
+    if std::env::var_os("HUBCAP_BENCH_HOLD").is_some() {
+        // For profiling by hand: the broker and the archive stay until stdin closes.
+        println!("holding: --brokers {} --from {output}", t.brokers);
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+        return;
+    }
 
     let (mut bare, mut replay): (Samples, Samples) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let target = unique("bare");
         rt.block_on(t.create_topic(&target, PARTITIONS));
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args(["--producer-child", &t.brokers, &target, &held.to_string()]);
+        cmd.args([
+            "--producer-child",
+            &t.brokers,
+            &target,
+            &held.to_string(),
+            &topic,
+        ]);
         bare.push(common::measure(cmd));
 
         let target = unique("replayed");

@@ -141,6 +141,20 @@ pub fn future_record<'a>(
 /// partitions, batched as a busy producer does. The padding is hex of a cheap hash: it
 /// compresses about 2:1, as real JSON does, so encoders work as on real data.
 pub fn preload_kib_records(brokers: &str, topic: &str, partitions: i32, records: usize) {
+    preload_kib_records_as(brokers, topic, partitions, records, None)
+}
+
+/// [`preload_kib_records`], each record with the header `hubcap.source` =
+/// `SOURCE/PARTITION/OFFSET` when `source` names a topic: the records a replay of a preloaded
+/// topic produces, byte for byte but the timestamp.
+pub fn preload_kib_records_as(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    records: usize,
+    source: Option<&str>,
+) {
+    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -160,10 +174,19 @@ pub fn preload_kib_records(brokers: &str, topic: &str, partitions: i32, records:
             })
             .collect();
         let body = format!(r#"{{"type":"track","n":{i},"pad":"{pad}"}}"#);
+        let partition = (i % partitions as usize) as i32;
         let mut rec = BaseRecord::to(topic)
             .key(&key)
             .payload(&body)
-            .partition((i % partitions as usize) as i32);
+            .partition(partition);
+        if let Some(source) = source {
+            let offset = i / partitions as usize;
+            let value = format!("{source}/{partition}/{offset}");
+            rec = rec.headers(OwnedHeaders::new().insert(Header {
+                key: "hubcap.source",
+                value: Some(value.as_bytes()),
+            }));
+        }
         loop {
             match producer.send(rec) {
                 Ok(()) => break,

@@ -33,8 +33,11 @@
 //! application properties (`RandomInt`) back with Kafka's own deserializers. The `null` branch
 //! is a header without a value.
 
+mod chunks;
 mod events;
 mod tables;
+
+pub use chunks::{stream, Chunk, ReadLimits};
 
 use std::collections::BTreeMap;
 
@@ -47,6 +50,7 @@ use crate::layout::{PathError, PathTemplate, DEFAULT_TEMPLATE};
 use crate::record::Event;
 use crate::state::table::{TableError, TABLE_TEMPLATE};
 use crate::store::Location;
+use crate::units::ByteSize;
 
 use tables::Tables;
 
@@ -181,6 +185,14 @@ pub enum SourceError {
     },
     #[error("{file}: the decoder stopped: {reason}")]
     Decoder { file: String, reason: String },
+    #[error("{file} is {}, more than a Parquet file replay reads whole with --memory-limit {}; give --memory-limit {} or more", ByteSize(*size), ByteSize(*memory_limit), ByteSize(*needed))]
+    TooLarge {
+        file: String,
+        size: u64,
+        memory_limit: u64,
+        /// The smallest `--memory-limit` that reads it.
+        needed: u64,
+    },
 }
 
 /// How to get past a file replay cannot read.
@@ -313,6 +325,16 @@ pub async fn read(
         file: shown,
         reason: e.to_string(),
     })?
+}
+
+/// An event's key, value and header bytes.
+pub fn event_bytes(e: &Event) -> u64 {
+    let headers: usize = e
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    (e.key.as_ref().map_or(0, Vec::len) + e.value.as_ref().map_or(0, Vec::len) + headers) as u64
 }
 
 /// The object a name relative to the root names. Names are the store's own (already encoded)

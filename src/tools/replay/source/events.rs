@@ -28,18 +28,30 @@ pub(super) fn avro(
     data: &[u8],
     keep: &dyn Fn(&Event) -> bool,
 ) -> Result<Vec<Event>, SourceError> {
+    avro_blocks(file, data, (0, 0), keep).map(|(events, _)| events)
+}
+
+/// The events `keep` keeps of `data`, an Avro file's header and some of its blocks, the first
+/// of them block `start.0` of the file, at byte `start.1`; and how many blocks there were.
+pub(super) fn avro_blocks(
+    file: &str,
+    data: &[u8],
+    start: (u64, usize),
+    keep: &dyn Fn(&Event) -> bool,
+) -> Result<(Vec<Event>, u64), SourceError> {
     let avro_err = |source| SourceError::Avro {
         file: file.to_string(),
         source,
     };
     let mut events = Vec::new();
-    for value in Reader::new(data).map_err(avro_err)? {
+    let mut reader = Reader::resumed(data, start.0, start.1).map_err(avro_err)?;
+    for value in reader.by_ref() {
         let event = Envelope::of_avro(file, value.map_err(avro_err)?)?.event(file)?;
         if keep(&event) {
             events.push(event);
         }
     }
-    Ok(events)
+    Ok((events, reader.blocks()))
 }
 
 /// The events of a Parquet file that `keep` keeps, decoded a batch of rows at a time.
