@@ -1,10 +1,11 @@
 //! Replay speed against a bare producer: preloads a topic on Apache Kafka, archives it with
 //! `hubcap run --once` (Avro, under /dev/shm), then in the same run, round by round, produces
 //! the same records from memory with a bare rdkafka producer (this binary, `--producer-child`:
-//! the preloader's records with the `hubcap.source` header a replay adds, linger 20 ms) into one
-//! new topic and replays the archive with
-//! `hubcap replay` (transactional, reading and decoding the files) into another. Each in a
-//! process of its own; medians; the ratio is replay / bare producer of the same broker.
+//! the preloader's records with the `hubcap.source` header a replay adds, made in memory before
+//! its clock starts, linger 20 ms; its seconds, CPU and memory are those of producing) into one
+//! new topic and replays the archive with `hubcap replay` (transactional, reading and decoding
+//! the files; the whole process timed) into another. Each in a process of its own; medians; the
+//! ratio is replay / bare producer of the same broker.
 //!
 //!   cargo bench --bench replay
 //!   HUBCAP_BENCH_RECORDS=400000 HUBCAP_BENCH_RUNS=1 cargo bench --bench replay
@@ -20,12 +21,93 @@ mod common;
 
 use std::process::Command;
 
-use common::{hubcap, preload_kib_records, preload_kib_records_as, unique, Kafka};
+use common::{hubcap, kib_record, preload_kib_records, unique, Kafka};
 
 const PARTITIONS: i32 = 16;
 
 /// (seconds, CPU seconds, peak RSS MiB) of each run of a case.
 type Samples = Vec<(f64, f64, f64)>;
+
+/// The bare producer: the preloader's records with the header a replay adds, made in memory
+/// first; then, timed, a producer (linger 20 ms, batch 256 KiB) sends them all and flushes.
+/// Prints the seconds, the CPU seconds and the resident memory it grew by while producing.
+fn bare_from_memory(brokers: &str, topic: &str, records: usize, source: &str) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let made: Vec<(String, String, i32, String)> = (0..records)
+        .map(|i| {
+            let (key, body) = kib_record(i, &mut x);
+            let partition = (i % PARTITIONS as usize) as i32;
+            let header = format!("{source}/{partition}/{}", i / PARTITIONS as usize);
+            (key, body, partition, header)
+        })
+        .collect();
+    let before = (cpu_seconds(), status_kib("VmRSS:"));
+    let started = std::time::Instant::now();
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("batch.size", "262144")
+        .create()
+        .unwrap();
+    for (key, body, partition, header) in &made {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "hubcap.source",
+            value: Some(header.as_bytes()),
+        });
+        let mut rec = BaseRecord::to(topic)
+            .key(key)
+            .payload(body)
+            .partition(*partition)
+            .headers(headers);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(std::time::Duration::from_secs(120)).unwrap();
+    let grew = status_kib("VmHWM:").saturating_sub(before.1) as f64 / 1024.0;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("{seconds} {} {grew}", cpu_seconds() - before.0);
+}
+
+/// This process's user and system CPU seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: a zeroed rusage is a valid value for getrusage to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: fills our own rusage; the pointer is valid for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A line of /proc/self/status, in KiB.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs the bare producer child: (seconds, CPU seconds, MiB) of its producing, as it printed.
+fn measure_child(mut cmd: Command) -> (f64, f64, f64) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "the bare producer failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    (v[0], v[1], v[2])
+}
 
 /// A new broker creates its transaction log when the first transactional producer starts, a
 /// second or two of the fixture's, not of a replay (any cluster in use has it): started here.
@@ -50,8 +132,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--producer-child") {
         let records = args[4].parse().unwrap();
-        let source = Some(args[5].as_str());
-        return preload_kib_records_as(&args[2], &args[3], PARTITIONS, records, source);
+        return bare_from_memory(&args[2], &args[3], records, &args[5]);
     }
     let records: usize = std::env::var("HUBCAP_BENCH_RECORDS")
         .ok()
@@ -94,7 +175,7 @@ fn main() {
             &held.to_string(),
             &topic,
         ]);
-        bare.push(common::measure(cmd));
+        bare.push(measure_child(cmd));
 
         let target = unique("replayed");
         rt.block_on(t.create_topic(&target, PARTITIONS));

@@ -141,20 +141,6 @@ pub fn future_record<'a>(
 /// partitions, batched as a busy producer does. The padding is hex of a cheap hash: it
 /// compresses about 2:1, as real JSON does, so encoders work as on real data.
 pub fn preload_kib_records(brokers: &str, topic: &str, partitions: i32, records: usize) {
-    preload_kib_records_as(brokers, topic, partitions, records, None)
-}
-
-/// [`preload_kib_records`], each record with the header `hubcap.source` =
-/// `SOURCE/PARTITION/OFFSET` when `source` names a topic: the records a replay of a preloaded
-/// topic produces, byte for byte but the timestamp.
-pub fn preload_kib_records_as(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    records: usize,
-    source: Option<&str>,
-) {
-    use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -164,29 +150,12 @@ pub fn preload_kib_records_as(
         .unwrap();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..records {
-        let key = format!("user-{}", i % 1000);
-        let pad: String = (0..56)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                format!("{:016x}", x)
-            })
-            .collect();
-        let body = format!(r#"{{"type":"track","n":{i},"pad":"{pad}"}}"#);
+        let (key, body) = kib_record(i, &mut x);
         let partition = (i % partitions as usize) as i32;
         let mut rec = BaseRecord::to(topic)
             .key(&key)
             .payload(&body)
             .partition(partition);
-        if let Some(source) = source {
-            let offset = i / partitions as usize;
-            let value = format!("{source}/{partition}/{offset}");
-            rec = rec.headers(OwnedHeaders::new().insert(Header {
-                key: "hubcap.source",
-                value: Some(value.as_bytes()),
-            }));
-        }
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -198,6 +167,21 @@ pub fn preload_kib_records_as(
         }
     }
     producer.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// The key and value of record `i` of [`preload_kib_records`], `x` the generator's state
+/// (starting at 0x9e37_79b9_7f4a_7c15, advanced record by record).
+pub fn kib_record(i: usize, x: &mut u64) -> (String, String) {
+    let key = format!("user-{}", i % 1000);
+    let pad: String = (0..56)
+        .map(|_| {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            format!("{:016x}", *x)
+        })
+        .collect();
+    (key, format!(r#"{{"type":"track","n":{i},"pad":"{pad}"}}"#))
 }
 
 /// Waits until the topic's high watermarks add up to `total`.
