@@ -23,14 +23,14 @@ const TXN_AGE: Duration = Duration::from_secs(20);
 /// The shares of a `--memory-limit`: the producer's queue (in KiB) a quarter (librdkafka holds
 /// each queued event with its bookkeeping, and acknowledged ones until they are reported); chunks
 /// of events a sixteenth each (one produced, one waiting, one being read, each also held as its
-/// file's bytes while decoded: about three eighths); a Parquet file read whole an eighth; the
+/// file's bytes while decoded: about three eighths); a Parquet row group held an eighth; the
 /// rest for the process (threads, the allocator's free pages). Measured: 600,000 events of
 /// 1 KiB peak at 235 MiB resident with the default 256 MiB, at 52 MiB with 32 MiB.
 pub fn shares(memory_limit: u64) -> (usize, ReadLimits) {
     let limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
     let limits = ReadLimits {
         chunk: limit / 16,
-        whole_file: memory_limit / 8,
+        row_group: memory_limit / 8,
         memory_limit,
     };
     (limit / 4 / 1024, limits)

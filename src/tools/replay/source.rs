@@ -35,6 +35,7 @@
 
 mod chunks;
 mod events;
+mod ranged;
 mod tables;
 
 pub use chunks::{stream, Chunk, ReadLimits};
@@ -185,9 +186,10 @@ pub enum SourceError {
     },
     #[error("{file}: the decoder stopped: {reason}")]
     Decoder { file: String, reason: String },
-    #[error("{file} is {}, more than a Parquet file replay reads whole with --memory-limit {}; give --memory-limit {} or more", ByteSize(*size), ByteSize(*memory_limit), ByteSize(*needed))]
+    #[error("{file}: its row group {row_group} is {}, more than replay holds at once with --memory-limit {}; give --memory-limit {} or more", ByteSize(*size), ByteSize(*memory_limit), ByteSize(*needed))]
     TooLarge {
         file: String,
+        row_group: usize,
         size: u64,
         memory_limit: u64,
         /// The smallest `--memory-limit` that reads it.

@@ -431,7 +431,7 @@ async fn files_stream_in_chunks_as_they_read_whole() {
     let files = list(&root, None, &everything()).await.unwrap();
     let limits = ReadLimits {
         chunk: 16 << 10,
-        whole_file: 16 << 20,
+        row_group: 16 << 20,
         memory_limit: 128 << 20,
     };
     let mut chunks = stream(root.clone(), files.clone(), everything(), limits);
@@ -452,20 +452,23 @@ async fn files_stream_in_chunks_as_they_read_whole() {
     }
 }
 
-/// A Parquet file larger than the budget reads whole is refused, naming the budget that reads it.
+/// A Parquet row group larger than the budget holds is refused, naming the budget that reads it.
 #[tokio::test]
-async fn a_parquet_file_over_the_budget_names_the_memory_limit_that_reads_it() {
+async fn a_parquet_row_group_over_the_budget_names_the_memory_limit_that_reads_it() {
     let root = memory("too-large");
     let file = name(DEFAULT_TEMPLATE, PARQUET, "clicks", 0, 100);
     put(&root, &file, encode(PARQUET, 0, &events())).await;
     let files = list(&root, None, &everything()).await.unwrap();
     let limits = ReadLimits {
         chunk: 1 << 10,
-        whole_file: 100,
+        row_group: 100,
         memory_limit: 800,
     };
     let mut chunks = stream(root.clone(), files, everything(), limits);
     let err = chunks.recv().await.unwrap().unwrap_err().to_string();
-    assert!(err.contains("--memory-limit"), "{err}");
+    assert!(
+        err.contains("row group 0") && err.contains("--memory-limit"),
+        "{err}"
+    );
     assert!(chunks.recv().await.is_none(), "nothing after the error");
 }

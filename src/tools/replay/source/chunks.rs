@@ -1,21 +1,19 @@
 //! An archive's files read in bounded chunks, one file after another, in a task of its own a
 //! chunk ahead of the caller: what a replay holds is a few chunks, not a few files.
 //!
-//! Avro is read as it streams from the store and decoded a few blocks at a time (an object
-//! container file's blocks decode on their own, given the header). Parquet is read whole,
-//! then split: a file larger than [`ReadLimits::whole_file`] is refused with the
-//! `--memory-limit` that would read it.
+//! Avro is read a range at a time and decoded a few blocks at a time (an object container
+//! file's blocks decode on their own, given the header). Parquet is read a row group at a time
+//! (each fetched in one request): a row group larger than [`ReadLimits::row_group`] is refused
+//! with the `--memory-limit` that would read it.
 
-use std::ops::Range;
-
-use object_store::path::Path;
-use object_store::ObjectStoreExt;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use tokio::sync::mpsc;
 
 use super::super::avro;
+use super::ranged::{Fetcher, Ranged};
 use super::{events, object_path, Selection, SourceError, SourceFile, SourceFormat};
 use crate::record::Event;
-use crate::store::{Location, StoreKind};
+use crate::store::Location;
 
 /// How much a chunk and a whole file may hold.
 #[derive(Debug, Clone, Copy)]
@@ -23,8 +21,8 @@ pub struct ReadLimits {
     /// Event bytes (keys, values, headers) per chunk, about: a chunk ends after the block or
     /// row batch that reaches it.
     pub chunk: usize,
-    /// The largest file read whole (Parquet).
-    pub whole_file: u64,
+    /// The largest Parquet row group read (each is held whole while it decodes).
+    pub row_group: u64,
     /// The `--memory-limit` these come from, for the error that names a larger one.
     pub memory_limit: u64,
 }
@@ -62,8 +60,13 @@ pub fn stream(
     let spawned = std::thread::Builder::new()
         .name("replay-read".into())
         .spawn(move || {
-            let read = Read {
+            let fetcher = Fetcher {
+                store: root.store.clone(),
+                kind: root.kind,
                 runtime,
+            };
+            let read = Read {
+                fetcher,
                 root,
                 selection,
                 limits,
@@ -104,7 +107,7 @@ impl Chunks {
 
 /// The reading thread's means.
 struct Read {
-    runtime: tokio::runtime::Handle,
+    fetcher: Fetcher,
     root: Location,
     selection: Selection,
     limits: ReadLimits,
@@ -117,19 +120,6 @@ impl Read {
     fn free_spent(&self) {
         while let Ok(events) = self.spent.try_recv() {
             drop(events);
-        }
-    }
-
-    /// A range of an object, read on this thread. A local store reads on tokio's blocking
-    /// pool when it runs in the runtime's context: the buffer would then be allocated by a pool
-    /// thread that rarely allocates again, and freed here; the allocator reclaims such frees
-    /// only when their thread allocates, so they piled up to most of the archive (300 MB
-    /// resident with a 32 MiB budget). Outside the runtime's context it reads right here.
-    fn fetch(&self, path: &Path, range: Range<u64>) -> object_store::Result<bytes::Bytes> {
-        let get = self.root.store.get_range(path, range);
-        match self.root.kind {
-            StoreKind::Local | StoreKind::Memory => futures::executor::block_on(get),
-            _ => self.runtime.block_on(get),
         }
     }
 
@@ -252,7 +242,7 @@ impl Read {
             }
             match ranges.next() {
                 Some(range) => {
-                    let part = self.fetch(&path, range).map_err(read_err)?;
+                    let part = self.fetcher.get(&path, range).map_err(read_err)?;
                     buf.extend_from_slice(&part);
                 }
                 None => ended = true,
@@ -261,36 +251,75 @@ impl Read {
     }
 
     /// One Parquet file, read whole when it fits the budget, sent in chunks.
+    /// One Parquet file, a row group at a time (each fetched in one request and held while
+    /// it decodes), its events sent in chunks.
     fn parquet_file(&self, file: &SourceFile, sink: &Sink<'_>) -> Result<bool, SourceError> {
-        let (root, limits) = (&self.root, self.limits);
-        if file.size > limits.whole_file {
-            return Err(SourceError::TooLarge {
-                file: shown(root, file),
-                size: file.size,
-                memory_limit: limits.memory_limit,
-                needed: file.size.saturating_mul(limits.memory_limit) / limits.whole_file.max(1)
-                    + 1,
-            });
+        let name = shown(&self.root, file);
+        let path = object_path(&self.root, &file.name)
+            .ok_or_else(|| SourceError::Name { file: name.clone() })?;
+        let parquet_err = |source| SourceError::Parquet {
+            file: name.clone(),
+            source,
+        };
+        let ranged = Ranged::new(self.fetcher.clone(), path, file.size);
+        let metadata =
+            ArrowReaderMetadata::load(&ranged, Default::default()).map_err(parquet_err)?;
+        let keep = |e: &Event| self.selection.keeps(e);
+        let (mut events, mut event_bytes, mut reported) = (Vec::new(), 0usize, 0u64);
+        let mut held = 0u64;
+        for (index, group) in metadata.metadata().row_groups().iter().enumerate() {
+            let (start, end) = group
+                .columns()
+                .iter()
+                .map(|c| c.byte_range())
+                .fold((u64::MAX, 0), |(s, e), (at, len)| {
+                    (s.min(at), e.max(at + len))
+                });
+            if start >= end {
+                continue;
+            }
+            if end - start > self.limits.row_group {
+                let size = end - start;
+                return Err(SourceError::TooLarge {
+                    file: name,
+                    row_group: index,
+                    size,
+                    memory_limit: self.limits.memory_limit,
+                    needed: size.saturating_mul(self.limits.memory_limit)
+                        / self.limits.row_group.max(1)
+                        + 1,
+                });
+            }
+            self.free_spent();
+            ranged
+                .hold(start..end)
+                .map_err(|source| SourceError::Read {
+                    file: name.clone(),
+                    source,
+                })?;
+            held += end - start;
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                ranged.clone(),
+                metadata.clone(),
+            )
+            .with_row_groups(vec![index])
+            .build()
+            .map_err(parquet_err)?;
+            for batch in reader {
+                let decoded = events::parquet_batch(&name, batch, &keep)?;
+                event_bytes += decoded.iter().map(super::event_bytes).sum::<u64>() as usize;
+                events.extend(decoded);
+                if event_bytes >= self.limits.chunk {
+                    let read = held.min(file.size) - reported;
+                    reported += read;
+                    if !sink.send(std::mem::take(&mut events), read, false) {
+                        return Ok(false);
+                    }
+                    event_bytes = 0;
+                }
+            }
+            ranged.release();
         }
-        let read = super::read(root, file, &self.selection);
-        self.free_spent();
-        let mut events = self.runtime.block_on(read)?.into_iter().peekable();
-        let mut read = file.size;
-        loop {
-            let mut chunk = Vec::new();
-            let mut bytes = 0;
-            while bytes < limits.chunk {
-                let Some(e) = events.next() else { break };
-                bytes += super::event_bytes(&e) as usize;
-                chunk.push(e);
-            }
-            let last = events.peek().is_none();
-            if !sink.send(chunk, std::mem::take(&mut read), last) {
-                return Ok(false);
-            }
-            if last {
-                return Ok(true);
-            }
-        }
+        Ok(sink.send(events, file.size.saturating_sub(reported), true))
     }
 }

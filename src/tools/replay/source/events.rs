@@ -68,16 +68,27 @@ pub(super) fn parquet(
         })?;
     let mut events = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|source| SourceError::Arrow {
-            file: file.to_string(),
-            source,
-        })?;
-        let columns = Columns::of(file, &batch)?;
-        for row in 0..batch.num_rows() {
-            let event = columns.envelope(file, row)?.event(file)?;
-            if keep(&event) {
-                events.push(event);
-            }
+        events.extend(parquet_batch(file, batch, keep)?);
+    }
+    Ok(events)
+}
+
+/// The events `keep` keeps of one batch of a Parquet file's rows.
+pub(super) fn parquet_batch(
+    file: &str,
+    batch: Result<RecordBatch, arrow_schema::ArrowError>,
+    keep: &dyn Fn(&Event) -> bool,
+) -> Result<Vec<Event>, SourceError> {
+    let batch = batch.map_err(|source| SourceError::Arrow {
+        file: file.to_string(),
+        source,
+    })?;
+    let columns = Columns::of(file, &batch)?;
+    let mut events = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let event = columns.envelope(file, row)?.event(file)?;
+        if keep(&event) {
+            events.push(event);
         }
     }
     Ok(events)
