@@ -472,7 +472,6 @@ pub async fn replay_shown(args: &ReplayArgs, view: View) -> Result<ReplaySummary
         limits,
     };
     summary.partitions = produce::produce_all(&p, &done, &by_partition, &mut meter).await?;
-    meter.finish();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

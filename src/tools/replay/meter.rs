@@ -70,17 +70,11 @@ impl Meter {
         }
         self.said = now;
         let bytes_per_s = self.rate.update(self.read, now);
-        let events_per_s = self.events as f64 / now.duration_since(self.started).as_secs_f64();
         let left = self.total.saturating_sub(self.read);
         let eta = progress::eta(left, bytes_per_s);
+        let events_per_s = self.events_per_s(now);
         match &self.bar {
-            Some(bar) => {
-                bar.set_message(format!(
-                    "{} events · {events_per_s:.0}/s · {}/{} files · ETA {eta}",
-                    self.events, self.files_done, self.files
-                ));
-                bar.set_position(self.read);
-            }
+            Some(bar) => self.draw(bar, &format!("ETA {eta}"), now),
             None => tracing::info!(
                 files = self.files_done,
                 of = self.files,
@@ -92,11 +86,27 @@ impl Meter {
         }
     }
 
-    /// Ends the bar.
+    fn events_per_s(&self, now: Instant) -> f64 {
+        self.events as f64 / now.duration_since(self.started).as_secs_f64().max(1e-3)
+    }
+
+    fn draw(&self, bar: &ProgressBar, end: &str, now: Instant) {
+        // The message first: setting the position may draw.
+        bar.set_message(format!(
+            "{} events · {:.0}/s · {}/{} files · {end}",
+            self.events,
+            self.events_per_s(now),
+            self.files_done,
+            self.files
+        ));
+        bar.set_position(self.read);
+    }
+
+    /// Ends the bar, showing the final numbers.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
-            bar.set_position(self.read);
-            bar.finish_and_clear();
+            self.draw(bar, "done", Instant::now());
+            bar.finish();
             progress::set_bars(None);
         }
     }

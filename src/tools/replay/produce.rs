@@ -149,6 +149,7 @@ pub async fn produce_all(
     if txn.events > 0 {
         tokio::task::block_in_place(|| commit(p.target, &mut txn, &mut report))?;
     }
+    meter.finish();
     for r in report.values() {
         tracing::info!(topic = %r.topic, partition = r.partition, events = r.events, skipped = r.skipped, target = %r.target, "replayed the partition");
     }
