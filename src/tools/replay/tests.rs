@@ -472,3 +472,44 @@ async fn a_parquet_row_group_over_the_budget_names_the_memory_limit_that_reads_i
     );
     assert!(chunks.recv().await.is_none(), "nothing after the error");
 }
+
+/// A file cut short, in its header or in a block, is an error naming it when streamed too, after
+/// the events of its whole blocks.
+#[tokio::test]
+async fn a_file_cut_short_streams_to_an_error_that_names_it() {
+    let root = memory("cut");
+    let many: Vec<Event> = (0..2000)
+        .map(|i| Event {
+            offset: i,
+            timestamp_ms: Some(1_767_323_045_000),
+            key: None,
+            headers: vec![],
+            value: Some(vec![b'v'; 300]),
+        })
+        .collect();
+    let whole = encode(AVRO, 0, &many);
+    for cut in [10, whole.len() - 100] {
+        let file = name(DEFAULT_TEMPLATE, AVRO, "clicks", 0, cut as i64);
+        put(&root, &file, whole[..cut].to_vec()).await;
+        let files: Vec<_> = list(&root, None, &everything())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.name == file)
+            .collect();
+        let limits = ReadLimits {
+            chunk: 16 << 10,
+            row_group: 16 << 20,
+            memory_limit: 128 << 20,
+        };
+        let mut chunks = stream(root.clone(), files, everything(), limits);
+        let mut err = None;
+        while let Some(chunk) = chunks.recv().await {
+            if let Err(e) = chunk {
+                err = Some(e.to_string());
+            }
+        }
+        let err = err.unwrap_or_else(|| panic!("cut at {cut}: no error"));
+        assert!(err.contains(&file), "cut at {cut}: {err}");
+    }
+}

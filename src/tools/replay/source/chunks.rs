@@ -166,91 +166,64 @@ fn shown(root: &Location, file: &SourceFile) -> String {
     format!("{}/{}", root.display.trim_end_matches('/'), file.name)
 }
 
-/// One Avro file as it streams: its header kept, whole blocks decoded (off the async threads)
-/// once they hold a quarter chunk, events sent once they reach a chunk.
 impl Read {
+    /// One Avro file, a range at a time: whole blocks decoded once they hold a quarter chunk,
+    /// events sent once they reach a chunk.
     fn avro_file(&self, file: &SourceFile, sink: &Sink<'_>) -> Result<bool, SourceError> {
         let (root, limits) = (&self.root, self.limits);
         let name = shown(root, file);
         let path = object_path(root, &file.name)
             .ok_or_else(|| SourceError::Name { file: name.clone() })?;
-        let read_err = |source| SourceError::Read {
-            file: name.clone(),
-            source,
-        };
-        let avro_err = |source| SourceError::Avro {
-            file: name.clone(),
-            source,
-        };
         // Ranges of a quarter chunk: few requests (a local store's stream reads 8 KiB at a time,
         // a thread hop each), little held.
         let step = (limits.chunk / 4).max(64 << 10) as u64;
         let mut ranges = (0..file.size)
             .step_by(step as usize)
             .map(|start| start..(start + step).min(file.size));
-        // The header, then the blocks not decoded yet; `whole` is where the last whole one ends.
-        let mut buf: Vec<u8> = Vec::new();
-        let mut header: Option<usize> = None;
-        let mut whole = 0;
-        // Blocks decoded so far and where the next starts in the file, for errors.
-        let (mut blocks, mut at) = (0u64, 0usize);
+        let mut blocks = Blocks::default();
         let mut events: Vec<Event> = Vec::new();
         let (mut event_bytes, mut read) = (0usize, 0u64);
-        let mut ended = false;
         loop {
-            if header.is_none() {
-                header = avro::header_end(&buf).map_err(avro_err)?;
-                if let Some(h) = header {
-                    (whole, at) = (h, h);
-                }
+            let range = ranges.next();
+            if let Some(range) = &range {
+                let part =
+                    self.fetcher
+                        .get(&path, range.clone())
+                        .map_err(|source| SourceError::Read {
+                            file: name.clone(),
+                            source,
+                        })?;
+                blocks.push(&part);
             }
-            if let Some(h) = header {
-                while let Some(end) = avro::block_end(&buf, whole) {
-                    whole = end;
-                }
-                if whole - h >= limits.chunk / 4 || (ended && buf.len() > h) {
-                    // At the end, what is not a whole block goes to the reader, which says why.
-                    let upto = if ended { buf.len() } else { whole };
-                    let rest = buf.split_off(upto);
-                    let head = buf[..h].to_vec();
-                    let data = std::mem::replace(&mut buf, head);
-                    buf.extend_from_slice(&rest);
-                    let n = data.len() - h;
-                    self.free_spent();
-                    let keep = |e: &Event| self.selection.keeps(e);
-                    let (decoded, count) = events::avro_blocks(&name, &data, (blocks, at), &keep)?;
-                    (blocks, at, whole) = (blocks + count, at + n, h);
-                    read += n as u64;
-                    event_bytes += decoded.iter().map(super::event_bytes).sum::<u64>() as usize;
-                    events.extend(decoded);
-                    if event_bytes >= limits.chunk {
-                        let full = std::mem::take(&mut events);
-                        if !sink.send(full, std::mem::take(&mut read), false) {
-                            return Ok(false);
-                        }
-                        event_bytes = 0;
-                    }
-                }
-            }
+            let ended = range.is_none();
+            let avro_err = |source| SourceError::Avro {
+                file: name.clone(),
+                source,
+            };
+            let Some((data, start)) = blocks.take(limits.chunk / 4, ended).map_err(avro_err)?
+            else {
+                continue;
+            };
+            self.free_spent();
+            let keep = |e: &Event| self.selection.keeps(e);
+            let (decoded, count) = events::avro_blocks(&name, &data, start, &keep)?;
+            blocks.decoded(count);
+            read += blocks.taken(&data);
+            event_bytes += decoded.iter().map(super::event_bytes).sum::<u64>() as usize;
+            events.extend(decoded);
             if ended {
-                if header.is_none() {
-                    // Cut short in its header: the reader says so.
-                    avro::Reader::new(&buf).map_err(avro_err)?;
-                }
-                read += header.unwrap_or(0) as u64;
-                return Ok(sink.send(events, read, true));
+                return Ok(sink.send(events, read + blocks.header_len(), true));
             }
-            match ranges.next() {
-                Some(range) => {
-                    let part = self.fetcher.get(&path, range).map_err(read_err)?;
-                    buf.extend_from_slice(&part);
+            if event_bytes >= limits.chunk {
+                let full = std::mem::take(&mut events);
+                if !sink.send(full, std::mem::take(&mut read), false) {
+                    return Ok(false);
                 }
-                None => ended = true,
+                event_bytes = 0;
             }
         }
     }
 
-    /// One Parquet file, read whole when it fits the budget, sent in chunks.
     /// One Parquet file, a row group at a time (each fetched in one request and held while
     /// it decodes), its events sent in chunks.
     fn parquet_file(&self, file: &SourceFile, sink: &Sink<'_>) -> Result<bool, SourceError> {
@@ -321,5 +294,77 @@ impl Read {
             ranged.release();
         }
         Ok(sink.send(events, file.size.saturating_sub(reported), true))
+    }
+}
+
+/// What [`Blocks::take`] gives: a file's header and whole blocks, and where the first block is
+/// in the file (its number and byte).
+type Taken = (Vec<u8>, (u64, usize));
+
+/// An Avro file's bytes as they arrive: its header, kept, then the bytes after the blocks
+/// decoded so far.
+#[derive(Default)]
+struct Blocks {
+    buf: Vec<u8>,
+    /// Where the header ends, once it is whole.
+    header: Option<usize>,
+    /// Where the last whole block in `buf` ends.
+    whole: usize,
+    /// Blocks decoded so far, and where the next one starts in the file (for errors).
+    decoded: u64,
+    at: usize,
+}
+
+impl Blocks {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The header and the whole blocks that follow it once they hold `at_least` bytes (at the
+    /// `end`, whatever is left, which the reader refuses unless it is whole blocks), and where
+    /// the first block is in the file (its number and byte); they leave the buffer.
+    fn take(&mut self, at_least: usize, end: bool) -> Result<Option<Taken>, avro::AvroError> {
+        if self.header.is_none() {
+            self.header = avro::header_end(&self.buf)?;
+            match self.header {
+                Some(h) => (self.whole, self.at) = (h, h),
+                // Cut short in its header: the reader says so.
+                None if end => {
+                    let refused = avro::Reader::new(&self.buf).err();
+                    return Err(refused.unwrap_or(avro::AvroError::NotAvro));
+                }
+                None => return Ok(None),
+            }
+        }
+        let h = self.header_len() as usize;
+        while let Some(next) = avro::block_end(&self.buf, self.whole) {
+            self.whole = next;
+        }
+        let upto = if end { self.buf.len() } else { self.whole };
+        if !end && upto - h < at_least.max(1) {
+            return Ok(None);
+        }
+        let rest = self.buf.split_off(upto);
+        let head = self.buf[..h].to_vec();
+        let data = std::mem::replace(&mut self.buf, head);
+        self.buf.extend_from_slice(&rest);
+        self.whole = h;
+        Ok(Some((data, (self.decoded, self.at))))
+    }
+
+    /// Counts in the blocks of what [`Blocks::take`] gave.
+    fn decoded(&mut self, blocks: u64) {
+        self.decoded += blocks;
+    }
+
+    /// The file bytes `data` (from [`Blocks::take`]) held past the header, now counted.
+    fn taken(&mut self, data: &[u8]) -> u64 {
+        let n = data.len() - self.header_len() as usize;
+        self.at += n;
+        n as u64
+    }
+
+    fn header_len(&self) -> u64 {
+        self.header.unwrap_or(0) as u64
     }
 }
