@@ -2,10 +2,10 @@
 //! `hubcap run --once` (Avro, under /dev/shm), then in the same run, round by round, produces
 //! the same records from memory with a bare rdkafka producer (this binary, `--producer-child`:
 //! the preloader's records with the `hubcap.source` header a replay adds, made in memory before
-//! its clock starts, linger 20 ms; its seconds, CPU and memory are those of producing) into one
-//! new topic and replays the archive with `hubcap replay` (transactional, reading and decoding
-//! the files; the whole process timed) into another. Each in a process of its own; medians; the
-//! ratio is replay / bare producer of the same broker.
+//! its clock starts, batched as the replay's producer; its seconds, CPU and memory are those of
+//! producing) into one new topic and replays the archive with `hubcap replay` (transactional,
+//! reading and decoding the files; the whole process timed) into another. Each in a process of
+//! its own; medians; the ratio is replay / bare producer of the same broker.
 //!
 //!   cargo bench --bench replay
 //!   HUBCAP_BENCH_RECORDS=400000 HUBCAP_BENCH_RUNS=1 cargo bench --bench replay
@@ -29,7 +29,8 @@ const PARTITIONS: i32 = 16;
 type Samples = Vec<(f64, f64, f64)>;
 
 /// The bare producer: the preloader's records with the header a replay adds, made in memory
-/// first; then, timed, a producer (linger 20 ms, batch 256 KiB) sends them all and flushes.
+/// first; then, timed, a producer with the replay's batching (linger 20 ms, librdkafka's
+/// batch.size of 1,000,000 bytes) sends them all and flushes.
 /// Prints the seconds, the CPU seconds and the resident memory it grew by while producing.
 fn bare_from_memory(brokers: &str, topic: &str, records: usize, source: &str) {
     use rdkafka::message::{Header, OwnedHeaders};
@@ -48,7 +49,6 @@ fn bare_from_memory(brokers: &str, topic: &str, records: usize, source: &str) {
     let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
-        .set("batch.size", "262144")
         .create()
         .unwrap();
     for (key, body, partition, header) in &made {
