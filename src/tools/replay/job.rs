@@ -637,6 +637,47 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_ends_with_the_totals_rate_and_skipped() {
+        let part = |partition, events, skipped| PartitionReplay {
+            topic: "clicks".into(),
+            partition,
+            target: "copy".into(),
+            files: 2,
+            events,
+            skipped,
+            bytes: events * 1000,
+            next_offset: None,
+        };
+        let summary = ReplaySummary {
+            job: "j".into(),
+            partitions: vec![part(0, 3000, 10), part(1, 1000, 0)],
+            seconds: 2.0,
+            ..Default::default()
+        };
+        let table = summary.table();
+        let last = table.lines().last().unwrap();
+        assert_eq!(
+            last,
+            "replayed 4 files, 4000 events, 4.0 MB in 2 partitions in 2.0 s (2000 events/s); 10 events skipped as already replayed"
+        );
+    }
+
+    #[test]
+    fn a_memory_limit_is_shared_out_and_has_a_floor() {
+        let (queue_kib, limits) = produce::shares(256 << 20);
+        assert_eq!(queue_kib, 64 << 10, "a quarter for the producer's queue");
+        assert_eq!(limits.chunk, 16 << 20, "a sixteenth per chunk");
+        assert_eq!(
+            limits.row_group,
+            32 << 20,
+            "an eighth for a Parquet row group"
+        );
+        let err = args(&["--memory-limit", "16MiB"]).plan().err().unwrap();
+        assert!(err.to_string().contains("--memory-limit"), "{err}");
+        assert!(args(&["--memory-limit", "32MiB"]).plan().is_ok());
+    }
+
+    #[test]
     fn times_are_rfc3339_or_a_day() {
         assert_eq!(parse_time("--since", "1970-01-01T00:00:01Z").unwrap(), 1000);
         assert_eq!(parse_time("--since", "1970-01-02").unwrap(), 86_400_000);
