@@ -443,6 +443,9 @@ pub async fn replay_shown(args: &ReplayArgs, view: View) -> Result<ReplaySummary
         summary.verified = Some(verified);
         return Ok(summary);
     }
+    // Reading starts now, so that its first chunks are ready when Kafka is.
+    let files: Vec<SourceFile> = by_partition.values().flatten().cloned().collect();
+    let chunks = source::stream(root.clone(), files, plan.selection.clone(), limits);
     // Fences an earlier run of the job and ends its transaction first, so that the progress
     // read next is final.
     let (target, progress_exists) = tokio::task::block_in_place(|| -> Result<_, ReplayError> {
@@ -466,12 +469,9 @@ pub async fn replay_shown(args: &ReplayArgs, view: View) -> Result<ReplaySummary
     let mut meter = Meter::start(view, all.clone().count(), all.map(|f| f.size).sum());
     let p = Produce {
         args,
-        root: &root,
-        selection: &plan.selection,
         target: &target,
-        limits,
     };
-    summary.partitions = produce::produce_all(&p, &done, &by_partition, &mut meter).await?;
+    summary.partitions = produce::produce_all(&p, &done, &by_partition, chunks, &mut meter).await?;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

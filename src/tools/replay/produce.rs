@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use super::job::{PartitionReplay, Partitioning, ReplayArgs, TimestampMode};
 use super::meter::Meter;
 use super::progress::Progress;
-use super::source::{self, ReadLimits, Selection, SourceFile};
+use super::source::{self, Chunks, ReadLimits, SourceFile};
 use super::target::{Outgoing, Target};
 use super::ReplayError;
-use crate::store::Location;
 
 /// Record bytes (keys, values, headers) per transaction at most.
 const TXN_BYTES: usize = 1 << 30;
@@ -36,13 +35,11 @@ pub fn shares(memory_limit: u64) -> (usize, ReadLimits) {
     (limit / 4 / 1024, limits)
 }
 
-/// What the loop reads from and writes to.
+/// What the loop produces with.
 pub struct Produce<'a> {
+    /// Where events go and how: partitioning, timestamps, the header, transaction size.
     pub args: &'a ReplayArgs,
-    pub root: &'a Location,
-    pub selection: &'a Selection,
     pub target: &'a Target,
-    pub limits: ReadLimits,
 }
 
 /// The events of the open transaction, by archived partition: what its commit makes final.
@@ -65,11 +62,14 @@ impl Txn {
     }
 }
 
-/// Produces every partition's files in order, each partition's report.
+/// Produces every partition's files in order, read as `chunks` (a [`source::stream`] of the
+/// files of `by_partition` in its order, started before Kafka was set up, so that the first
+/// chunks are ready); each partition's report.
 pub async fn produce_all(
     p: &Produce<'_>,
     done: &Progress,
     by_partition: &BTreeMap<(String, i32), Vec<SourceFile>>,
+    mut chunks: Chunks,
     meter: &mut Meter,
 ) -> Result<Vec<PartitionReplay>, ReplayError> {
     let args = p.args;
@@ -85,7 +85,6 @@ pub async fn produce_all(
         report.insert(key, r);
     }
     let files: Vec<SourceFile> = by_partition.values().flatten().cloned().collect();
-    let mut chunks = source::stream(p.root.clone(), files.clone(), p.selection.clone(), p.limits);
     let mut txn = Txn::default();
     let mut header = String::new();
     while let Some(chunk) = chunks.recv().await {

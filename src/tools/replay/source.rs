@@ -38,7 +38,7 @@ mod events;
 mod ranged;
 mod tables;
 
-pub use chunks::{stream, Chunk, ReadLimits};
+pub use chunks::{stream, Chunk, Chunks, ReadLimits};
 
 use std::collections::BTreeMap;
 
