@@ -24,7 +24,7 @@ use crate::units::ByteSize;
 
 /// Events per transaction at most: a commit waits for every event of its transaction to be
 /// acknowledged, a stall of the pipeline, so commits are rare (with 600,000 events, 200,000 per
-/// transaction replayed at 0.62-0.78 of a bare producer's speed, 1,000,000 at 0.87); a killed
+/// transaction replayed at 0.62-0.78 of a bare producer's speed, 1,000,000 at 0.76-0.87); a killed
 /// replay redoes at most this much.
 const BATCH_EVENTS: usize = 1_000_000;
 
