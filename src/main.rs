@@ -196,7 +196,16 @@ async fn dispatch(
             Ok(())
         }
         Command::Replay(args) => {
-            let summary = hubcap::tools::replay::replay(&args).await?;
+            // Bars as for `run`: where a person watches them, and not between JSON lines.
+            let view = if std::io::stderr().is_terminal()
+                && log_format == LogFormat::Text
+                && !args.quiet
+            {
+                View::Bars
+            } else {
+                View::Log
+            };
+            let summary = hubcap::tools::replay::replay_shown(&args, view).await?;
             print!("{}", summary.table());
             anyhow::ensure!(
                 summary.clean(),

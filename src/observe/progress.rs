@@ -36,6 +36,13 @@ pub enum View {
 /// The bars being drawn, for [`LogWriter`] to hide while it writes a line.
 static BARS: RwLock<Option<MultiProgress>> = RwLock::new(None);
 
+/// Registers the bars another view draws (`None`: no more), so that log lines hide them too.
+pub fn set_bars(bars: Option<MultiProgress>) {
+    if let Ok(mut b) = BARS.write() {
+        *b = bars;
+    }
+}
+
 /// Runs `f` (which writes to stderr) with the bars hidden, if any are drawn.
 fn suspended<R>(f: impl FnOnce() -> R) -> R {
     let bars = BARS.read().ok().and_then(|b| b.clone());

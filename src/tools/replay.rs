@@ -5,12 +5,14 @@
 
 mod avro;
 pub mod job;
+mod meter;
+mod produce;
 mod progress;
 pub mod source;
 mod target;
 pub mod verify;
 
-pub use job::{replay, ReplayArgs, ReplaySummary};
+pub use job::{replay, replay_shown, ReplayArgs, ReplaySummary};
 
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]

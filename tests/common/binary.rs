@@ -324,29 +324,83 @@ pub fn logged_partitions(line: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Runs `cmd` to completion, measuring wall time, CPU time and peak RSS (from `wait4`).
+/// Runs `cmd` to completion, measuring wall time, CPU time and peak RSS.
+///
+/// The peak is the child's own `VmHWM` (its peak so far), sampled every 5 ms until it exits
+/// (a peak in its last 5 ms is missed), not `wait4`'s `ru_maxrss`: Linux carries
+/// the parent's high-water mark into a forked child across `exec`, so `ru_maxrss` never reports
+/// less than what this test process held when it spawned the child (96 MiB in benches/replay.rs
+/// for a replay whose own peak was 54 MiB). `ru_maxrss` is the fallback when no sample was taken.
 pub fn measure(mut cmd: Command) -> (f64, f64, f64) {
     let started = Instant::now();
     // Reaped below with wait4, which also reports the child's resource usage.
     #[allow(clippy::zombie_processes)]
     let child = cmd.stdout(Stdio::null()).spawn().unwrap();
+    let id = child.id() as i32;
+    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let exited = exited.clone();
+        std::thread::spawn(move || {
+            let mut peak_kib = 0u64;
+            loop {
+                // The flag first: a read after it was set still finds the child's entry (it
+                // is not reaped before this thread ends), without VmHWM once it has exited.
+                let done = exited.load(std::sync::atomic::Ordering::Acquire);
+                if let Some(kib) = vm_hwm_kib(id) {
+                    peak_kib = peak_kib.max(kib);
+                }
+                if done {
+                    return peak_kib;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    // SAFETY: a zeroed siginfo_t is a valid value for waitid to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child without reaping it (WNOWAIT), so its pid stays ours
+    // while the sampler reads its /proc entry; the pointer is valid for the call.
+    let waited = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            id as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+    };
+    assert_eq!(waited, 0, "waitid for the measured child");
+    exited.store(true, std::sync::atomic::Ordering::Release);
+    let sampled_kib = sampler.join().unwrap_or(0);
     let mut status = 0;
     // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; both pointers are valid for the call.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    // SAFETY: reaps our own child; both pointers are valid for the call.
+    let pid = unsafe { libc::wait4(id, &mut status, 0, &mut usage) };
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(pid, child.id() as i32);
+    assert_eq!(pid, id);
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "run failed: {status}"
     );
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let peak_kib = match sampled_kib {
+        0 => usage.ru_maxrss as u64,
+        kib => kib,
+    };
     (
         seconds,
         tv(usage.ru_utime) + tv(usage.ru_stime),
-        usage.ru_maxrss as f64 / 1024.0,
+        peak_kib as f64 / 1024.0,
     )
+}
+
+/// A running process's peak resident memory (`VmHWM`), in KiB; `None` once it has exited.
+fn vm_hwm_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// A validated `hubcap run` configuration from the words after `run`, for in-process runs.

@@ -150,20 +150,12 @@ pub fn preload_kib_records(brokers: &str, topic: &str, partitions: i32, records:
         .unwrap();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..records {
-        let key = format!("user-{}", i % 1000);
-        let pad: String = (0..56)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                format!("{:016x}", x)
-            })
-            .collect();
-        let body = format!(r#"{{"type":"track","n":{i},"pad":"{pad}"}}"#);
+        let (key, body) = kib_record(i, &mut x);
+        let partition = (i % partitions as usize) as i32;
         let mut rec = BaseRecord::to(topic)
             .key(&key)
             .payload(&body)
-            .partition((i % partitions as usize) as i32);
+            .partition(partition);
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -175,6 +167,21 @@ pub fn preload_kib_records(brokers: &str, topic: &str, partitions: i32, records:
         }
     }
     producer.flush(Duration::from_secs(120)).unwrap();
+}
+
+/// The key and value of record `i` of [`preload_kib_records`], `x` the generator's state
+/// (starting at 0x9e37_79b9_7f4a_7c15, advanced record by record).
+pub fn kib_record(i: usize, x: &mut u64) -> (String, String) {
+    let key = format!("user-{}", i % 1000);
+    let pad: String = (0..56)
+        .map(|_| {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            format!("{:016x}", *x)
+        })
+        .collect();
+    (key, format!(r#"{{"type":"track","n":{i},"pad":"{pad}"}}"#))
 }
 
 /// Waits until the topic's high watermarks add up to `total`.

@@ -160,6 +160,9 @@ pub struct Reader<'a> {
     /// Blocks opened so far; the open one is `opened - 1`.
     opened: u64,
     record_index: u64,
+    /// What `data` leaves out before its first block, when it is a file's header followed by
+    /// blocks from its middle: the blocks and the bytes, for errors to name the file's own.
+    skipped: (u64, usize),
 }
 
 impl<'a> Reader<'a> {
@@ -194,7 +197,16 @@ impl<'a> Reader<'a> {
             left: 0,
             opened: 0,
             record_index: 0,
+            skipped: (0, 0),
         })
+    }
+
+    /// A reader of a file's header followed by blocks from its middle: the first of them is
+    /// block `blocks` of the file, at byte `at`. Only errors change.
+    pub fn resumed(data: &'a [u8], blocks: u64, at: usize) -> Result<Reader<'a>, AvroError> {
+        let mut reader = Reader::new(data)?;
+        reader.skipped = (blocks, at.saturating_sub(reader.next_block));
+        Ok(reader)
     }
 
     /// Opens the next block that holds records; `false` at the end of the file.
@@ -210,23 +222,20 @@ impl<'a> Reader<'a> {
             if self.next_block == self.file.len() {
                 return Ok(false);
             }
-            let (block, start) = (self.opened, self.next_block);
+            let start = self.next_block;
+            let (block, at) = (self.opened + self.skipped.0, start + self.skipped.1);
             self.opened += 1;
-            let block_err = |problem| AvroError::Block {
-                block,
-                at: start,
-                problem,
-            };
+            let block_err = |problem| AvroError::Block { block, at, problem };
             let mut c = Cursor::new(&self.file[start..]);
             let count = c.long().map_err(block_err)?;
             let size = c.long().map_err(block_err)?;
             let size = usize::try_from(size).map_err(|_| block_err(Malformed::Length(size)))?;
             let data = c.take(size).map_err(block_err)?;
             if c.take(SYNC_LEN).map_err(block_err)? != self.sync {
-                return Err(AvroError::Sync { block, at: start });
+                return Err(AvroError::Sync { block, at });
             }
             self.next_block = start + c.at;
-            self.block = self.inflate(data, start)?;
+            self.block = self.inflate(data, at)?;
             if count < 0 || usize::try_from(count).is_ok_and(|n| n > self.block.len()) {
                 let left = self.block.len();
                 return Err(block_err(Malformed::Count { count, left }));
@@ -240,9 +249,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The blocks opened so far (those of `data`, once read to its end).
+    pub fn blocks(&self) -> u64 {
+        self.opened
+    }
+
     /// The open block's number, from 0.
     fn block_index(&self) -> u64 {
-        self.opened.saturating_sub(1)
+        self.opened.saturating_sub(1) + self.skipped.0
     }
 
     fn inflate(&self, data: &'a [u8], at: usize) -> Result<Cow<'a, [u8]>, AvroError> {
@@ -302,6 +316,43 @@ impl Iterator for Reader<'_> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// Where the header ends in `data`, the start of an object container file: `None` while
+/// `data` holds only part of it. Lets a file be read and decoded a few blocks at a time.
+pub fn header_end(data: &[u8]) -> Result<Option<usize>, AvroError> {
+    if data.len() < MAGIC.len() {
+        return match MAGIC.starts_with(data) {
+            true => Ok(None),
+            false => Err(AvroError::NotAvro),
+        };
+    }
+    let rest = data.strip_prefix(MAGIC).ok_or(AvroError::NotAvro)?;
+    let mut c = Cursor::new(rest);
+    match header_metadata(&mut c).and_then(|_| c.array::<SYNC_LEN>()) {
+        Ok(_) => Ok(Some(MAGIC.len() + c.at)),
+        Err(Malformed::Truncated) => Ok(None),
+        Err(e) => Err(AvroError::Header(e)),
+    }
+}
+
+/// Where the block that starts at `at` in `data` ends (after its sync marker): `None` while
+/// `data` holds only part of it. A block whose count or size is malformed "ends" at the end of
+/// `data`, so that [`Reader`] says what is wrong with it.
+pub fn block_end(data: &[u8], at: usize) -> Option<usize> {
+    let mut c = Cursor::new(data.get(at..)?);
+    let size = match c.long().and_then(|_| c.long()) {
+        Ok(size) => size,
+        Err(Malformed::Truncated) => return None,
+        Err(_) => return Some(data.len()),
+    };
+    match usize::try_from(size) {
+        Ok(size) if size as u64 <= MAX_BLOCK => {
+            let end = at + c.at + size + SYNC_LEN;
+            (end <= data.len()).then_some(end)
+        }
+        _ => Some(data.len()),
     }
 }
 

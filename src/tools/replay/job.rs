@@ -8,25 +8,25 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDate};
 use rdkafka::ClientConfig;
 
-use super::progress::{self, Progress};
-use super::source::{self, Selection, SourceFile};
-use super::target::{Outgoing, Target};
+use super::meter::Meter;
+use super::produce::{self, Produce};
+use super::progress;
+use super::source::{self, ReadLimits, Selection, SourceFile};
+use super::target::Target;
 use super::verify::{self, Compared};
 use super::ReplayError;
 use crate::kafka::eventhubs::{self, Secret};
 use crate::kafka::{parse_settings, KafkaArg};
+use crate::observe::progress::View;
 use crate::record::Event;
 use crate::store::Location;
+use crate::units::ByteSize;
 
 /// Events per transaction at most: a commit waits for every event of its transaction to be
-/// acknowledged, a stall of the pipeline, so commits are rare (20,000 events per transaction
-/// replayed at 0.24 of a bare producer's speed, 200,000 at 0.41-0.47); a killed replay redoes at
-/// most this much.
-const BATCH_EVENTS: usize = 200_000;
-/// How often a replay says how far it got (a line between files).
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-/// Record bytes (keys, values, headers) per transaction at most.
-const BATCH_BYTES: usize = 128 << 20;
+/// acknowledged, a stall of the pipeline, so commits are rare (with 600,000 events, 200,000 per
+/// transaction replayed at 0.62-0.78 of a bare producer's speed, 1,000,000 at 0.76-0.87); a killed
+/// replay redoes at most this much.
+const BATCH_EVENTS: usize = 1_000_000;
 
 /// `hubcap replay`: produce an archive's events into a Kafka topic, exactly once.
 #[derive(Debug, Clone, clap::Args)]
@@ -92,8 +92,8 @@ pub struct ReplayArgs {
     /// The compacted topic the progress is kept in (created when missing).
     #[arg(long, value_name = "TOPIC", default_value = "hubcap-replay-progress")]
     pub progress_topic: String,
-    /// Events per transaction at most (and 128 MiB): a commit waits for all of them to be
-    /// acknowledged, so larger is faster; a replay killed redoes at most one transaction.
+    /// Events per transaction at most (and 1 GiB, and 20 s): a commit waits for all of them to
+    /// be acknowledged, so larger is faster; a replay killed redoes at most one transaction.
     #[arg(long, value_name = "N", default_value_t = BATCH_EVENTS)]
     pub transaction_events: usize,
     /// For targets without transactions (Event Hubs Standard): at least once, each batch's
@@ -109,6 +109,15 @@ pub struct ReplayArgs {
     /// duplicates, missing ones and a content hash of each side. Exits 1 unless they agree.
     #[arg(long, conflicts_with = "dry_run")]
     pub verify: bool,
+    /// Memory budget of the replay (e.g. 256MiB, 1GiB): the producer's queue and the chunks
+    /// of files read ahead are sized from it (Avro files stream; a Parquet file is read whole
+    /// and must fit in a quarter). At least 32MiB.
+    #[arg(long, env = "HUBCAP_MEMORY_LIMIT", default_value = "256MiB")]
+    pub memory_limit: ByteSize,
+    /// No live progress bar: on a terminal, the replay then reports its progress in log lines
+    /// every 10 s, as it always does off a terminal.
+    #[arg(long, short = 'q', env = "HUBCAP_QUIET")]
+    pub quiet: bool,
     /// A librdkafka setting for the target, key=value (security, SASL, TLS); repeatable.
     #[arg(
         short = 'X',
@@ -157,6 +166,8 @@ pub struct ReplaySummary {
     pub partitions: Vec<PartitionReplay>,
     /// With `--verify`: each archived partition compared with the target.
     pub verified: Option<Vec<Compared>>,
+    /// How long it took, listing the archive included.
+    pub seconds: f64,
 }
 
 impl ReplaySummary {
@@ -206,6 +217,18 @@ impl ReplaySummary {
             sum(|p| p.events),
             sum(|p| p.skipped),
             sum(|p| p.bytes)
+        );
+        let events = sum(|p| p.events);
+        let _ = writeln!(
+            s,
+            "{} {} files, {events} events, {:.1} MB in {} partitions in {:.1} s ({:.0} events/s); {} events skipped as already replayed",
+            if self.dry_run { "would replay" } else { "replayed" },
+            sum(|p| p.files),
+            sum(|p| p.bytes) as f64 / 1e6,
+            self.partitions.len(),
+            self.seconds,
+            events as f64 / self.seconds.max(1e-3),
+            sum(|p| p.skipped),
         );
         s
     }
@@ -279,6 +302,15 @@ impl ReplayArgs {
             if a >= b {
                 return Err(usage("--since must be before --until".into()));
             }
+        }
+        if self.memory_limit.0 < crate::budget::MIN_LIMIT
+            || usize::try_from(self.memory_limit.0).is_err()
+        {
+            return Err(usage(format!(
+                "--memory-limit {} is less than replay needs: at least {}",
+                self.memory_limit,
+                ByteSize(crate::budget::MIN_LIMIT)
+            )));
         }
         if self.transaction_events == 0 {
             return Err(usage("--transaction-events must be at least 1".into()));
@@ -370,8 +402,14 @@ fn parse_time(flag: &str, text: &str) -> Result<i64, ReplayError> {
     )))
 }
 
-/// Runs the replay `args` describe.
+/// Runs the replay `args` describe, its progress in log lines.
 pub async fn replay(args: &ReplayArgs) -> Result<ReplaySummary, ReplayError> {
+    replay_shown(args, View::Log).await
+}
+
+/// Runs the replay `args` describe, its progress shown as `view` says.
+pub async fn replay_shown(args: &ReplayArgs, view: View) -> Result<ReplaySummary, ReplayError> {
+    let started = std::time::Instant::now();
     let plan = args.plan()?;
     let root = open_archive(&args.from)?;
     let files = source::list(&root, args.path_format.as_deref(), &plan.selection).await?;
@@ -385,20 +423,12 @@ pub async fn replay(args: &ReplayArgs) -> Result<ReplaySummary, ReplayError> {
     let mut summary = ReplaySummary {
         job: plan.job.clone(),
         dry_run: args.dry_run,
-        partitions: Vec::new(),
-        verified: None,
+        ..Default::default()
     };
+    let (queue_kbytes, limits) = produce::shares(args.memory_limit.0);
     if args.dry_run {
-        for ((topic, partition), files) in &by_partition {
-            let mut p = partition_replay(args, topic, *partition, files);
-            for f in files {
-                let events = source::read(&root, f, &plan.selection).await?;
-                p.events += events.len() as u64;
-                p.bytes += events.iter().map(event_bytes).sum::<u64>();
-                p.next_offset = events.last().map(|e| e.offset + 1).or(p.next_offset);
-            }
-            summary.partitions.push(p);
-        }
+        summary.partitions = dry_run(args, &plan, &root, limits, &by_partition).await?;
+        summary.seconds = started.elapsed().as_secs_f64();
         return Ok(summary);
     }
 
@@ -409,25 +439,66 @@ pub async fn replay(args: &ReplayArgs) -> Result<ReplaySummary, ReplayError> {
     }
     config.set("bootstrap.servers", &plan.brokers);
     if args.verify {
-        summary.verified = Some(verify(args, &plan, &root, &config, &by_partition).await?);
+        let verified = verify(args, &plan, &root, &config, limits, &by_partition).await?;
+        summary.verified = Some(verified);
         return Ok(summary);
     }
-    progress::ensure_topic(&config, &args.progress_topic).await?;
-    let (target, done) = tokio::task::block_in_place(|| -> Result<_, ReplayError> {
-        // Fences an earlier run of the job and ends its transaction first, so that the
-        // progress read next is final.
+    // Reading starts now, so that its first chunks are ready when Kafka is.
+    let files: Vec<SourceFile> = by_partition.values().flatten().cloned().collect();
+    let chunks = source::stream(root.clone(), files, plan.selection.clone(), limits);
+    // Fences an earlier run of the job and ends its transaction first, so that the progress
+    // read next is final.
+    let (target, progress_exists) = tokio::task::block_in_place(|| -> Result<_, ReplayError> {
         let target = Target::open(
             &config,
             &plan.job,
             &args.progress_topic,
             !args.no_transactions,
+            queue_kbytes,
         )?;
-        let done = progress::read(&config, &args.progress_topic, &plan.job)?;
-        Ok((target, done))
+        let exists = target.partition_count(&args.progress_topic)?.is_some();
+        Ok((target, exists))
     })?;
+    if !progress_exists {
+        progress::ensure_topic(&config, &args.progress_topic).await?;
+    }
+    let done =
+        tokio::task::block_in_place(|| progress::read(&config, &args.progress_topic, &plan.job))?;
     check_partitions(args, &target, &by_partition)?;
-    summary.partitions = produce_all(args, &plan, &root, &target, &done, &by_partition).await?;
+    let all = by_partition.values().flatten();
+    let mut meter = Meter::start(view, all.clone().count(), all.map(|f| f.size).sum());
+    let p = Produce {
+        args,
+        target: &target,
+    };
+    summary.partitions = produce::produce_all(&p, &done, &by_partition, chunks, &mut meter).await?;
+    summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// `--dry-run`: each partition's events read, counted and not produced.
+async fn dry_run(
+    args: &ReplayArgs,
+    plan: &Plan,
+    root: &Location,
+    limits: ReadLimits,
+    by_partition: &BTreeMap<(String, i32), Vec<SourceFile>>,
+) -> Result<Vec<PartitionReplay>, ReplayError> {
+    let mut partitions = Vec::new();
+    for ((topic, partition), files) in by_partition {
+        let mut p = partition_replay(args, topic, *partition, files);
+        let mut chunks =
+            source::stream(root.clone(), files.clone(), plan.selection.clone(), limits);
+        while let Some(chunk) = chunks.recv().await {
+            let events = chunk?.events;
+            p.events += events.len() as u64;
+            p.bytes += events.iter().map(source::event_bytes).sum::<u64>();
+            p.next_offset = events.last().map(|e| e.offset + 1).or(p.next_offset);
+            chunks.spent(events);
+        }
+        partitions.push(p);
+    }
+    Ok(partitions)
 }
 
 /// The archive at `spec`, which must exist (a local directory is not created).
@@ -448,6 +519,7 @@ async fn verify(
     plan: &Plan,
     root: &Location,
     config: &ClientConfig,
+    limits: ReadLimits,
     by_partition: &BTreeMap<(String, i32), Vec<SourceFile>>,
 ) -> Result<Vec<Compared>, ReplayError> {
     let timestamps = args.timestamp == TimestampMode::Archived;
@@ -469,10 +541,13 @@ async fn verify(
     let mut compared = Vec::new();
     for ((topic, partition), files) in by_partition {
         let mut archived = Vec::new();
-        for f in files {
-            for e in source::read(root, f, &plan.selection).await? {
+        let mut chunks =
+            source::stream(root.clone(), files.clone(), plan.selection.clone(), limits);
+        while let Some(chunk) = chunks.recv().await {
+            let events = chunk?.events;
+            for e in &events {
                 let d = if timestamps {
-                    verify::event_digest(&e)
+                    verify::event_digest(e)
                 } else {
                     verify::event_digest(&Event {
                         timestamp_ms: None,
@@ -481,6 +556,7 @@ async fn verify(
                 };
                 archived.push((e.offset, d));
             }
+            chunks.spent(events);
         }
         archived.sort_by_key(|(o, _)| *o);
         archived.dedup_by_key(|(o, _)| *o);
@@ -495,7 +571,7 @@ async fn verify(
     Ok(compared)
 }
 
-fn partition_replay(
+pub(super) fn partition_replay(
     args: &ReplayArgs,
     topic: &str,
     partition: i32,
@@ -534,155 +610,6 @@ fn check_partitions(
     Ok(())
 }
 
-/// The events of the open transaction, by archived partition: what its commit makes final.
-#[derive(Default)]
-struct Txn {
-    /// (target topic, next offset, events, bytes) per archived (topic, partition).
-    advanced: BTreeMap<(String, i32), (String, i64, u64, u64)>,
-    events: usize,
-    bytes: usize,
-}
-
-/// Produces every partition's files in order. A transaction spans partitions and files until
-/// it holds `--transaction-events` events or [`BATCH_BYTES`], so that a commit's wait for every
-/// acknowledgement is rare; the next file is read while one is produced.
-async fn produce_all(
-    args: &ReplayArgs,
-    plan: &Plan,
-    root: &Location,
-    target: &Target,
-    done: &Progress,
-    by_partition: &BTreeMap<(String, i32), Vec<SourceFile>>,
-) -> Result<Vec<PartitionReplay>, ReplayError> {
-    let mut report: BTreeMap<(String, i32), PartitionReplay> = BTreeMap::new();
-    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for ((topic, partition), files) in by_partition {
-        let mut p = partition_replay(args, topic, *partition, files);
-        let key = (topic.clone(), *partition);
-        p.next_offset = done.next.get(&key).copied();
-        if let Some(n) = p.next_offset {
-            next.insert(key.clone(), n);
-        }
-        report.insert(key, p);
-    }
-    let files: Vec<&SourceFile> = by_partition.values().flatten().collect();
-    let read = |f: &SourceFile| {
-        let (root, f, selection) = (root.clone(), f.clone(), plan.selection.clone());
-        tokio::spawn(async move { source::read(&root, &f, &selection).await })
-    };
-    let mut pending = files.first().map(|f| read(f));
-    let mut txn = Txn::default();
-    let started = std::time::Instant::now();
-    let mut said = started;
-    let mut sent = 0u64;
-    for (i, f) in files.iter().enumerate() {
-        if said.elapsed() >= PROGRESS_EVERY {
-            said = std::time::Instant::now();
-            let rate = sent as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            tracing::info!(
-                files = i,
-                of = files.len(),
-                events = sent,
-                events_per_s = rate as u64,
-                "replaying"
-            );
-        }
-        let Some(reading) = pending.take() else { break };
-        pending = files.get(i + 1).map(|f| read(f));
-        let mut events = reading
-            .await
-            .map_err(|e| ReplayError::Kafka(format!("reading {} stopped: {e}", f.name)))??;
-        let key = (f.topic.clone(), f.partition);
-        // What an earlier run committed, and offsets already produced from an earlier file.
-        let from = next.get(&key).copied();
-        let before = events.len();
-        events.retain(|e| from.is_none_or(|n| e.offset >= n));
-        let p = report
-            .get_mut(&key)
-            .expect("every file's partition is reported");
-        p.skipped += (before - events.len()) as u64;
-        sent += events.len() as u64;
-        let target_topic = p.target.clone();
-        // One blocking section per file: librdkafka's calls block (on a full queue, a commit).
-        tokio::task::block_in_place(|| -> Result<(), ReplayError> {
-            for e in &events {
-                if txn.events == 0 {
-                    target.begin()?;
-                }
-                target.send(&Outgoing {
-                    topic: &target_topic,
-                    partition: (args.partitioning == Partitioning::Same).then_some(f.partition),
-                    event: e,
-                    timestamp_ms: match args.timestamp {
-                        TimestampMode::Archived => e.timestamp_ms,
-                        TimestampMode::Now => None,
-                    },
-                    source: (!args.no_source_header)
-                        .then(|| format!("{}/{}/{}", f.topic, f.partition, e.offset)),
-                })?;
-                let size = event_bytes(e);
-                let entry = txn
-                    .advanced
-                    .entry(key.clone())
-                    .or_insert_with(|| (target_topic.clone(), 0, 0, 0));
-                entry.1 = e.offset + 1;
-                entry.2 += 1;
-                entry.3 += size;
-                txn.events += 1;
-                txn.bytes += size as usize;
-                next.insert(key.clone(), e.offset + 1);
-                if txn.events >= args.transaction_events || txn.bytes >= BATCH_BYTES {
-                    commit(target, &mut txn, &mut report)?;
-                }
-            }
-            Ok(())
-        })?;
-    }
-    if txn.events > 0 {
-        tokio::task::block_in_place(|| commit(target, &mut txn, &mut report))?;
-    }
-    for p in report.values() {
-        tracing::info!(topic = %p.topic, partition = p.partition, events = p.events, skipped = p.skipped, target = %p.target, "replayed the partition");
-    }
-    Ok(report.into_values().collect())
-}
-
-/// Commits the open transaction with each partition's progress, and counts its events in.
-/// Blocks.
-fn commit(
-    target: &Target,
-    txn: &mut Txn,
-    report: &mut BTreeMap<(String, i32), PartitionReplay>,
-) -> Result<(), ReplayError> {
-    let progress: Vec<(String, String, i32, i64)> = txn
-        .advanced
-        .iter()
-        .map(|((topic, partition), (to, next, _, _))| {
-            (to.clone(), topic.clone(), *partition, *next)
-        })
-        .collect();
-    target.commit(&progress)?;
-    for (key, (_, next, events, bytes)) in std::mem::take(&mut txn.advanced) {
-        if let Some(p) = report.get_mut(&key) {
-            p.events += events;
-            p.bytes += bytes;
-            p.next_offset = Some(next);
-        }
-    }
-    *txn = Txn::default();
-    Ok(())
-}
-
-/// An event's key, value and header bytes.
-fn event_bytes(e: &Event) -> u64 {
-    let headers: usize = e
-        .headers
-        .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
-        .sum();
-    (e.key.as_ref().map_or(0, Vec::len) + e.value.as_ref().map_or(0, Vec::len) + headers) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -707,6 +634,47 @@ mod tests {
         ];
         all.extend_from_slice(words);
         Cli::try_parse_from(all).unwrap().args
+    }
+
+    #[test]
+    fn the_summary_ends_with_the_totals_rate_and_skipped() {
+        let part = |partition, events, skipped| PartitionReplay {
+            topic: "clicks".into(),
+            partition,
+            target: "copy".into(),
+            files: 2,
+            events,
+            skipped,
+            bytes: events * 1000,
+            next_offset: None,
+        };
+        let summary = ReplaySummary {
+            job: "j".into(),
+            partitions: vec![part(0, 3000, 10), part(1, 1000, 0)],
+            seconds: 2.0,
+            ..Default::default()
+        };
+        let table = summary.table();
+        let last = table.lines().last().unwrap();
+        assert_eq!(
+            last,
+            "replayed 4 files, 4000 events, 4.0 MB in 2 partitions in 2.0 s (2000 events/s); 10 events skipped as already replayed"
+        );
+    }
+
+    #[test]
+    fn a_memory_limit_is_shared_out_and_has_a_floor() {
+        let (queue_kib, limits) = produce::shares(256 << 20);
+        assert_eq!(queue_kib, 64 << 10, "a quarter for the producer's queue");
+        assert_eq!(limits.chunk, 16 << 20, "a sixteenth per chunk");
+        assert_eq!(
+            limits.row_group,
+            32 << 20,
+            "an eighth for a Parquet row group"
+        );
+        let err = args(&["--memory-limit", "16MiB"]).plan().err().unwrap();
+        assert!(err.to_string().contains("--memory-limit"), "{err}");
+        assert!(args(&["--memory-limit", "32MiB"]).plan().is_ok());
     }
 
     #[test]

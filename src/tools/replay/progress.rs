@@ -99,13 +99,18 @@ pub fn read(config: &ClientConfig, topic: &str, job: &str) -> Result<Progress, R
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
+        // The end is an empty fetch: the broker would hold it for 500 ms.
+        .set("fetch.wait.max.ms", "10")
         .set("auto.offset.reset", "earliest");
     let consumer: BaseConsumer<EndsExpected> = config
         .create_with_context(EndsExpected)
         .map_err(ReplayError::kafka)?;
     let mut assignment = TopicPartitionList::new();
     assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
+        // Offset 0, not Beginning: a logical offset is looked up on a 500 ms timer when the
+        // leader is not known yet; a compacted topic keeps offset 0 (auto.offset.reset
+        // covers a topic whose start was deleted).
+        .add_partition_offset(topic, 0, Offset::Offset(0))
         .map_err(ReplayError::kafka)?;
     consumer.assign(&assignment).map_err(ReplayError::kafka)?;
     let prefix = format!("{job}/");

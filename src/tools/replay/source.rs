@@ -33,8 +33,12 @@
 //! application properties (`RandomInt`) back with Kafka's own deserializers. The `null` branch
 //! is a header without a value.
 
+mod chunks;
 mod events;
+mod ranged;
 mod tables;
+
+pub use chunks::{stream, Chunk, Chunks, ReadLimits};
 
 use std::collections::BTreeMap;
 
@@ -47,6 +51,7 @@ use crate::layout::{PathError, PathTemplate, DEFAULT_TEMPLATE};
 use crate::record::Event;
 use crate::state::table::{TableError, TABLE_TEMPLATE};
 use crate::store::Location;
+use crate::units::ByteSize;
 
 use tables::Tables;
 
@@ -181,6 +186,15 @@ pub enum SourceError {
     },
     #[error("{file}: the decoder stopped: {reason}")]
     Decoder { file: String, reason: String },
+    #[error("{file}: its row group {row_group} is {}, more than replay holds at once with --memory-limit {}; give --memory-limit {} or more", ByteSize(*size), ByteSize(*memory_limit), ByteSize(*needed))]
+    TooLarge {
+        file: String,
+        row_group: usize,
+        size: u64,
+        memory_limit: u64,
+        /// The smallest `--memory-limit` that reads it.
+        needed: u64,
+    },
 }
 
 /// How to get past a file replay cannot read.
@@ -313,6 +327,16 @@ pub async fn read(
         file: shown,
         reason: e.to_string(),
     })?
+}
+
+/// An event's key, value and header bytes.
+pub fn event_bytes(e: &Event) -> u64 {
+    let headers: usize = e
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    (e.key.as_ref().map_or(0, Vec::len) + e.value.as_ref().map_or(0, Vec::len) + headers) as u64
 }
 
 /// The object a name relative to the root names. Names are the store's own (already encoded)

@@ -20,8 +20,6 @@ use crate::record::Event;
 
 /// How long transaction calls (init, commit, abort) may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
-/// The producer's queue of unacknowledged events, in KiB.
-const QUEUE_KBYTES: usize = 64 << 10;
 /// The header that names where an event came from, `TOPIC/PARTITION/OFFSET`.
 pub const SOURCE_HEADER: &str = "hubcap.source";
 
@@ -64,18 +62,20 @@ pub struct Outgoing<'a> {
     /// The record timestamp to send; `None` lets the producer stamp it.
     pub timestamp_ms: Option<i64>,
     /// `TOPIC/PARTITION/OFFSET` of the source, when the header is wanted.
-    pub source: Option<String>,
+    pub source: Option<&'a str>,
 }
 
 impl Target {
     /// A producer with `config` (the user's settings), transactional as `job` when
     /// `transactional`: `init_transactions` fences an earlier producer of the same job and ends
-    /// its open transaction before anything is read or sent.
+    /// its open transaction before anything is read or sent. `queue_kbytes` bounds what waits
+    /// for acknowledgement.
     pub fn open(
         config: &ClientConfig,
         job: &str,
         progress_topic: &str,
         transactional: bool,
+        queue_kbytes: usize,
     ) -> Result<Target, ReplayError> {
         // hubcap's defaults, which `-X` may change.
         let mut config = config.clone();
@@ -83,7 +83,10 @@ impl Target {
             ("linger.ms", "20".to_string()),
             // What waits for acknowledgement (librdkafka's default is 1 GiB): sending waits
             // when it is full, so memory follows this, not the transaction's size.
-            ("queue.buffering.max.kbytes", QUEUE_KBYTES.to_string()),
+            (
+                "queue.buffering.max.kbytes",
+                queue_kbytes.max(1024).to_string(),
+            ),
         ];
         for (key, value) in defaults {
             if config.get(key).is_none() {
@@ -100,6 +103,12 @@ impl Target {
         let producer: ThreadedProducer<Deliveries> = config
             .create_with_context(Deliveries::default())
             .map_err(ReplayError::kafka)?;
+        // A broker connection up before init_transactions: otherwise librdkafka asks for the
+        // producer id before any broker is up and retries only 500 ms later. A failure here is
+        // init_transactions' to report.
+        let _ = producer
+            .client()
+            .fetch_metadata(None, Duration::from_secs(30));
         if transactional {
             producer
                 .init_transactions(TXN_TIMEOUT)
@@ -115,20 +124,24 @@ impl Target {
 
     /// The partition count of `topic`, which must exist.
     pub fn partitions(&self, topic: &str) -> Result<i32, ReplayError> {
+        self.partition_count(topic)?.ok_or_else(|| ReplayError::Usage(format!(
+            "the target topic {topic} does not exist: create it first (with as many partitions as the source for --partitioning same)"
+        )))
+    }
+
+    /// The partition count of `topic`; `None` when it does not exist.
+    pub fn partition_count(&self, topic: &str) -> Result<Option<i32>, ReplayError> {
         let metadata = self
             .producer
             .client()
             .fetch_metadata(Some(topic), Duration::from_secs(30))
             .map_err(ReplayError::kafka)?;
-        let t = metadata.topics().first();
-        match t {
+        Ok(match metadata.topics().first() {
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
-                Ok(t.partitions().len() as i32)
+                Some(t.partitions().len() as i32)
             }
-            _ => Err(ReplayError::Usage(format!(
-                "the target topic {topic} does not exist: create it first (with as many partitions as the source for --partitioning same)"
-            ))),
-        }
+            _ => None,
+        })
     }
 
     pub fn begin(&self) -> Result<(), ReplayError> {

@@ -409,3 +409,107 @@ async fn real_capture_files_in_a_custom_layout() {
 }
 
 mod listing;
+
+/// `stream` with chunks far smaller than a file: the same events as the whole file, in order,
+/// in several chunks, the last one marked, the file's bytes counted once.
+#[tokio::test]
+async fn files_stream_in_chunks_as_they_read_whole() {
+    let root = memory("chunks");
+    let many: Vec<Event> = (0..3000)
+        .map(|i| Event {
+            offset: 500 + i,
+            timestamp_ms: Some(1_767_323_045_000 + i),
+            key: Some(format!("key-{}", i % 7).into_bytes()),
+            headers: vec![header("n", Some(&i.to_be_bytes()))],
+            value: Some(vec![b'x'; 200 + (i as usize % 50)]),
+        })
+        .collect();
+    for (partition, format) in [(0, AVRO), (1, AVRO_DEFLATE), (2, PARQUET)] {
+        let file = name(DEFAULT_TEMPLATE, format, "clicks", partition, 500);
+        put(&root, &file, encode(format, partition, &many)).await;
+    }
+    let files = list(&root, None, &everything()).await.unwrap();
+    let limits = ReadLimits {
+        chunk: 16 << 10,
+        row_group: 16 << 20,
+        memory_limit: 128 << 20,
+    };
+    let mut chunks = stream(root.clone(), files.clone(), everything(), limits);
+    let mut got: Vec<Vec<Event>> = vec![Vec::new(); files.len()];
+    let (mut count, mut read) = (vec![0; files.len()], vec![0; files.len()]);
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk.unwrap();
+        count[chunk.file] += 1;
+        read[chunk.file] += chunk.read;
+        let done = got[chunk.file].len() + chunk.events.len() == many.len();
+        assert!(!chunk.last || done, "the last chunk ends the file");
+        got[chunk.file].extend(chunk.events);
+    }
+    for (i, file) in files.iter().enumerate() {
+        assert_eq!(got[i], many, "{}", file.name);
+        assert!(count[i] > 3, "{}: {} chunks", file.name, count[i]);
+        assert_eq!(read[i], file.size, "{}", file.name);
+    }
+}
+
+/// A Parquet row group larger than the budget holds is refused, naming the budget that reads it.
+#[tokio::test]
+async fn a_parquet_row_group_over_the_budget_names_the_memory_limit_that_reads_it() {
+    let root = memory("too-large");
+    let file = name(DEFAULT_TEMPLATE, PARQUET, "clicks", 0, 100);
+    put(&root, &file, encode(PARQUET, 0, &events())).await;
+    let files = list(&root, None, &everything()).await.unwrap();
+    let limits = ReadLimits {
+        chunk: 1 << 10,
+        row_group: 100,
+        memory_limit: 800,
+    };
+    let mut chunks = stream(root.clone(), files, everything(), limits);
+    let err = chunks.recv().await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("row group 0") && err.contains("--memory-limit"),
+        "{err}"
+    );
+    assert!(chunks.recv().await.is_none(), "nothing after the error");
+}
+
+/// A file cut short, in its header or in a block, is an error naming it when streamed too, after
+/// the events of its whole blocks.
+#[tokio::test]
+async fn a_file_cut_short_streams_to_an_error_that_names_it() {
+    let root = memory("cut");
+    let many: Vec<Event> = (0..2000)
+        .map(|i| Event {
+            offset: i,
+            timestamp_ms: Some(1_767_323_045_000),
+            key: None,
+            headers: vec![],
+            value: Some(vec![b'v'; 300]),
+        })
+        .collect();
+    let whole = encode(AVRO, 0, &many);
+    for cut in [10, whole.len() - 100] {
+        let file = name(DEFAULT_TEMPLATE, AVRO, "clicks", 0, cut as i64);
+        put(&root, &file, whole[..cut].to_vec()).await;
+        let files: Vec<_> = list(&root, None, &everything())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.name == file)
+            .collect();
+        let limits = ReadLimits {
+            chunk: 16 << 10,
+            row_group: 16 << 20,
+            memory_limit: 128 << 20,
+        };
+        let mut chunks = stream(root.clone(), files, everything(), limits);
+        let mut err = None;
+        while let Some(chunk) = chunks.recv().await {
+            if let Err(e) = chunk {
+                err = Some(e.to_string());
+            }
+        }
+        let err = err.unwrap_or_else(|| panic!("cut at {cut}: no error"));
+        assert!(err.contains(&file), "cut at {cut}: {err}");
+    }
+}

@@ -28,18 +28,30 @@ pub(super) fn avro(
     data: &[u8],
     keep: &dyn Fn(&Event) -> bool,
 ) -> Result<Vec<Event>, SourceError> {
+    avro_blocks(file, data, (0, 0), keep).map(|(events, _)| events)
+}
+
+/// The events `keep` keeps of `data`, an Avro file's header and some of its blocks, the first
+/// of them block `start.0` of the file, at byte `start.1`; and how many blocks there were.
+pub(super) fn avro_blocks(
+    file: &str,
+    data: &[u8],
+    start: (u64, usize),
+    keep: &dyn Fn(&Event) -> bool,
+) -> Result<(Vec<Event>, u64), SourceError> {
     let avro_err = |source| SourceError::Avro {
         file: file.to_string(),
         source,
     };
     let mut events = Vec::new();
-    for value in Reader::new(data).map_err(avro_err)? {
+    let mut reader = Reader::resumed(data, start.0, start.1).map_err(avro_err)?;
+    for value in reader.by_ref() {
         let event = Envelope::of_avro(file, value.map_err(avro_err)?)?.event(file)?;
         if keep(&event) {
             events.push(event);
         }
     }
-    Ok(events)
+    Ok((events, reader.blocks()))
 }
 
 /// The events of a Parquet file that `keep` keeps, decoded a batch of rows at a time.
@@ -56,16 +68,27 @@ pub(super) fn parquet(
         })?;
     let mut events = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|source| SourceError::Arrow {
-            file: file.to_string(),
-            source,
-        })?;
-        let columns = Columns::of(file, &batch)?;
-        for row in 0..batch.num_rows() {
-            let event = columns.envelope(file, row)?.event(file)?;
-            if keep(&event) {
-                events.push(event);
-            }
+        events.extend(parquet_batch(file, batch, keep)?);
+    }
+    Ok(events)
+}
+
+/// The events `keep` keeps of one batch of a Parquet file's rows.
+pub(super) fn parquet_batch(
+    file: &str,
+    batch: Result<RecordBatch, arrow_schema::ArrowError>,
+    keep: &dyn Fn(&Event) -> bool,
+) -> Result<Vec<Event>, SourceError> {
+    let batch = batch.map_err(|source| SourceError::Arrow {
+        file: file.to_string(),
+        source,
+    })?;
+    let columns = Columns::of(file, &batch)?;
+    let mut events = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let event = columns.envelope(file, row)?.event(file)?;
+        if keep(&event) {
+            events.push(event);
         }
     }
     Ok(events)
