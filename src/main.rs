@@ -239,7 +239,7 @@ fn demo_hints(output: &str, resolved: &str, format: DemoFormat) -> String {
             s += &format!(
                 "The files are in {output} ({resolved}), laid out like Event Hubs Capture:\n"
             );
-            s += "  {Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}-{FirstOffset}.avro\n";
+            s += "  {Namespace}/{EventHub}/{PartitionId}/{Year}/{Month}/{Day}/{Hour}/{Minute}/{Second}-{Offset}.avro\n";
         }
         DemoFormat::Parquet => {
             s += &format!("The files are in {output} ({resolved}), in the data-lake layout:\n");
