@@ -26,7 +26,7 @@ use crate::units::{ByteSize, HumanDuration};
 #[command(
     name = "hubcap",
     version,
-    about = "Archive Kafka topics into Event Hubs Capture-style Avro files in object storage, exactly once."
+    about = "Archive Kafka topics into object storage exactly once: Event Hubs Capture-style Avro or Parquet files, optionally kept as Delta and Iceberg tables; replay them into Kafka."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -134,7 +134,8 @@ pub struct RunArgs {
     pub window_time: HumanDuration,
 
     /// Object name template; tokens {Namespace} {EventHub} {PartitionId} {Year} {Month} {Day}
-    /// {Hour} {Minute} {Second} {Offset}. `-{Offset}` is appended when absent, then `.avro`.
+    /// {Hour} {Minute} {Second} {Offset}. `-{Offset}` is appended when absent, then the
+    /// format's extension (`.avro`, `.parquet`).
     /// No `.` or `..` segment and none starting with `_` or `.` (readers skip those folders); a
     /// topic starting with `_` or `.` is filed as `@` + its name.
     #[arg(long, env = "HUBCAP_PATH_FORMAT", default_value = DEFAULT_TEMPLATE)]
@@ -255,9 +256,10 @@ pub struct RunArgs {
     pub progress_interval: HumanDuration,
 
     /// A librdkafka setting, key=value (security, SASL, TLS, …); repeatable. Settings hubcap
-    /// relies on (group.id, enable.auto.commit, …) are applied after these and win.
-    /// (Parsed in `validate`, not by clap: clap's errors would echo a malformed value, which
-    /// may hold a secret; the environment value is hidden from `--help` for the same reason.)
+    /// relies on (group.id, enable.auto.commit, …) are applied after these and win. Errors
+    /// never repeat a setting's value.
+    // Parsed in `validate`, not by clap: clap's errors would echo a malformed value, which may
+    // hold a secret; the environment value is hidden from `--help` for the same reason.
     #[arg(
         short = 'X',
         value_name = "KEY=VALUE",
