@@ -43,6 +43,32 @@ async fn produce_to(
     offsets
 }
 
+/// A continuous run of `topic` into `output` that checks watermarks every `interval`, files
+/// plus `extra` flags (the windows, librdkafka settings).
+fn continuous(
+    t: &Kafka,
+    topic: &str,
+    group: &str,
+    output: &str,
+    interval: &str,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut cmd = hubcap();
+    cmd.args([
+        "run",
+        "--brokers",
+        &t.brokers,
+        "--topic",
+        topic,
+        "--group",
+        group,
+    ])
+    .args(["--output", output, "--namespace", "ns"])
+    .args(["--watermark-interval", interval])
+    .args(extra);
+    cmd
+}
+
 fn watermark_file(dir: &Path, group: &str, topic: &str) -> std::path::PathBuf {
     dir.join("_watermarks")
         .join(group)
@@ -129,22 +155,11 @@ async fn an_idle_partition_never_holds_the_watermark_back_and_a_lagging_one_does
     let idle_last = *archived(dir, &topic)[&0].values().max().unwrap();
 
     // A continuous run: files roll at 4 KiB or after 15 s.
-    let mut run = Instance::spawn("archiver", {
-        let mut cmd = hubcap();
-        cmd.args([
-            "run",
-            "--brokers",
-            &t.brokers,
-            "--topic",
-            &topic,
-            "--group",
-            &group,
-        ])
-        .args(["--output", output, "--namespace", "ns"])
-        .args(["--window-size", "4KiB", "--window-time", "15s"])
-        .args(["--watermark-interval", "300ms"]);
-        cmd
-    });
+    let window = ["--window-size", "4KiB", "--window-time", "15s"];
+    let mut run = Instance::spawn(
+        "archiver",
+        continuous(t, &topic, &group, output, "300ms", &window),
+    );
     run.wait_for_line(0, "partitions assigned", Duration::from_secs(60));
 
     // Partition 1: 43 records of 1 KB. The ones that fill 4 KiB files are archived at once;
@@ -284,30 +299,24 @@ async fn a_killed_run_never_leaves_a_watermark_past_what_is_durable() {
     let mut after_kills: Vec<(i64, [i64; 2])> = Vec::new();
     let member = unique("member");
     for round in 0..5 {
-        let mut run = Instance::spawn(&format!("run {round}"), {
-            let mut cmd = hubcap();
-            cmd.args([
-                "run",
-                "--brokers",
-                &t.brokers,
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-            ])
-            .args(["--output", output, "--namespace", "ns"])
-            .args(["--window-size", "8KiB", "--window-time", "1s"])
-            .args(["--watermark-interval", "100ms"])
-            // A static member: the next run takes the killed one's place at once.
-            .args([
-                "-X",
-                "session.timeout.ms=6000",
-                "-X",
-                "heartbeat.interval.ms=1000",
-            ])
-            .args(["-X", &format!("group.instance.id={member}")]);
-            cmd
-        });
+        // A static member: the next run takes the killed one's place at once.
+        let static_member = format!("group.instance.id={member}");
+        let flags = [
+            "--window-size",
+            "8KiB",
+            "--window-time",
+            "1s",
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=1000",
+            "-X",
+            &static_member,
+        ];
+        let mut run = Instance::spawn(
+            &format!("run {round}"),
+            continuous(t, &topic, &group, output, "100ms", &flags),
+        );
         run.wait_for_line(0, "partitions assigned", Duration::from_secs(60));
         let wait = rand::random_range(1_500..4_000);
         std::thread::sleep(Duration::from_millis(wait));
@@ -404,13 +413,11 @@ async fn an_idle_partition_whose_last_write_was_a_transaction_counts_as_caught_u
     // The coordinator writes the marker after the commit returns.
     wait_for_high_watermarks(&t.brokers, &topic, 1, 11);
 
-    let mut run = Instance::spawn("archiver", {
-        let mut cmd = hubcap();
-        cmd.args(["run", "--brokers", &t.brokers, "--topic", &topic])
-            .args(["--group", &group, "--output", output, "--namespace", "ns"])
-            .args(["--window-time", "1s", "--watermark-interval", "200ms"]);
-        cmd
-    });
+    let window = ["--window-time", "1s"];
+    let mut run = Instance::spawn(
+        "archiver",
+        continuous(t, &topic, &group, output, "200ms", &window),
+    );
     let w = wait_watermark(
         dir,
         &group,

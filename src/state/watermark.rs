@@ -285,11 +285,8 @@ pub fn decode(path: &Path, data: &[u8]) -> Result<Watermark, WatermarkError> {
         reason,
     };
     let Persisted::V1(w) = serde_json::from_slice(data).map_err(|e| corrupt(e.to_string()))?;
-    if w.complete_until_ms
-        .and_then(DateTime::from_timestamp_millis)
-        .is_none()
-        && w.complete_until_ms.is_some()
-    {
+    let out_of_range = |ms: i64| DateTime::from_timestamp_millis(ms).is_none();
+    if w.complete_until_ms.is_some_and(out_of_range) {
         return Err(corrupt("complete_until_ms is out of range".into()));
     }
     Ok(w)
